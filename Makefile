@@ -1,0 +1,52 @@
+# modeltel developer targets. `make test` is the README's test command and what CI runs.
+GO            ?= go
+export CGO_CFLAGS ?= -Wno-deprecated-declarations
+GOBIN         := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := v0.8.2
+BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+
+# Benchmarks: `make bench` writes bench/$(BENCH_NAME).txt in benchstat's format.
+# Compare two runs with `make benchstat OLD=bench/main.txt NEW=bench/new.txt`.
+BENCH       ?= .
+BENCH_PKG   ?= ./...
+BENCH_COUNT ?= 6
+BENCH_TIME  ?= 200ms
+BENCH_NAME  ?= new
+OLD         ?= bench/main.txt
+NEW         ?= bench/new.txt
+
+.PHONY: all test bench benchstat lint tools e2e fmt
+
+all: lint test
+
+## test: unit tests with the race detector, closing with "tests: N passed, N failed, N skipped"
+test:
+	./scripts/test.sh -race -count=1 ./...
+
+## bench: every benchmark, -benchmem, $(BENCH_COUNT) runs each, saved for benchstat
+bench:
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) $(BENCH_PKG) | tee bench/$(BENCH_NAME).txt
+
+## benchstat: compare two saved benchmark runs
+benchstat: tools
+	$(GOBIN)/benchstat $(OLD) $(NEW)
+
+## lint: gofmt, go vet, a cgo-less build, staticcheck (and the stack's checks once it exists)
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build ./...
+	$(GOBIN)/staticcheck ./...
+
+## tools: pinned staticcheck and benchstat from the module proxy
+tools:
+	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x $(GOBIN)/benchstat || $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+## e2e: real Prometheus, Jaeger and Loki on loopback (see examples/stack)
+e2e:
+	@if [ -x examples/stack/e2e.sh ]; then examples/stack/e2e.sh; else echo "e2e: examples/stack/e2e.sh not present yet"; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

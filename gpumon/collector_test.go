@@ -296,7 +296,7 @@ func upOf(t *testing.T, c prometheus.Collector, gpu string) prometheus.Collector
 type oneMetric struct{ m prometheus.Metric }
 
 func (o oneMetric) Describe(ch chan<- *prometheus.Desc) { ch <- o.m.Desc() }
-func (o oneMetric) Collect(ch chan<- prometheus.Metric)  { ch <- o.m }
+func (o oneMetric) Collect(ch chan<- prometheus.Metric) { ch <- o.m }
 
 func metricText(t *testing.T, m prometheus.Metric) string {
 	t.Helper()

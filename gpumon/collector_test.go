@@ -157,6 +157,13 @@ func TestLint(t *testing.T) {
 			waitFor(t, c, "gpu_xid_errors_total", 1)
 			// Make every self-metric appear.
 			b.devs[2].GetPowerUsageFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
+			// A pedantic registry fails on any series whose descriptor
+			// Describe did not send.
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(c)
+			if _, err := reg.Gather(); err != nil {
+				t.Errorf("pedantic Gather: %v", err)
+			}
 			problems, err := testutil.CollectAndLint(c)
 			if err != nil {
 				t.Fatal(err)

@@ -62,8 +62,8 @@ func TestRecorderStreamExact(t *testing.T) {
 		clk.advance(100 * time.Millisecond)
 		rec.OutputTokens(1)
 	}
-	rec.OutputTokens(0)  // ignored
-	rec.InputTokens(-3)  // ignored
+	rec.OutputTokens(0) // ignored
+	rec.InputTokens(-3) // ignored
 	rec.End(nil)
 	rec.End(errors.New("second End does nothing"))
 	rec.OutputTokens(5) // after End: ignored

@@ -1,9 +1,3 @@
-// Command training-launcher supervises a trainer process that prints JSON
-// lines (see package training), exposes its metrics on /metrics, restarts it
-// on failure with exponential backoff and forwards SIGTERM/SIGINT so it can
-// checkpoint. It exits with the trainer's status.
-//
-//	go run ./examples/training-launcher --run demo-1 -- python3 examples/training-launcher/trainer.py --steps 200
 package main
 
 import (

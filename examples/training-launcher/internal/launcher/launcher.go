@@ -1,8 +1,3 @@
-// Package launcher supervises a trainer process for the training-launcher
-// example: it starts the trainer, feeds its stdout to training.Ingest, restarts
-// it with exponential backoff when it fails, forwards SIGTERM and SIGINT so it
-// can checkpoint, and traces the run with a span per attempt and per
-// checkpoint.
 package launcher
 
 import (

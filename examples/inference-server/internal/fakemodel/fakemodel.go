@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // DefaultModels are the model names the inference-server example serves when
@@ -174,6 +175,9 @@ func (s *Sequence) FinishReason() string { return s.finish }
 // prompt tokens.
 func Tokenize(text string) []string {
 	var toks []string
+	if len(text) > 0 {
+		toks = make([]string, 0, len(text)/4+1)
+	}
 	start := -1
 	for i, r := range text {
 		switch {
@@ -187,7 +191,7 @@ func Tokenize(text string) []string {
 				toks = append(toks, text[start:i])
 				start = -1
 			}
-			toks = append(toks, string(r))
+			toks = append(toks, text[i:i+utf8.RuneLen(r)])
 		default:
 			if start < 0 {
 				start = i

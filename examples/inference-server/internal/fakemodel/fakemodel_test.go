@@ -27,7 +27,7 @@ func TestTokenize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			if got := Tokenize(tt.in); !reflect.DeepEqual(got, tt.want) {
+			if got := Tokenize(tt.in); len(got) != len(tt.want) || (len(got) > 0 && !reflect.DeepEqual(got, tt.want)) {
 				t.Errorf("Tokenize(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})

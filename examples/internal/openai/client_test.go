@@ -94,4 +94,3 @@ func TestChat(t *testing.T) {
 		})
 	}
 }
-

@@ -1,0 +1,62 @@
+// Package inference records what an operator of an LLM API watches per
+// request: latency, time to first token, time per output token, decode rate,
+// token counts and requests in flight, as Prometheus metrics named after the
+// OpenTelemetry GenAI semantic conventions.
+//
+// # Recording a request
+//
+// A [Metrics] is a [prometheus.Collector]; register it once. Each request gets
+// a [Recorder] from [Metrics.Start], which also stores it in the returned
+// context, so code deeper in the handler reaches it with [FromContext]. A
+// recorder costs a few atomic operations: token counts are atomic adds, the
+// histograms are observed once, at [Recorder.End].
+//
+//	m := inference.NewMetrics()
+//	reg.MustRegister(m)
+//
+//	ctx, rec := m.Start(ctx, inference.Request{Model: "llama-3-8b", Operation: "chat"})
+//	defer rec.End(err)
+//	rec.InputTokens(len(prompt))
+//	for tok := range generate(ctx, prompt) {
+//		rec.OutputTokens(1) // the first call with n > 0 marks the first token
+//	}
+//
+// # Metrics
+//
+//   - gen_ai_server_request_duration_seconds{gen_ai_operation_name,gen_ai_request_model,error_type}
+//   - gen_ai_server_time_to_first_token_seconds{gen_ai_operation_name,gen_ai_request_model}
+//   - gen_ai_server_time_per_output_token_seconds{gen_ai_operation_name,gen_ai_request_model}
+//   - inference_output_tokens_per_second{gen_ai_operation_name,gen_ai_request_model}
+//   - inference_tokens_total{gen_ai_operation_name,gen_ai_request_model,gen_ai_token_type}
+//   - inference_requests_active{gen_ai_operation_name,gen_ai_request_model}
+//
+// The first three use the bucket boundaries the GenAI conventions advise.
+// error_type is "" for a request that succeeded: Prometheus drops a label whose
+// value is empty, so a successful request's series carries no error_type, as
+// in the OpenTelemetry-to-Prometheus translation. Time to first token, time per
+// output token and the decode rate are observed for successful requests only,
+// as the conventions say; time per output token is
+// (duration - time to first token) / (output tokens - 1), for requests with at
+// least two output tokens.
+//
+// # Error types
+//
+// [Recorder.End] labels a failed request by [ErrorType]: "canceled" for
+// context.Canceled, "deadline_exceeded" for context.DeadlineExceeded, the
+// value of an ErrorType() string method anywhere in the error chain, and
+// "_OTHER" for anything else.
+//
+// # Cardinality
+//
+// Model names come from requests. By default the first 100 distinct models
+// get their own series and the rest are recorded as "other"; [WithModels]
+// replaces the cap with an allowlist. Likewise at most 16 distinct operation
+// names are kept.
+//
+// # Tracing
+//
+// When the context passed to [Metrics.Start] carries a recording span, the
+// recorder adds the gen_ai.first_token event to it at the first token and sets
+// gen_ai.usage.input_tokens and gen_ai.usage.output_tokens (and error.type on
+// failure) when it ends.
+package inference

@@ -1,0 +1,262 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Label names.
+const (
+	labelOperation = "gen_ai_operation_name"
+	labelModel     = "gen_ai_request_model"
+	labelErrorType = "error_type"
+	labelTokenType = "gen_ai_token_type"
+)
+
+// Request describes one inference request. Model and Operation
+// (gen_ai.operation.name: "chat", "text_completion", "embeddings", ...) become
+// labels, bounded as the package documentation says.
+type Request struct {
+	Model     string
+	Operation string
+}
+
+// Metrics is the set of inference metrics. It is a prometheus.Collector: the
+// caller registers it. Its methods are safe for concurrent use; a nil
+// *Metrics records nothing.
+type Metrics struct {
+	cfg config
+
+	duration *prometheus.HistogramVec
+	ttft     *prometheus.HistogramVec
+	tpot     *prometheus.HistogramVec
+	tps      *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	active   *prometheus.GaugeVec
+
+	// series maps a (operation, model) pair as given by the caller, when it
+	// was admitted under its own name, to its resolved children. Copy on
+	// write: readers never lock.
+	series atomic.Pointer[map[seriesKey]*series]
+
+	mu     sync.Mutex // guards writers of series, models, ops
+	models map[string]struct{}
+	ops    map[string]struct{}
+}
+
+type seriesKey struct{ op, model string }
+
+// series holds the label children of one (operation, model) pair, resolved
+// once.
+type series struct {
+	op, model   string
+	durationOK  prometheus.Observer
+	ttft        prometheus.Observer
+	tpot        prometheus.Observer
+	tps         prometheus.Observer
+	inTokens    prometheus.Counter
+	outTokens   prometheus.Counter
+	active      prometheus.Gauge
+	errDuration sync.Map // error type -> prometheus.Observer
+}
+
+// NewMetrics returns the inference metrics configured by opts.
+func NewMetrics(opts ...Option) *Metrics {
+	c := newConfig(opts)
+	hist := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		o := prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets, ConstLabels: c.constLabels}
+		if c.nativeFactor > 1 {
+			o.NativeHistogramBucketFactor = c.nativeFactor
+			o.NativeHistogramMaxBucketNumber = 160
+			o.NativeHistogramMinResetDuration = time.Hour
+		}
+		return prometheus.NewHistogramVec(o, labels)
+	}
+	m := &Metrics{
+		cfg: c,
+		duration: hist("gen_ai_server_request_duration_seconds",
+			"Generative AI server request duration, to the last output token; error_type is set when the request failed.",
+			c.durationBuckets, labelOperation, labelModel, labelErrorType),
+		ttft: hist("gen_ai_server_time_to_first_token_seconds",
+			"Time to generate the first token, for successful requests.",
+			c.ttftBuckets, labelOperation, labelModel),
+		tpot: hist("gen_ai_server_time_per_output_token_seconds",
+			"Time per output token generated after the first token, for successful requests.",
+			c.tpotBuckets, labelOperation, labelModel),
+		tps: hist("inference_output_tokens_per_second",
+			"Per-request decode rate: output tokens after the first per second after the first token, for successful requests.",
+			c.tpsBuckets, labelOperation, labelModel),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inference_tokens_total", Help: "Input and output tokens processed.", ConstLabels: c.constLabels,
+		}, []string{labelOperation, labelModel, labelTokenType}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "inference_requests_active", Help: "Inference requests in flight.", ConstLabels: c.constLabels,
+		}, []string{labelOperation, labelModel}),
+		models: make(map[string]struct{}),
+		ops:    make(map[string]struct{}),
+	}
+	empty := make(map[seriesKey]*series)
+	m.series.Store(&empty)
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	if m == nil {
+		return
+	}
+	m.duration.Describe(ch)
+	m.ttft.Describe(ch)
+	m.tpot.Describe(ch)
+	m.tps.Describe(ch)
+	m.tokens.Describe(ch)
+	m.active.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	if m == nil {
+		return
+	}
+	m.duration.Collect(ch)
+	m.ttft.Collect(ch)
+	m.tpot.Collect(ch)
+	m.tps.Collect(ch)
+	m.tokens.Collect(ch)
+	m.active.Collect(ch)
+}
+
+// lookup returns the series of (op, model): a lock-free map read once the
+// pair has been seen.
+func (m *Metrics) lookup(op, model string) *series {
+	k := seriesKey{op, model}
+	if s, ok := (*m.series.Load())[k]; ok {
+		return s
+	}
+	return m.admit(k)
+}
+
+// admit bounds the labels of a pair seen for the first time and resolves its
+// children. Only pairs admitted under their own names enter the cache, so
+// names beyond the bounds cost a locked lookup but no memory.
+func (m *Metrics) admit(k seriesKey) *series {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.series.Load()
+	if s, ok := cur[k]; ok {
+		return s
+	}
+	canon := seriesKey{op: m.boundOp(k.op), model: m.boundModel(k.model)}
+	if s, ok := cur[canon]; ok {
+		return s // a name recorded as "other": not cached under its own key
+	}
+	s := m.newSeries(canon)
+	next := make(map[seriesKey]*series, len(cur)+2)
+	for kk, v := range cur {
+		next[kk] = v
+	}
+	next[canon] = s
+	m.series.Store(&next)
+	return s
+}
+
+func (m *Metrics) boundModel(model string) string {
+	if m.cfg.allow != nil {
+		if _, ok := m.cfg.allow[model]; ok {
+			return model
+		}
+		return OtherModel
+	}
+	if _, ok := m.models[model]; ok {
+		return model
+	}
+	if len(m.models) < m.cfg.maxModels {
+		m.models[model] = struct{}{}
+		return model
+	}
+	return OtherModel
+}
+
+func (m *Metrics) boundOp(op string) string {
+	if _, ok := m.ops[op]; ok {
+		return op
+	}
+	if len(m.ops) < m.cfg.maxOperations {
+		m.ops[op] = struct{}{}
+		return op
+	}
+	return OtherModel
+}
+
+func (m *Metrics) newSeries(k seriesKey) *series {
+	return &series{
+		op:         k.op,
+		model:      k.model,
+		durationOK: m.duration.WithLabelValues(k.op, k.model, ""),
+		ttft:       m.ttft.WithLabelValues(k.op, k.model),
+		tpot:       m.tpot.WithLabelValues(k.op, k.model),
+		tps:        m.tps.WithLabelValues(k.op, k.model),
+		inTokens:   m.tokens.WithLabelValues(k.op, k.model, "input"),
+		outTokens:  m.tokens.WithLabelValues(k.op, k.model, "output"),
+		active:     m.active.WithLabelValues(k.op, k.model),
+	}
+}
+
+func (s *series) errorDuration(m *Metrics, errType string) prometheus.Observer {
+	if o, ok := s.errDuration.Load(errType); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := s.errDuration.LoadOrStore(errType, m.duration.WithLabelValues(s.op, s.model, errType))
+	return o.(prometheus.Observer)
+}
+
+// Start begins recording req and returns a context that carries the recorder
+// (see FromContext) and the recorder itself. The caller must call End once the
+// response is complete. On a nil *Metrics, Start returns ctx unchanged and a
+// nil recorder, whose methods do nothing.
+func (m *Metrics) Start(ctx context.Context, req Request) (context.Context, *Recorder) {
+	if m == nil {
+		return ctx, nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s := m.lookup(req.Operation, req.Model)
+	// The recorder is the context: one allocation for both.
+	rc := &recorderCtx{Context: ctx}
+	r := &rc.rec
+	r.m, r.s, r.start = m, s, m.cfg.now()
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		r.span = sp
+	}
+	s.active.Inc()
+	return rc, r
+}
+
+// ErrorType returns the error_type label value of err: "" for nil, "canceled"
+// for context.Canceled, "deadline_exceeded" for context.DeadlineExceeded, the
+// result of the first ErrorType() string method in err's chain (when not
+// empty), and "_OTHER" otherwise. Keep ErrorType values few: each is a series.
+func ErrorType(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	var typed interface{ ErrorType() string }
+	if errors.As(err, &typed) {
+		if t := typed.ErrorType(); t != "" {
+			return t
+		}
+	}
+	return "_OTHER"
+}

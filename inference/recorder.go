@@ -1,0 +1,146 @@
+package inference
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modeltel/modeltel/internal/genai"
+)
+
+type ctxKey struct{}
+
+// recorderCtx is the context Start returns: it carries the recorder without a
+// separate context.WithValue allocation. Done, Err and Deadline are the
+// parent's, so cancellation propagates exactly as through the parent.
+type recorderCtx struct {
+	context.Context
+	rec Recorder
+}
+
+func (c *recorderCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &c.rec
+	}
+	return c.Context.Value(key)
+}
+
+// FromContext returns the recorder that Start stored in ctx, or nil. The
+// methods of a nil *Recorder do nothing, so handler code can call them
+// without checking.
+func FromContext(ctx context.Context) *Recorder {
+	if ctx == nil {
+		return nil
+	}
+	r, _ := ctx.Value(ctxKey{}).(*Recorder)
+	return r
+}
+
+// Recorder records one inference request; Metrics.Start returns it. Its
+// methods are safe for concurrent use (a streaming handler may report tokens
+// from several goroutines) and do nothing on a nil *Recorder or after End.
+type Recorder struct {
+	m     *Metrics
+	s     *series
+	span  trace.Span // the span of Start's ctx when it was recording, else nil
+	start time.Time
+
+	in, out atomic.Int64
+	first   atomic.Int64 // time to first token in ns; 0 until the first token
+	ended   atomic.Bool
+}
+
+// InputTokens adds n input (prompt) tokens. n <= 0 does nothing.
+func (r *Recorder) InputTokens(n int) {
+	if r == nil || n <= 0 || r.ended.Load() {
+		return
+	}
+	r.in.Add(int64(n))
+	r.s.inTokens.Add(float64(n))
+}
+
+// OutputTokens adds n generated tokens. The first call with n > 0 marks the
+// first token: it fixes the time to first token and adds the
+// gen_ai.first_token event to a recording span. n <= 0 does nothing.
+func (r *Recorder) OutputTokens(n int) {
+	if r == nil || n <= 0 || r.ended.Load() {
+		return
+	}
+	if r.first.Load() == 0 {
+		r.markFirst()
+	}
+	r.out.Add(int64(n))
+	r.s.outTokens.Add(float64(n))
+}
+
+func (r *Recorder) markFirst() {
+	d := int64(r.m.cfg.now().Sub(r.start))
+	if d <= 0 {
+		d = 1 // 0 means "no first token yet"
+	}
+	if r.first.CompareAndSwap(0, d) && r.span != nil {
+		r.span.AddEvent(genai.FirstTokenEvent)
+	}
+}
+
+// End completes the recording: it observes the duration (labelled with
+// ErrorType(err) when err is not nil) and, for a successful request, the time
+// to first token, time per output token and decode rate, and sets the usage
+// attributes on the span. Only the first End counts; later calls do nothing.
+func (r *Recorder) End(err error) {
+	if r == nil || !r.ended.CompareAndSwap(false, true) {
+		return
+	}
+	s := r.s
+	s.active.Dec()
+	d := r.m.cfg.now().Sub(r.start)
+	in, out, first := r.in.Load(), r.out.Load(), time.Duration(r.first.Load())
+	var errType string
+	if err == nil {
+		s.durationOK.Observe(d.Seconds())
+		if first > 0 {
+			s.ttft.Observe(first.Seconds())
+			if decode := d - first; out > 1 && decode > 0 {
+				s.tpot.Observe(decode.Seconds() / float64(out-1))
+				s.tps.Observe(float64(out-1) / decode.Seconds())
+			}
+		}
+	} else {
+		errType = ErrorType(err)
+		s.errorDuration(r.m, errType).Observe(d.Seconds())
+	}
+	if r.span != nil {
+		r.endSpan(in, out, errType)
+	}
+}
+
+func (r *Recorder) endSpan(in, out int64, errType string) {
+	r.span.SetAttributes(
+		genai.UsageInputTokensKey.Int64(in),
+		genai.UsageOutputTokensKey.Int64(out),
+	)
+	if errType != "" {
+		r.span.SetAttributes(genai.ErrorTypeKey.String(errType))
+		r.span.SetStatus(codes.Error, errType)
+	}
+}
+
+// Tokens returns the input and output tokens recorded so far (0, 0 on nil).
+func (r *Recorder) Tokens() (input, output int64) {
+	if r == nil {
+		return 0, 0
+	}
+	return r.in.Load(), r.out.Load()
+}
+
+// Request returns the operation and model the recorder's series are labelled
+// with, after the cardinality bounds ("other" for a model beyond them).
+func (r *Recorder) Request() Request {
+	if r == nil {
+		return Request{}
+	}
+	return Request{Model: r.s.model, Operation: r.s.op}
+}

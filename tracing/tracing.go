@@ -1,0 +1,158 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+)
+
+// Setup builds a tracer provider as NewProvider does and installs it, the W3C
+// trace-context + baggage propagator and a rate-limited error handler (see
+// NewErrorHandler) as the OpenTelemetry globals. That is its documented job;
+// nothing else in modeltel sets otel globals.
+//
+// The returned shutdown flushes the spans still queued and stops the exporter;
+// it returns when done or when its ctx ends (with ctx's error), whichever is
+// first, and is safe to call more than once. The globals are left in place.
+// With OTEL_SDK_DISABLED=true the provider exports nothing (see NewProvider)
+// and the propagator is still installed, so trace context passes through.
+func Setup(ctx context.Context, opts ...Option) (shutdown func(context.Context) error, err error) {
+	cfg := newConfig(opts)
+	tp, err := newProvider(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	otel.SetErrorHandler(NewErrorHandler(cfg.errorLogger, 0))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(
+		propagation.TraceContext{}, propagation.Baggage{}))
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+// NewProvider builds an SDK tracer provider: an OTLP gRPC exporter behind a
+// batch span processor, a resource with service.name, service.version,
+// host.name, the SDK's attributes and OTEL_RESOURCE_ATTRIBUTES, and the
+// configured sampler. It sets no globals: the caller owns the provider, passes
+// it where spans are started (or to otel.SetTracerProvider) and calls its
+// Shutdown(ctx), which flushes within ctx. Export errors go to otel.Handle,
+// that is to the global error handler; install NewErrorHandler there
+// (otel.SetErrorHandler) to rate-limit them, as Setup does.
+//
+// No collector listening costs nothing but those errors: creating the
+// exporter does not connect, span ends never wait for the exporter (a full
+// queue drops spans) and Shutdown is bounded by its ctx.
+//
+// With OTEL_SDK_DISABLED=true it returns a provider with no exporter and a
+// never-sample sampler: spans are non-recording but still carry (and
+// propagate) the parent's trace context.
+func NewProvider(ctx context.Context, opts ...Option) (*sdktrace.TracerProvider, error) {
+	return newProvider(ctx, newConfig(opts))
+}
+
+func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, error) {
+	res, err := newResource(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if sdkDisabled() {
+		return sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSampler(sdktrace.NeverSample()),
+		), nil
+	}
+	exp := cfg.exporter
+	if exp == nil {
+		exp, err = otlptracegrpc.New(ctx, exporterOptions(cfg)...)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
+		}
+	}
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithBatcher(exp, cfg.batchOpts...),
+	}
+	// The SDK reads OTEL_TRACES_SAMPLER itself, but an explicit sampler
+	// option would override it: the variable wins, so pass ours only
+	// when it is unset.
+	if cfg.sampler != nil && os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		tpOpts = append(tpOpts, sdktrace.WithSampler(cfg.sampler))
+	}
+	return sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+func sdkDisabled() bool {
+	return strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
+}
+
+func envSet(names ...string) bool {
+	for _, n := range names {
+		if strings.TrimSpace(os.Getenv(n)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// exporterOptions turns the options into otlptracegrpc options, leaving out
+// those that the environment sets: the exporter reads the environment first
+// and lets options override it, and here the environment must win.
+func exporterOptions(cfg config) []otlptracegrpc.Option {
+	var opts []otlptracegrpc.Option
+	envEndpoint := envSet("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if cfg.endpoint != "" && !envEndpoint {
+		if strings.Contains(cfg.endpoint, "://") {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.endpoint))
+		} else {
+			opts = append(opts, otlptracegrpc.WithEndpoint(cfg.endpoint))
+		}
+	}
+	if cfg.insecure && !envEndpoint && !envSet("OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE") {
+		opts = append(opts, otlptracegrpc.WithInsecure())
+	}
+	if cfg.headers != nil && !envSet("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
+		opts = append(opts, otlptracegrpc.WithHeaders(cfg.headers))
+	}
+	return opts
+}
+
+// newResource merges, later winning: service name and version from options,
+// the resource attribute option, host and SDK attributes, and the
+// environment (OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME).
+func newResource(ctx context.Context, cfg config) (*resource.Resource, error) {
+	name := cfg.serviceName
+	if name == "" {
+		name = "unknown_service:" + filepath.Base(os.Args[0])
+	}
+	attrs := append(make([]resource.Option, 0, 6),
+		resource.WithAttributes(semconv.ServiceName(name)))
+	if cfg.serviceVersion != "" {
+		attrs = append(attrs, resource.WithAttributes(semconv.ServiceVersion(cfg.serviceVersion)))
+	}
+	if len(cfg.resourceAttrs) > 0 {
+		attrs = append(attrs, resource.WithAttributes(cfg.resourceAttrs...))
+	}
+	attrs = append(attrs,
+		resource.WithHost(),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(),
+	)
+	res, err := resource.New(ctx, attrs...)
+	if err != nil {
+		if res == nil || !errors.Is(err, resource.ErrPartialResource) {
+			return nil, fmt.Errorf("tracing: resource: %w", err)
+		}
+		// A detector failed (say the host name): keep what was found.
+		otel.Handle(fmt.Errorf("tracing: resource: %w", err))
+	}
+	return res, nil
+}

@@ -1,0 +1,327 @@
+//go:build cgo
+
+package gpumon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// nvmlOptions holds the options that name go-nvml types.
+type nvmlOptions struct {
+	lib nvml.Interface
+}
+
+// WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
+// go-nvml's mock.Interface (or mock/dgxa100); its InitFunc, ShutdownFunc,
+// ExtensionsFunc (with LookupSymbolFunc), SystemGetDriverVersionFunc,
+// DeviceGetCountFunc, DeviceGetHandleByIndexFunc and EventSetCreateFunc must be
+// set, and each device's Funcs for the fields it reads. A nil lib keeps the
+// default.
+func WithNVML(lib nvml.Interface) Option {
+	return optionFunc(func(c *config) { c.lib = lib })
+}
+
+var errTimeout = errors.New("gpumon: nvml read timed out")
+
+// Collector is a prometheus.Collector of NVML GPU metrics. It reads device
+// identity once, in New, and the changing values at scrape time: concurrent
+// scrapes share one NVML read, a read can be cached (WithCacheTTL), and a
+// scrape waits for it no longer than the scrape timeout. A background
+// goroutine counts XID errors from an NVML event set until Close.
+//
+// A Collector is safe for concurrent use. The methods of a nil *Collector do
+// nothing (Healthy returns an error matching ErrNVMLUnavailable).
+type Collector struct {
+	lib  nvml.Interface
+	cfg  config
+	devs []*device
+	set  *metricSet
+
+	errors   *prometheus.CounterVec
+	timeouts prometheus.Counter
+	duration prometheus.Gauge
+	xid      *xidWatcher
+
+	mu       sync.Mutex
+	closed   bool
+	inflight *readCall
+	last     *snapshot
+
+	closeOnce sync.Once
+}
+
+type readCall struct {
+	done chan struct{}
+	snap *snapshot
+}
+
+// New initialises NVML, reads the identity of every GPU (index, UUID, name,
+// PCI bus id, driver version), builds the metric descriptors and starts the
+// XID watcher. Where NVML cannot be initialised it returns an error matching
+// ErrNVMLUnavailable (and the nvml.Return, e.g. nvml.ERROR_LIBRARY_NOT_FOUND)
+// and makes no further NVML call. A GPU that cannot be opened is kept with
+// gpu_up 0 rather than failing New. The caller registers the Collector and
+// calls Close when done.
+func New(opts ...Option) (*Collector, error) {
+	cfg := newConfig(opts)
+	lib := cfg.lib
+	if lib == nil {
+		lib = nvml.New()
+	}
+	if ret := lib.Init(); ret != nvml.SUCCESS {
+		// Any NVML call after a failed Init can kill the process: return now.
+		return nil, fmt.Errorf("%w: init: %w", ErrNVMLUnavailable, ret)
+	}
+	c := &Collector{
+		lib: lib,
+		cfg: cfg,
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gpumon_collect_errors_total",
+			Help: "NVML calls that failed (other than not supported), by call; call=\"timeout\" counts scrapes that gave up waiting for NVML.",
+		}, []string{"call"}),
+		duration: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gpumon_collect_duration_seconds",
+			Help: "Time the last NVML read of all GPUs took.",
+		}),
+	}
+	c.timeouts = c.errors.WithLabelValues("timeout")
+
+	count, ret := lib.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		_ = lib.Shutdown()
+		return nil, fmt.Errorf("gpumon: device count: %w", ret)
+	}
+	driver, ret := lib.SystemGetDriverVersion()
+	if ret != nvml.SUCCESS {
+		c.countError("SystemGetDriverVersion", ret)
+	}
+	hostname := cfg.hostname
+	if !cfg.hostnameSet {
+		hostname, _ = os.Hostname()
+	}
+	eventReasons := lib.Extensions().LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
+	c.set = newMetricSet(cfg, eventReasons)
+	for i := range count {
+		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
+	}
+	c.xid = startXIDWatcher(c)
+	return c, nil
+}
+
+// openDevice reads the identity of GPU i once.
+func (c *Collector) openDevice(i int, driver, hostname string) *device {
+	d := &device{index: i, idx: strconv.Itoa(i)}
+	h, ret := c.lib.DeviceGetHandleByIndex(i)
+	if ret != nvml.SUCCESS {
+		c.countError("DeviceGetHandleByIndex", ret)
+	} else {
+		d.handle = h
+		if d.uuid, ret = h.GetUUID(); ret != nvml.SUCCESS {
+			c.countError("GetUUID", ret)
+		}
+		if ret == nvml.ERROR_GPU_IS_LOST {
+			d.handle = nil
+		}
+	}
+	if d.handle != nil {
+		if d.name, ret = d.handle.GetName(); ret != nvml.SUCCESS {
+			c.countError("GetName", ret)
+		}
+		if pci, ret := d.handle.GetPciInfo(); ret == nvml.SUCCESS {
+			d.busID = busID(pci.BusId)
+		} else {
+			c.countError("GetPciInfo", ret)
+		}
+	}
+	c.set.labelDevice(d, driver, hostname)
+	return d
+}
+
+// busID converts NVML's NUL-terminated C string.
+func busID(b [32]int8) string {
+	buf := make([]byte, 0, len(b))
+	for _, v := range b {
+		if v == 0 {
+			break
+		}
+		buf = append(buf, byte(v))
+	}
+	return string(buf)
+}
+
+func (c *Collector) countError(call string, ret nvml.Return) {
+	_ = ret
+	c.errors.WithLabelValues(call).Inc()
+}
+
+// Describe sends the descriptor of every metric the Collector can emit. It is
+// safe for concurrent use.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	if c == nil {
+		return
+	}
+	c.set.describe(ch)
+	if c.set.xidCounter {
+		c.xid.counts.Describe(ch)
+	}
+	c.errors.Describe(ch)
+	ch <- c.duration.Desc()
+}
+
+// Collect sends the GPU metrics of the current (shared or cached) NVML read,
+// or of the last read when this one exceeds the scrape timeout, plus the XID
+// counters and the self-metrics. After Close it sends only the self-metrics.
+// It is safe for concurrent use.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c == nil {
+		return
+	}
+	snap, err := c.snapshot(nil)
+	if !errors.Is(err, errClosed) {
+		for _, d := range c.devs {
+			if d.info != nil {
+				ch <- d.info
+			}
+		}
+		if snap != nil {
+			for i := range snap.samples {
+				ch <- &snap.samples[i]
+			}
+			for _, m := range snap.extra {
+				ch <- m
+			}
+		}
+		if c.set.xidCounter {
+			c.xid.counts.Collect(ch)
+		}
+	}
+	c.errors.Collect(ch)
+	ch <- c.duration
+}
+
+// snapshot returns the values of a fresh, shared or cached NVML read. If the
+// read does not finish within the scrape timeout (or before cancel is
+// closed) it counts a timeout and returns the last completed read, if any,
+// with errTimeout; the read goes on and later calls join it.
+func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed
+	}
+	if ttl := c.cfg.cacheTTL; ttl > 0 && c.last != nil && time.Since(c.last.at) < ttl {
+		s := c.last
+		c.mu.Unlock()
+		return s, nil
+	}
+	call := c.inflight
+	if call == nil {
+		call = &readCall{done: make(chan struct{})}
+		c.inflight = call
+		go c.run(call)
+	}
+	last := c.last
+	c.mu.Unlock()
+
+	t := time.NewTimer(c.cfg.scrapeTimeout)
+	defer t.Stop()
+	select {
+	case <-call.done:
+		return call.snap, nil
+	case <-t.C:
+	case <-cancel:
+	}
+	c.timeouts.Inc()
+	return last, errTimeout
+}
+
+// run performs one NVML read and publishes it.
+func (c *Collector) run(call *readCall) {
+	start := time.Now()
+	snap := c.read()
+	c.duration.Set(time.Since(start).Seconds())
+	call.snap = snap
+	c.mu.Lock()
+	c.last = snap
+	c.inflight = nil
+	c.mu.Unlock()
+	close(call.done)
+}
+
+// Healthy reports whether every GPU is fit to serve: it returns an error
+// wrapping ErrUnhealthy, naming the GPU, when a GPU is lost (or could not be
+// opened), has uncorrected ECC errors since the driver loaded, or has had a
+// critical XID error (any XID but the application ones 13, 31, 43, 45, 68,
+// 109) since New. It uses the same shared NVML read as scrapes, bounded by ctx
+// and the scrape timeout. After Close it returns an error. It is safe for
+// concurrent use; a nil Collector returns an error matching ErrNVMLUnavailable.
+func (c *Collector) Healthy(ctx context.Context) error {
+	if c == nil {
+		return fmt.Errorf("gpumon: health: %w", ErrNVMLUnavailable)
+	}
+	snap, err := c.snapshot(ctx.Done())
+	if err != nil {
+		return fmt.Errorf("gpumon: health: %w", err)
+	}
+	critical := c.xid.criticalXIDs()
+	var errs []error
+	for i, d := range c.devs {
+		h := snap.health[i]
+		switch {
+		case h.lost:
+			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): lost", ErrUnhealthy, d.index, d.uuid))
+		case h.uncorrected > 0:
+			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): %d uncorrected ECC errors", ErrUnhealthy, d.index, d.uuid, h.uncorrected))
+		}
+		if x := critical[i]; x != 0 {
+			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): critical XID %d", ErrUnhealthy, d.index, d.uuid, x))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the XID watcher, waits for an NVML read in progress, and shuts
+// NVML down, once; later calls return nil. If an NVML call is still hung
+// after the scrape timeout it leaves NVML initialised (shutting it down under
+// a running call is unsafe) and returns an error. After Close, Collect sends
+// only the self-metrics. A nil Collector returns nil.
+func (c *Collector) Close() error {
+	if c == nil {
+		return nil
+	}
+	var err error
+	c.closeOnce.Do(func() { err = c.close() })
+	return err
+}
+
+func (c *Collector) close() error {
+	c.mu.Lock()
+	c.closed = true
+	call := c.inflight
+	c.mu.Unlock()
+	wait := time.NewTimer(c.cfg.scrapeTimeout + 4*c.cfg.xidWait)
+	defer wait.Stop()
+	if !c.xid.stop(wait.C) {
+		return errors.New("gpumon: close: xid watcher still in EventSetWait; nvml left initialised")
+	}
+	if call != nil {
+		select {
+		case <-call.done:
+		case <-wait.C:
+			return errors.New("gpumon: close: nvml read still running; nvml left initialised")
+		}
+	}
+	if ret := c.lib.Shutdown(); ret != nvml.SUCCESS {
+		return fmt.Errorf("gpumon: shutdown nvml: %w", ret)
+	}
+	return nil
+}

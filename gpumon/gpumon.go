@@ -1,0 +1,115 @@
+package gpumon
+
+import (
+	"errors"
+	"net/http"
+	"time"
+)
+
+// ErrNVMLUnavailable is returned (wrapped) by New when NVML cannot be used on
+// this machine: libnvidia-ml is not installed, the driver is not loaded, NVML
+// refused to initialise, or the program was built without cgo. Callers test
+// for it with errors.Is and carry on without GPU metrics.
+var ErrNVMLUnavailable = errors.New("gpumon: nvml unavailable")
+
+// ErrUnhealthy is wrapped by every error Healthy returns because of the state
+// of a GPU (lost, uncorrected ECC errors, critical XID), as opposed to a
+// timeout or a closed collector.
+var ErrUnhealthy = errors.New("gpumon: gpu unhealthy")
+
+// errClosed is returned by Healthy after Close.
+var errClosed = errors.New("gpumon: collector closed")
+
+// Default values of the options.
+const (
+	defaultScrapeTimeout = 5 * time.Second
+	defaultXIDWait       = 250 * time.Millisecond
+)
+
+// Option configures a Collector. Options are applied once, by New.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is what the options set. nvmlOptions holds the fields that name
+// go-nvml types; it is empty in builds without cgo.
+type config struct {
+	nvmlOptions
+	dcgmNames      bool
+	processMetrics bool
+	cacheTTL       time.Duration
+	scrapeTimeout  time.Duration
+	hostname       string
+	hostnameSet    bool
+	xidWait        time.Duration
+}
+
+func newConfig(opts []Option) config {
+	c := config{scrapeTimeout: defaultScrapeTimeout, xidWait: defaultXIDWait}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// WithDCGMNames makes the Collector emit dcgm-exporter's default metric names,
+// units and labels (gpu, UUID, device, modelName, Hostname, pci_bus_id), for
+// example DCGM_FI_DEV_GPU_UTIL in percent and DCGM_FI_DEV_FB_USED in MiB, so
+// that dashboards and alerts written for dcgm-exporter work unchanged. The
+// gpumon_* self-metrics and the opt-in process metrics keep their own names.
+func WithDCGMNames() Option {
+	return optionFunc(func(c *config) { c.dcgmNames = true })
+}
+
+// WithProcessMetrics enables gpu_process_memory_used_bytes{gpu,uuid,pid,process}
+// for the compute processes running on each GPU at scrape time. Processes that
+// have ended drop out at the next scrape, so the series stay bounded.
+func WithProcessMetrics() Option {
+	return optionFunc(func(c *config) { c.processMetrics = true })
+}
+
+// WithCacheTTL lets scrapes within d of the last NVML read reuse its values
+// instead of reading NVML again. Zero or negative (the default) means every
+// scrape reads NVML; concurrent scrapes always share one read.
+func WithCacheTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.cacheTTL = d })
+}
+
+// WithScrapeTimeout bounds how long a scrape (or Healthy) waits for an NVML
+// read (default 5s). When it expires the scrape returns the last values read,
+// counts gpumon_collect_errors_total{call="timeout"}, and the hung read goes
+// on in the background; later scrapes join it rather than starting another.
+// Zero or negative keeps the default.
+func WithScrapeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.scrapeTimeout = d
+		}
+	})
+}
+
+// WithHostname sets the Hostname label of the DCGM-named metrics (default:
+// os.Hostname). dcgm-exporter users on Kubernetes usually pass the node name.
+func WithHostname(name string) Option {
+	return optionFunc(func(c *config) { c.hostname, c.hostnameSet = name, true })
+}
+
+// HealthHandler returns an http.Handler for readiness probes: it answers 200
+// "ok" when Healthy(r.Context()) returns nil, and 503 with the error text
+// otherwise. A nil Collector answers 503. It is safe for concurrent use.
+func (c *Collector) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := c.Healthy(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}

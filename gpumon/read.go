@@ -1,0 +1,254 @@
+//go:build cgo
+
+package gpumon
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// snapshot is one NVML read of every GPU. It is immutable once published.
+type snapshot struct {
+	at      time.Time
+	samples []sample
+	extra   []prometheus.Metric // process metrics
+	health  []devHealth         // by device
+}
+
+type devHealth struct {
+	lost        bool
+	uncorrected uint64
+}
+
+// devRead is the state of reading one device.
+type devRead struct {
+	c    *Collector
+	up   bool
+	lost bool
+	has  uint32 // bit f set: vals[f] was read
+	vals [numFields]uint64
+}
+
+// ok reports whether ret is SUCCESS. NOT_SUPPORTED is quietly false; any
+// other error is counted under call and marks the device down.
+func (r *devRead) ok(call string, ret nvml.Return) bool {
+	switch ret {
+	case nvml.SUCCESS:
+		return true
+	case nvml.ERROR_NOT_SUPPORTED:
+		return false
+	}
+	r.up = false
+	if ret == nvml.ERROR_GPU_IS_LOST {
+		r.lost = true
+	}
+	r.c.countError(call, ret)
+	return false
+}
+
+func (r *devRead) set(f field, v uint64) {
+	r.vals[f] = v
+	r.has |= 1 << f
+}
+
+// read reads the changing values of every GPU.
+func (c *Collector) read() *snapshot {
+	s := &snapshot{
+		at:      time.Now(),
+		samples: make([]sample, 0, len(c.devs)*c.set.perDevice),
+		health:  make([]devHealth, len(c.devs)),
+	}
+	var lastXID []uint64
+	if c.set.fields[fXIDLast].desc != nil {
+		lastXID = c.xid.lastXIDs()
+	}
+	for i, d := range c.devs {
+		c.readDevice(s, i, d, lastXID)
+	}
+	return s
+}
+
+func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) {
+	set := c.set
+	r := devRead{c: c, up: d.handle != nil, lost: d.handle == nil}
+	var reasons uint64
+	var ecc [len(eccTypes)]uint64
+	var hasReasons bool
+	var hasECC [len(eccTypes)]bool
+	h := d.handle
+	// Each step stops once the GPU is lost: every further call would fail too.
+	if !r.lost && set.wants(fUtil, fMemUtil) {
+		if u, ret := h.GetUtilizationRates(); r.ok("GetUtilizationRates", ret) {
+			r.set(fUtil, uint64(u.Gpu))
+			r.set(fMemUtil, uint64(u.Memory))
+		}
+	}
+	if !r.lost && set.wants(fMemUsed, fMemFree, fMemTotal) {
+		if m, ret := h.GetMemoryInfo(); r.ok("GetMemoryInfo", ret) {
+			r.set(fMemUsed, m.Used)
+			r.set(fMemFree, m.Free)
+			r.set(fMemTotal, m.Total)
+		}
+	}
+	if !r.lost && set.wants(fTemp) {
+		if t, ret := h.GetTemperature(nvml.TEMPERATURE_GPU); r.ok("GetTemperature", ret) {
+			r.set(fTemp, uint64(t))
+		}
+	}
+	if !r.lost && set.wants(fPower) {
+		if p, ret := h.GetPowerUsage(); r.ok("GetPowerUsage", ret) {
+			r.set(fPower, uint64(p))
+		}
+	}
+	if !r.lost && set.wants(fPowerLimit) {
+		if p, ret := h.GetEnforcedPowerLimit(); r.ok("GetEnforcedPowerLimit", ret) {
+			r.set(fPowerLimit, uint64(p))
+		}
+	}
+	if !r.lost && set.wants(fEnergy) {
+		if e, ret := h.GetTotalEnergyConsumption(); r.ok("GetTotalEnergyConsumption", ret) {
+			r.set(fEnergy, e)
+		}
+	}
+	if !r.lost && set.wants(fSMClock) {
+		if v, ret := h.GetClockInfo(nvml.CLOCK_SM); r.ok("GetClockInfo", ret) {
+			r.set(fSMClock, uint64(v))
+		}
+	}
+	if !r.lost && set.wants(fMemClock) {
+		if v, ret := h.GetClockInfo(nvml.CLOCK_MEM); r.ok("GetClockInfo", ret) {
+			r.set(fMemClock, uint64(v))
+		}
+	}
+	if !r.lost && set.wants(fFan) {
+		if v, ret := h.GetFanSpeed(); r.ok("GetFanSpeed", ret) {
+			r.set(fFan, uint64(v))
+		}
+	}
+	if !r.lost && set.wants(fPCIeReplay) {
+		if v, ret := h.GetPcieReplayCounter(); r.ok("GetPcieReplayCounter", ret) && v >= 0 {
+			r.set(fPCIeReplay, uint64(v))
+		}
+	}
+	if !r.lost && set.wants(fEncUtil) {
+		if v, _, ret := h.GetEncoderUtilization(); r.ok("GetEncoderUtilization", ret) {
+			r.set(fEncUtil, uint64(v))
+		}
+	}
+	if !r.lost && set.wants(fDecUtil) {
+		if v, _, ret := h.GetDecoderUtilization(); r.ok("GetDecoderUtilization", ret) {
+			r.set(fDecUtil, uint64(v))
+		}
+	}
+	if !r.lost && set.clockEvent != nil {
+		var v uint64
+		var ret nvml.Return
+		if set.eventReasons {
+			v, ret = h.GetCurrentClocksEventReasons()
+		} else {
+			v, ret = h.GetCurrentClocksThrottleReasons() // drivers before 535 lack the new name
+		}
+		if r.ok("GetCurrentClocksEventReasons", ret) {
+			reasons, hasReasons = v, true
+		}
+	}
+	// ECC is read with either metric set: Healthy needs the uncorrected count.
+	for t := range eccTypes {
+		if r.lost {
+			break
+		}
+		if v, ret := h.GetTotalEccErrors(nvml.MemoryErrorType(t), nvml.VOLATILE_ECC); r.ok("GetTotalEccErrors", ret) {
+			ecc[t], hasECC[t] = v, true
+		}
+	}
+	if !r.lost && lastXID != nil {
+		r.set(fXIDLast, lastXID[i])
+	}
+	if !r.lost && set.process != nil {
+		if procs, ret := h.GetComputeRunningProcesses(); r.ok("GetComputeRunningProcesses", ret) {
+			s.extra = appendProcesses(s.extra, set.process, d, procs)
+		}
+	}
+
+	s.health[i] = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED]}
+	if set.up != nil {
+		s.samples = append(s.samples, sample{set.up, d.base, prometheus.GaugeValue, b2f(r.up)})
+	}
+	for f := range numFields {
+		def := &set.fields[f]
+		if def.desc != nil && r.has&(1<<f) != 0 {
+			s.samples = append(s.samples, sample{def.desc, d.base, def.typ, def.conv(r.vals[f])})
+		}
+	}
+	if hasReasons {
+		for k, cr := range clockReasons {
+			s.samples = append(s.samples, sample{set.clockEvent, d.reason[k], prometheus.GaugeValue, b2f(reasons&cr.bit != 0)})
+		}
+	}
+	if set.ecc != nil {
+		for t := range eccTypes {
+			if hasECC[t] {
+				s.samples = append(s.samples, sample{set.ecc, d.ecc[t], prometheus.CounterValue, float64(ecc[t])})
+			}
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// notAvailable is NVML_VALUE_NOT_AVAILABLE for unsigned long long values.
+const notAvailable = ^uint64(0)
+
+// appendProcesses appends one gpu_process_memory_used_bytes per live pid
+// (summed over MIG instances, where one pid can appear more than once).
+func appendProcesses(out []prometheus.Metric, desc *prometheus.Desc, d *device, procs []nvml.ProcessInfo) []prometheus.Metric {
+	if len(procs) == 0 {
+		return out
+	}
+	procs = slices.Clone(procs)
+	slices.SortFunc(procs, func(a, b nvml.ProcessInfo) int { return int(int64(a.Pid) - int64(b.Pid)) })
+	for i := 0; i < len(procs); {
+		pid := procs[i].Pid
+		var used uint64
+		known := false
+		for ; i < len(procs) && procs[i].Pid == pid; i++ {
+			if procs[i].UsedGpuMemory != notAvailable {
+				used += procs[i].UsedGpuMemory
+				known = true
+			}
+		}
+		if !known {
+			continue
+		}
+		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, float64(used),
+			d.idx, d.uuid, strconv.FormatUint(uint64(pid), 10), processName(pid))
+		if err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// processName is the command name of pid from /proc/<pid>/comm, or
+// "unknown" where it cannot be read (another PID namespace, gone, not Linux).
+func processName(pid uint32) string {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
+	if err != nil {
+		return "unknown"
+	}
+	if b = bytes.TrimSpace(b); len(b) == 0 {
+		return "unknown"
+	}
+	return string(b)
+}

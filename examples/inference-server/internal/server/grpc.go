@@ -76,7 +76,7 @@ func (s *Server) Generate(req *generate.Request, stream grpc.ServerStreamingServ
 	}
 	n := seq.Generated()
 	s.log.InfoContext(ctx, "generate", "model", j.model.Name(), "prompt_tokens", len(j.prompt),
-		"completion_tokens", n, "finish_reason", seq.FinishReason(), "duration", time.Since(start))
+		"completion_tokens", n, "finish_reason", seq.FinishReason(), "duration_seconds", time.Since(start).Seconds())
 	return stream.Send(&generate.Response{Index: n, FinishReason: seq.FinishReason(),
 		Usage: &generate.Usage{PromptTokens: len(j.prompt), CompletionTokens: n}})
 }

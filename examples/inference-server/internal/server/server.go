@@ -124,7 +124,7 @@ func (s *Server) Load(ctx context.Context) error {
 			s.log.ErrorContext(lctx, "model load failed", "model", m.Name(), "error", err)
 			return fmt.Errorf("server: %w", err)
 		}
-		s.log.InfoContext(lctx, "model loaded", "model", m.Name(), "duration", time.Since(start))
+		s.log.InfoContext(lctx, "model loaded", "model", m.Name(), "duration_seconds", time.Since(start).Seconds())
 	}
 	s.ready.Store(true)
 	return nil
@@ -346,7 +346,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.End(err)
 	attrs := []any{"model", j.model.Name(), "stream", req.Stream, "prompt_tokens", len(j.prompt),
-		"completion_tokens", out, "finish_reason", finish, "duration", time.Since(start)}
+		"completion_tokens", out, "finish_reason", finish, "duration_seconds", time.Since(start).Seconds()}
 	if err != nil {
 		s.log.WarnContext(ctx, "chat completion failed", append(attrs, "error", err)...)
 		return

@@ -1,0 +1,132 @@
+// Package respwriter wraps an http.ResponseWriter to learn the status code and
+// the body bytes a handler wrote, keeping the optional interfaces the
+// underlying writer has (http.Flusher for SSE, http.Hijacker, io.ReaderFrom)
+// and Unwrap for http.ResponseController, at one allocation per request.
+package respwriter
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+)
+
+// State is what the wrapped writer saw. Read it after the handler returned;
+// like the http.ResponseWriter itself it is not for concurrent use.
+type State struct {
+	w http.ResponseWriter
+	// Status is the final status code written, 0 if none was (net/http then
+	// sends 200 when the handler returns).
+	Status int
+	// Bytes is the number of response body bytes written.
+	Bytes int64
+	// Hijacked is true once the connection was hijacked.
+	Hijacked bool
+}
+
+// Header implements http.ResponseWriter.
+func (s *State) Header() http.Header { return s.w.Header() }
+
+// WriteHeader implements http.ResponseWriter. Informational codes (1xx but
+// 101) may precede the final one and are not recorded.
+func (s *State) WriteHeader(code int) {
+	if s.Status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.Status = code
+	}
+	s.w.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (s *State) Write(b []byte) (int, error) {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	n, err := s.w.Write(b)
+	s.Bytes += int64(n)
+	return n, err
+}
+
+// WriteString implements io.StringWriter without copying s when the
+// underlying writer has WriteString.
+func (s *State) WriteString(str string) (int, error) {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	var n int
+	var err error
+	if sw, ok := s.w.(io.StringWriter); ok {
+		n, err = sw.WriteString(str)
+	} else {
+		n, err = s.w.Write([]byte(str))
+	}
+	s.Bytes += int64(n)
+	return n, err
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (s *State) Unwrap() http.ResponseWriter { return s.w }
+
+func (s *State) flush() {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	s.w.(http.Flusher).Flush()
+}
+
+func (s *State) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := s.w.(http.Hijacker).Hijack()
+	if err == nil {
+		s.Hijacked = true
+	}
+	return c, rw, err
+}
+
+func (s *State) readFrom(src io.Reader) (int64, error) {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	n, err := s.w.(io.ReaderFrom).ReadFrom(src)
+	s.Bytes += n
+	return n, err
+}
+
+type flusher struct{ State }
+
+func (w *flusher) Flush() { w.flush() }
+
+type flushHijacker struct{ State }
+
+func (w *flushHijacker) Flush()                                       { w.flush() }
+func (w *flushHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
+
+// http1 has the interfaces of net/http's HTTP/1 response.
+type http1 struct{ State }
+
+func (w *http1) Flush()                                       { w.flush() }
+func (w *http1) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
+func (w *http1) ReadFrom(src io.Reader) (int64, error)        { return w.readFrom(src) }
+
+// Wrap returns a writer to hand to the handler and the State it fills. The
+// writer implements http.Flusher, http.Hijacker and io.ReaderFrom when w
+// implements them in one of the combinations net/http's own writers have
+// (Flusher; Flusher+Hijacker; Flusher+Hijacker+ReaderFrom); any interface
+// stays reachable through Unwrap and http.ResponseController.
+func Wrap(w http.ResponseWriter) (http.ResponseWriter, *State) {
+	_, f := w.(http.Flusher)
+	_, h := w.(http.Hijacker)
+	_, r := w.(io.ReaderFrom)
+	switch {
+	case f && h && r:
+		x := &http1{State{w: w}}
+		return x, &x.State
+	case f && h:
+		x := &flushHijacker{State{w: w}}
+		return x, &x.State
+	case f:
+		x := &flusher{State{w: w}}
+		return x, &x.State
+	default:
+		x := &State{w: w}
+		return x, x
+	}
+}

@@ -1,0 +1,109 @@
+package respwriter
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type plain struct{ http.ResponseWriter }
+
+type hijackOnly struct{ *httptest.ResponseRecorder }
+
+func (hijackOnly) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, http.ErrHijacked }
+
+func TestWrapInterfaces(t *testing.T) {
+	tests := []struct {
+		name                   string
+		w                      http.ResponseWriter
+		flush, hijack, readFrm bool
+	}{
+		{"recorder (flusher)", httptest.NewRecorder(), true, false, false},
+		{"plain", plain{httptest.NewRecorder()}, false, false, false},
+		{"flusher+hijacker", hijackOnly{httptest.NewRecorder()}, true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, _ := Wrap(tt.w)
+			_, f := w.(http.Flusher)
+			_, h := w.(http.Hijacker)
+			_, r := w.(io.ReaderFrom)
+			if f != tt.flush || h != tt.hijack || r != tt.readFrm {
+				t.Errorf("flusher %v hijacker %v readerfrom %v", f, h, r)
+			}
+			if w.(interface{ Unwrap() http.ResponseWriter }).Unwrap() != tt.w {
+				t.Error("Unwrap does not return the underlying writer")
+			}
+		})
+	}
+}
+
+func TestStatusAndBytes(t *testing.T) {
+	tests := []struct {
+		name       string
+		do         func(w http.ResponseWriter)
+		wantStatus int
+		wantBytes  int64
+	}{
+		{"nothing", func(http.ResponseWriter) {}, 0, 0},
+		{"write", func(w http.ResponseWriter) { _, _ = w.Write([]byte("hello")) }, 200, 5},
+		{"header then write", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusTeapot)
+			_, _ = io.WriteString(w, "ab")
+		}, 418, 2},
+		{"early hints first", func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusEarlyHints)
+			w.WriteHeader(http.StatusCreated)
+		}, 201, 0},
+		{"flush", func(w http.ResponseWriter) { w.(http.Flusher).Flush() }, 200, 0},
+		{"response controller", func(w http.ResponseWriter) {
+			_ = http.NewResponseController(w).Flush()
+			_, _ = w.Write([]byte("x"))
+		}, 200, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, st := Wrap(httptest.NewRecorder())
+			tt.do(w)
+			if st.Status != tt.wantStatus || st.Bytes != tt.wantBytes {
+				t.Errorf("status %d bytes %d, want %d %d", st.Status, st.Bytes, tt.wantStatus, tt.wantBytes)
+			}
+		})
+	}
+}
+
+// Through a real server the HTTP/1 writer keeps Hijacker and ReaderFrom.
+func TestRealServerInterfaces(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww, st := Wrap(w)
+		_, h := ww.(http.Hijacker)
+		rf, r2 := ww.(io.ReaderFrom)
+		if r2 {
+			_, _ = rf.ReadFrom(strings.NewReader("abc"))
+		}
+		got <- map[bool]string{true: "ok", false: "missing"}[h && r2 && st.Bytes == 3 && st.Status == 200]
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if g := <-got; g != "ok" {
+		t.Error("HTTP/1 writer lost Hijacker/ReaderFrom or miscounted")
+	}
+}
+
+func BenchmarkWrap(b *testing.B) {
+	rec := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		w, _ := Wrap(rec)
+		w.WriteHeader(200)
+	}
+}

@@ -1,0 +1,72 @@
+// Package middleware instruments net/http handlers and gRPC servers of an AI
+// inference API: HTTP and gRPC metrics, a server span continuing the incoming
+// W3C trace, an inference recorder (with its GenAI span) for the requests that
+// serve a model, and one log line per request.
+//
+// # Usage
+//
+// A [Middleware] is a [prometheus.Collector]; register it once and wrap the
+// mux (outside it, so the route is the pattern the mux matched):
+//
+//	inf := inference.NewMetrics()
+//	mw := middleware.New(
+//		middleware.WithInference(inf),
+//		middleware.WithModel(middleware.ModelFromJSONBody(1<<20)),
+//		middleware.WithLogger(logger),
+//	)
+//	reg.MustRegister(inf, mw)
+//
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+//		rec := inference.FromContext(r.Context()) // started by the middleware
+//		rec.InputTokens(promptTokens)
+//		for tok := range stream {
+//			rec.OutputTokens(1)
+//			fmt.Fprintf(w, "data: %s\n\n", tok)
+//			w.(http.Flusher).Flush()
+//		}
+//	})
+//	srv := &http.Server{Handler: mw.Handler(mux)}
+//
+//	gs := grpc.NewServer(
+//		grpc.ChainUnaryInterceptor(mw.UnaryServerInterceptor()),
+//		grpc.ChainStreamInterceptor(mw.StreamServerInterceptor()),
+//	)
+//
+// The middleware ends the recorder when the handler returns: with no error
+// for a status below 400, with error_type set to the status code ("429",
+// "500") from 400 on, "canceled" when the client went away, and "500" for a
+// panic. A handler may end the recorder itself first (with its own error);
+// the middleware's End then does nothing.
+//
+// # HTTP metrics
+//
+//   - http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code}
+//   - http_server_request_body_size_bytes{...same labels}
+//   - http_server_response_body_size_bytes{...same labels}
+//   - http_server_active_requests{http_request_method,url_scheme}
+//
+// http_route is the path of the ServeMux pattern that matched (read after the
+// handler returned: the mux sets r.Pattern on the request it was given), or
+// what [WithRoute] returns; never the raw path. A request no route matched
+// is "unmatched"; routes beyond [WithMaxRoutes] are "_OTHER", as are methods
+// outside the standard nine. A request whose client went away before the
+// handler returned is recorded with status 499. A panic is recorded as 500
+// and then re-raised.
+//
+// # gRPC metrics
+//
+// As go-grpc-middleware's providers/prometheus, so its dashboards work:
+// grpc_server_started_total, grpc_server_handled_total (with grpc_code),
+// grpc_server_handling_seconds, grpc_server_msg_received_total and
+// grpc_server_msg_sent_total, labelled grpc_type, grpc_service, grpc_method.
+//
+// # Tracing
+//
+// The incoming trace context is extracted with the global propagator (or
+// [WithPropagators]) and a server span started with the global tracer
+// provider (or [WithTracerProvider]), named "{method} {route}" once the route
+// is known. With a model, the GenAI span "{operation} {model}" is its child
+// and the parent of whatever the handler starts. With no provider set,
+// tracing costs nothing.
+package middleware

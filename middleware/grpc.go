@@ -1,0 +1,420 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/genai"
+)
+
+// gRPC call types, the grpc_type label values of go-grpc-middleware.
+const (
+	grpcUnary        = "unary"
+	grpcClientStream = "client_stream"
+	grpcServerStream = "server_stream"
+	grpcBidiStream   = "bidi_stream"
+)
+
+type grpcMetrics struct {
+	started  *prometheus.CounterVec
+	handled  *prometheus.CounterVec
+	handling *prometheus.HistogramVec
+	received *prometheus.CounterVec
+	sent     *prometheus.CounterVec
+
+	series atomic.Pointer[map[grpcKey]*grpcSeries]
+	mu     sync.Mutex
+	// methods counts distinct full method names against the route cap.
+	methods map[string]struct{}
+	max     int
+}
+
+type grpcKey struct{ typ, fullMethod string }
+
+type grpcSeries struct {
+	m                       *grpcMetrics
+	typ, service, method    string
+	started, received, sent prometheus.Counter
+	handling                prometheus.Observer
+	handled                 [17]atomic.Pointer[counterBox] // by codes.Code, resolved on first use
+}
+
+type counterBox struct{ prometheus.Counter }
+
+func newGRPCMetrics(c config) *grpcMetrics {
+	l := []string{"grpc_type", "grpc_service", "grpc_method"}
+	g := &grpcMetrics{
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_started_total", Help: "Total number of RPCs started on the server.",
+			ConstLabels: c.constLabels,
+		}, l),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_handled_total", Help: "Total number of RPCs completed on the server, regardless of success or failure.",
+			ConstLabels: c.constLabels,
+		}, append(append([]string{}, l...), "grpc_code")),
+		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "grpc_server_handling_seconds", Help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: c.grpcBuckets, ConstLabels: c.constLabels,
+		}, l),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_msg_received_total", Help: "Total number of RPC stream messages received on the server.",
+			ConstLabels: c.constLabels,
+		}, l),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grpc_server_msg_sent_total", Help: "Total number of gRPC stream messages sent by the server.",
+			ConstLabels: c.constLabels,
+		}, l),
+		methods: make(map[string]struct{}),
+		max:     c.maxRoutes,
+	}
+	empty := make(map[grpcKey]*grpcSeries)
+	g.series.Store(&empty)
+	return g
+}
+
+func (g *grpcMetrics) describe(ch chan<- *prometheus.Desc) {
+	g.started.Describe(ch)
+	g.handled.Describe(ch)
+	g.handling.Describe(ch)
+	g.received.Describe(ch)
+	g.sent.Describe(ch)
+}
+
+func (g *grpcMetrics) collect(ch chan<- prometheus.Metric) {
+	g.started.Collect(ch)
+	g.handled.Collect(ch)
+	g.handling.Collect(ch)
+	g.received.Collect(ch)
+	g.sent.Collect(ch)
+}
+
+// seriesFor returns the children of (type, method), bounded by the route cap
+// (a server with an UnknownServiceHandler sees arbitrary method names).
+func (g *grpcMetrics) seriesFor(typ, fullMethod string) *grpcSeries {
+	k := grpcKey{typ, fullMethod}
+	if s, ok := (*g.series.Load())[k]; ok {
+		return s
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := *g.series.Load()
+	if s, ok := cur[k]; ok {
+		return s
+	}
+	service, method := splitMethod(fullMethod)
+	if _, ok := g.methods[fullMethod]; !ok {
+		if len(g.methods) >= g.max {
+			service, method = OtherRoute, OtherRoute
+			k = grpcKey{typ, "/" + OtherRoute + "/" + OtherRoute}
+			if s, ok := cur[k]; ok {
+				return s
+			}
+		} else {
+			g.methods[fullMethod] = struct{}{}
+		}
+	}
+	s := &grpcSeries{
+		m: g, typ: typ, service: service, method: method,
+		started:  g.started.WithLabelValues(typ, service, method),
+		received: g.received.WithLabelValues(typ, service, method),
+		sent:     g.sent.WithLabelValues(typ, service, method),
+		handling: g.handling.WithLabelValues(typ, service, method),
+	}
+	next := make(map[grpcKey]*grpcSeries, len(cur)+1)
+	for kk, v := range cur {
+		next[kk] = v
+	}
+	next[k] = s
+	g.series.Store(&next)
+	return s
+}
+
+func (s *grpcSeries) handledFor(code codes.Code) prometheus.Counter {
+	i := int(code)
+	if i < 0 || i >= len(s.handled) {
+		return s.m.handled.WithLabelValues(s.typ, s.service, s.method, code.String())
+	}
+	if c := s.handled[i].Load(); c != nil {
+		return c.Counter
+	}
+	c := &counterBox{s.m.handled.WithLabelValues(s.typ, s.service, s.method, code.String())}
+	s.handled[i].Store(c)
+	return c.Counter
+}
+
+// splitMethod splits "/pkg.Service/Method" into "pkg.Service" and "Method".
+func splitMethod(full string) (service, method string) {
+	full = strings.TrimPrefix(full, "/")
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[:i], full[i+1:]
+	}
+	return "unknown", full
+}
+
+func streamType(info *grpc.StreamServerInfo) string {
+	switch {
+	case info.IsClientStream && info.IsServerStream:
+		return grpcBidiStream
+	case info.IsClientStream:
+		return grpcClientStream
+	case info.IsServerStream:
+		return grpcServerStream
+	}
+	return grpcUnary
+}
+
+// grpcCall is the per-RPC state both interceptors share.
+type grpcCall struct {
+	m          *Middleware
+	s          *grpcSeries
+	fullMethod string
+	start      time.Time
+	tracer     trace.Tracer
+	span       trace.Span
+	gspan      trace.Span
+	rec        *inference.Recorder
+	model      string
+	logCtx     context.Context
+}
+
+func (m *Middleware) startCall(ctx context.Context, typ, fullMethod string) (context.Context, *grpcCall) {
+	c := &grpcCall{m: m, s: m.grpc.seriesFor(typ, fullMethod), fullMethod: fullMethod, start: m.cfg.now()}
+	c.s.started.Inc()
+	md, _ := metadata.FromIncomingContext(ctx)
+	ctx = m.propagators().Extract(ctx, metadataCarrier(md))
+	if c.tracer = m.tracer(); c.tracer != nil {
+		service, method := splitMethod(fullMethod)
+		ctx, c.span = c.tracer.Start(ctx, strings.TrimPrefix(fullMethod, "/"),
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(semconv.RPCSystemGRPC, semconv.RPCService(service), semconv.RPCMethod(method)))
+	}
+	c.logCtx = ctx
+	return ctx, c
+}
+
+// startRecorder starts the inference recorder (and GenAI span) when the model
+// func names a model for msg.
+func (c *grpcCall) startRecorder(ctx context.Context, msg any) context.Context {
+	m := c.m
+	if m.cfg.inference == nil || m.cfg.grpcModel == nil {
+		return ctx
+	}
+	if c.model = m.cfg.grpcModel(ctx, c.fullMethod, msg); c.model == "" {
+		return ctx
+	}
+	op := DefaultOperation
+	if m.cfg.grpcOp != nil {
+		if o := m.cfg.grpcOp(ctx, c.fullMethod); o != "" {
+			op = o
+		}
+	}
+	if c.tracer != nil {
+		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, op, c.model)
+	}
+	ctx, c.rec = m.cfg.inference.Start(ctx, inference.Request{Model: c.model, Operation: op})
+	return ctx
+}
+
+func (c *grpcCall) end(err error, panicked bool) {
+	code := codeOf(err)
+	if panicked {
+		code = codes.Internal
+	}
+	d := c.m.cfg.now().Sub(c.start)
+	c.s.handledFor(code).Inc()
+	c.s.handling.Observe(d.Seconds())
+	c.rec.End(grpcError(err, code))
+	if c.gspan != nil {
+		c.gspan.End()
+	}
+	if c.span != nil {
+		c.span.SetAttributes(semconv.RPCGRPCStatusCodeKey.Int(int(code)))
+		if serverFault(code) {
+			c.span.SetAttributes(genai.ErrorTypeKey.String(code.String()))
+			c.span.SetStatus(otelcodes.Error, code.String())
+		}
+		c.span.End()
+	}
+	if l := c.m.cfg.logger; l != nil {
+		level := slog.LevelInfo
+		switch {
+		case serverFault(code):
+			level = slog.LevelError
+		case code != codes.OK:
+			level = slog.LevelWarn
+		}
+		if l.Enabled(c.logCtx, level) {
+			attrs := []slog.Attr{
+				slog.String("method", c.fullMethod),
+				slog.String("code", code.String()),
+				slog.Duration("duration", d),
+			}
+			if c.model != "" {
+				attrs = append(attrs, slog.String("model", c.model))
+			}
+			l.LogAttrs(c.logCtx, level, "grpc request", attrs...)
+		}
+	}
+}
+
+// serverFault reports the codes the RPC conventions count as server errors.
+func serverFault(c codes.Code) bool {
+	switch c {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal,
+		codes.Unavailable, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+// grpcError is what the recorder ends with: nil for OK, context.Canceled and
+// context.DeadlineExceeded for those codes (error_type "canceled",
+// "deadline_exceeded"), else an error whose error_type is the code's name
+// ("ResourceExhausted", "Internal", ...).
+func grpcError(err error, code codes.Code) error {
+	switch code {
+	case codes.OK:
+		return nil
+	case codes.Canceled:
+		return context.Canceled
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	}
+	return codeError(code)
+}
+
+type codeError codes.Code
+
+func (e codeError) Error() string     { return "middleware: grpc " + codes.Code(e).String() }
+func (e codeError) ErrorType() string { return codes.Code(e).String() }
+
+// UnaryServerInterceptor returns the interceptor that records unary RPCs:
+// the go-grpc-middleware metrics, a server span, an inference recorder when
+// WithGRPCModel names a model for the request, and a log line.
+func (m *Middleware) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		ctx, c := m.startCall(ctx, grpcUnary, info.FullMethod)
+		c.s.received.Inc()
+		ctx = c.startRecorder(ctx, req)
+		panicked := true
+		defer func() {
+			if panicked {
+				p := recover()
+				c.end(nil, true)
+				panic(p)
+			}
+		}()
+		resp, err = handler(ctx, req)
+		panicked = false
+		if err == nil {
+			c.s.sent.Inc()
+		}
+		c.end(err, false)
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor returns the interceptor that records streaming
+// RPCs: the go-grpc-middleware metrics (messages counted as they are
+// received and sent), a server span, an inference recorder when WithGRPCModel
+// names a model for the first message received, and a log line.
+func (m *Middleware) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		ctx, c := m.startCall(ss.Context(), streamType(info), info.FullMethod)
+		ws := &serverStream{ServerStream: ss, call: c}
+		ws.ctx.Store(&ctxBox{ctx})
+		panicked := true
+		defer func() {
+			if panicked {
+				p := recover()
+				c.end(nil, true)
+				panic(p)
+			}
+		}()
+		err = handler(srv, ws)
+		panicked = false
+		c.end(err, false)
+		return err
+	}
+}
+
+type ctxBox struct{ context.Context }
+
+// serverStream counts messages and starts the recorder at the first message
+// received. Context may be called from the sending and receiving goroutines
+// at once, so the context is swapped atomically.
+type serverStream struct {
+	grpc.ServerStream
+	call    *grpcCall
+	ctx     atomic.Pointer[ctxBox]
+	started atomic.Bool
+}
+
+func (s *serverStream) Context() context.Context { return s.ctx.Load().Context }
+
+func (s *serverStream) RecvMsg(msg any) error {
+	err := s.ServerStream.RecvMsg(msg)
+	if err == nil {
+		s.call.s.received.Inc()
+		if s.started.CompareAndSwap(false, true) {
+			if ctx := s.call.startRecorder(s.Context(), msg); ctx != s.Context() {
+				s.ctx.Store(&ctxBox{ctx})
+			}
+		}
+	}
+	return err
+}
+
+func (s *serverStream) SendMsg(msg any) error {
+	err := s.ServerStream.SendMsg(msg)
+	if err == nil {
+		s.call.s.sent.Inc()
+	}
+	return err
+}
+
+// metadataCarrier adapts gRPC metadata for a TextMapPropagator.
+type metadataCarrier metadata.MD
+
+func (c metadataCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// codeOf is the status code of a handler's error; a bare context error maps
+// to Canceled or DeadlineExceeded, as grpc-go sends it.
+func codeOf(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	return status.FromContextError(err).Code()
+}

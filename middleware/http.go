@@ -1,0 +1,235 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/genai"
+	"github.com/modeltel/modeltel/internal/respwriter"
+)
+
+// StatusClientClosedRequest is the http_response_status_code recorded for a
+// request whose client went away (its context was canceled) before the
+// handler returned, whatever status the handler had written: the code nginx
+// uses for the same case.
+const StatusClientClosedRequest = 499
+
+// Handler returns next instrumented: HTTP metrics always; a server span and
+// trace-context extraction when a tracer provider is set; an inference
+// recorder and GenAI span when WithInference and WithModel name a model; a
+// log line per request with WithLogger. The writer passed to next keeps
+// http.Flusher (and http.Hijacker, io.ReaderFrom where the server's writer
+// has them) and unwraps for http.ResponseController. A panic in next is
+// recorded as a 500 and then goes on up.
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.cfg.filter != nil && !m.cfg.filter(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		m.serveHTTP(next, w, r)
+	})
+}
+
+func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	start := m.cfg.now()
+	method := methodIndex(r.Method)
+	scheme := 0
+	if r.TLS != nil {
+		scheme = 1
+	}
+	active := m.activeBy[method][scheme]
+	active.Inc()
+
+	reqCtx := r.Context()
+	ctx := m.propagators().Extract(reqCtx, propagation.HeaderCarrier(r.Header))
+	var span, gspan trace.Span
+	tracer := m.tracer()
+	if tracer != nil {
+		ctx, span = tracer.Start(ctx, spanMethod(method, r.Method),
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(serverAttrs(r)...))
+	}
+	logCtx := ctx
+
+	var rec *inference.Recorder
+	var model string
+	if m.cfg.inference != nil && m.cfg.model != nil {
+		if model = m.cfg.model(r); model != "" {
+			op := DefaultOperation
+			if m.cfg.operation != nil {
+				if o := m.cfg.operation(r); o != "" {
+					op = o
+				}
+			}
+			if tracer != nil {
+				ctx, gspan = genai.StartRequestSpan(ctx, tracer, op, model)
+			}
+			ctx, rec = m.cfg.inference.Start(ctx, inference.Request{Model: model, Operation: op})
+		}
+	}
+	if ctx != reqCtx {
+		r = r.WithContext(ctx)
+	}
+	var body *countingBody
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		body = &countingBody{ReadCloser: r.Body}
+		r.Body = body
+	}
+	ww, st := respwriter.Wrap(w)
+
+	panicked := true
+	defer func() {
+		var p any
+		if panicked {
+			p = recover()
+		}
+		status := st.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		var recErr error
+		switch {
+		case panicked:
+			status = http.StatusInternalServerError
+			recErr = statusError(status)
+		case reqCtx.Err() != nil:
+			status = StatusClientClosedRequest
+			recErr = reqCtx.Err()
+		case status >= 400:
+			recErr = statusError(status)
+		}
+		d := m.cfg.now().Sub(start)
+		route := m.routeOf(r)
+		reqBytes := r.ContentLength
+		if body != nil {
+			reqBytes = body.n.Load()
+		}
+		s := m.httpSeriesFor(method, route, status)
+		s.duration.Observe(d.Seconds())
+		s.reqSize.Observe(float64(max(reqBytes, 0)))
+		s.respSize.Observe(float64(st.Bytes))
+		active.Dec()
+
+		rec.End(recErr)
+		if gspan != nil {
+			gspan.End()
+		}
+		if span != nil {
+			endServerSpan(span, method, r.Method, route, status, recErr)
+		}
+		if m.cfg.logger != nil {
+			m.logHTTP(logCtx, r, route, status, d, reqBytes, st.Bytes, model, p != nil)
+		}
+		if p != nil {
+			panic(p)
+		}
+	}()
+	next.ServeHTTP(ww, r)
+	panicked = false
+}
+
+// countingBody counts the bytes of a request body of unknown length.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// spanMethod is the span name before the route is known: the method, or
+// "HTTP" for a method outside the standard set, as the conventions say.
+func spanMethod(idx uint8, method string) string {
+	if idx == numMethods-1 {
+		return "HTTP"
+	}
+	if method == "" {
+		return http.MethodGet
+	}
+	return method
+}
+
+func serverAttrs(r *http.Request) []attribute.KeyValue {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	method := methodNames[methodIndex(r.Method)]
+	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs = append(attrs,
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.URLScheme(scheme),
+		semconv.URLPath(r.URL.Path),
+		semconv.ServerAddress(r.Host),
+	)
+	if method == OtherRoute {
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	return attrs
+}
+
+func endServerSpan(span trace.Span, idx uint8, method, route string, status int, err error) {
+	if route != UnmatchedRoute && route != OtherRoute {
+		span.SetName(spanMethod(idx, method) + " " + route)
+		span.SetAttributes(semconv.HTTPRoute(route), semconv.HTTPResponseStatusCode(status))
+	} else {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
+	switch {
+	case status >= 500:
+		span.SetAttributes(genai.ErrorTypeKey.String(inference.ErrorType(err)))
+		span.SetStatus(codes.Error, "")
+	case errors.Is(err, context.Canceled):
+		span.SetAttributes(genai.ErrorTypeKey.String("canceled"))
+	}
+	span.End()
+}
+
+func (m *Middleware) logHTTP(ctx context.Context, r *http.Request, route string, status int, d time.Duration,
+	reqBytes, respBytes int64, model string, panicked bool) {
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case status >= 400:
+		level = slog.LevelWarn
+	}
+	if !m.cfg.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.Int64("request_bytes", reqBytes),
+		slog.Int64("response_bytes", respBytes),
+	)
+	if model != "" {
+		attrs = append(attrs, slog.String("model", model))
+	}
+	if panicked {
+		attrs = append(attrs, slog.Bool("panic", true))
+	}
+	m.cfg.logger.LogAttrs(ctx, level, "http request", attrs...)
+}

@@ -1,0 +1,279 @@
+package middleware
+
+import (
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/modeltel/modeltel/internal/genai"
+)
+
+// Middleware instruments net/http handlers and gRPC servers. It is a
+// prometheus.Collector holding the HTTP and gRPC metrics: the caller
+// registers it. Its methods are safe for concurrent use; one Middleware may
+// wrap any number of handlers and servers.
+type Middleware struct {
+	cfg config
+
+	duration *prometheus.HistogramVec
+	reqSize  *prometheus.HistogramVec
+	respSize *prometheus.HistogramVec
+	active   *prometheus.GaugeVec
+	// activeBy is resolved at New: [method][scheme].
+	activeBy [numMethods][2]prometheus.Gauge
+
+	// http maps (method, route, status) to its resolved children; copy on
+	// write, readers never lock.
+	http   atomic.Pointer[map[httpKey]*httpSeries]
+	routes atomic.Pointer[map[string]struct{}] // admitted routes and gRPC methods
+	mu     sync.Mutex                          // guards writers of http, routes
+
+	grpc *grpcMetrics
+
+	tracers atomic.Pointer[tracerEntry]
+	fixed   *tracerEntry // set when WithTracerProvider was given
+}
+
+type httpKey struct {
+	route  string
+	method uint8
+	status uint16
+}
+
+type httpSeries struct {
+	duration, reqSize, respSize prometheus.Observer
+}
+
+// New returns a Middleware configured by opts. It cannot fail.
+func New(opts ...Option) *Middleware {
+	c := newConfig(opts)
+	labels := []string{"http_request_method", "http_route", "http_response_status_code"}
+	m := &Middleware{
+		cfg: c,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_server_request_duration_seconds", Help: "Duration of HTTP server requests.",
+			Buckets: c.durBuckets, ConstLabels: c.constLabels,
+		}, labels),
+		reqSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_server_request_body_size_bytes", Help: "Size of HTTP server request bodies.",
+			Buckets: c.sizeBuckets, ConstLabels: c.constLabels,
+		}, labels),
+		respSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_server_response_body_size_bytes", Help: "Size of HTTP server response bodies.",
+			Buckets: c.sizeBuckets, ConstLabels: c.constLabels,
+		}, labels),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "http_server_active_requests", Help: "Number of active HTTP server requests.",
+			ConstLabels: c.constLabels,
+		}, []string{"http_request_method", "url_scheme"}),
+	}
+	noRoutes := make(map[string]struct{})
+	m.routes.Store(&noRoutes)
+	for i := range numMethods {
+		m.activeBy[i][0] = m.active.WithLabelValues(methodNames[i], "http")
+		m.activeBy[i][1] = m.active.WithLabelValues(methodNames[i], "https")
+	}
+	empty := make(map[httpKey]*httpSeries)
+	m.http.Store(&empty)
+	m.grpc = newGRPCMetrics(c)
+	if c.tp != nil {
+		m.fixed = newTracerEntry(c.tp)
+	}
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *Middleware) Describe(ch chan<- *prometheus.Desc) {
+	m.duration.Describe(ch)
+	m.reqSize.Describe(ch)
+	m.respSize.Describe(ch)
+	m.active.Describe(ch)
+	m.grpc.describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (m *Middleware) Collect(ch chan<- prometheus.Metric) {
+	m.duration.Collect(ch)
+	m.reqSize.Collect(ch)
+	m.respSize.Collect(ch)
+	m.active.Collect(ch)
+	m.grpc.collect(ch)
+}
+
+// Methods of the HTTP conventions; any other is recorded as _OTHER.
+const numMethods = 10
+
+var methodNames = [numMethods]string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch, OtherRoute,
+}
+
+func methodIndex(method string) uint8 {
+	switch method {
+	case http.MethodGet, "":
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodDelete:
+		return 4
+	case http.MethodConnect:
+		return 5
+	case http.MethodOptions:
+		return 6
+	case http.MethodTrace:
+		return 7
+	case http.MethodPatch:
+		return 8
+	}
+	return numMethods - 1
+}
+
+// httpSeriesFor returns the children of (method, route, status); route is
+// already bounded.
+func (m *Middleware) httpSeriesFor(method uint8, route string, status int) *httpSeries {
+	k := httpKey{route: route, method: method, status: uint16(status)}
+	if s, ok := (*m.http.Load())[k]; ok {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.http.Load()
+	if s, ok := cur[k]; ok {
+		return s
+	}
+	code := strconv.Itoa(status)
+	mn := methodNames[method]
+	s := &httpSeries{
+		duration: m.duration.WithLabelValues(mn, route, code),
+		reqSize:  m.reqSize.WithLabelValues(mn, route, code),
+		respSize: m.respSize.WithLabelValues(mn, route, code),
+	}
+	next := make(map[httpKey]*httpSeries, len(cur)+1)
+	for kk, v := range cur {
+		next[kk] = v
+	}
+	next[k] = s
+	m.http.Store(&next)
+	return s
+}
+
+// boundRoute admits route under the cap: the first maxRoutes distinct routes
+// keep their names, later ones are recorded as OtherRoute. Admitted routes
+// are answered from a copy-on-write set without a lock.
+func (m *Middleware) boundRoute(route string) string {
+	if route == "" {
+		return UnmatchedRoute
+	}
+	if _, ok := (*m.routes.Load())[route]; ok {
+		return route
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.routes.Load()
+	if _, ok := cur[route]; ok {
+		return route
+	}
+	if len(cur) >= m.cfg.maxRoutes {
+		return OtherRoute
+	}
+	next := make(map[string]struct{}, len(cur)+1)
+	for k := range cur {
+		next[k] = struct{}{}
+	}
+	next[route] = struct{}{}
+	m.routes.Store(&next)
+	return route
+}
+
+// routeOf returns the bounded route of a served request.
+func (m *Middleware) routeOf(r *http.Request) string {
+	if m.cfg.route != nil {
+		return m.boundRoute(m.cfg.route(r))
+	}
+	return m.boundRoute(patternPath(r.Pattern))
+}
+
+// patternPath returns the path of a ServeMux pattern ("[METHOD ][HOST]/PATH"),
+// the http.route of the conventions.
+func patternPath(p string) string {
+	if p == "" || p[0] == '/' {
+		return p
+	}
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[i:]
+	}
+	return p
+}
+
+// tracerEntry is a tracer resolved from a provider; tracer is nil when the
+// provider is a no-op.
+type tracerEntry struct {
+	tp     trace.TracerProvider
+	tracer trace.Tracer
+}
+
+func newTracerEntry(tp trace.TracerProvider) *tracerEntry {
+	if isNoopProvider(tp) {
+		return &tracerEntry{tp: tp}
+	}
+	return &tracerEntry{tp: tp, tracer: tp.Tracer(genai.TracerName)}
+}
+
+// isNoopProvider reports a provider whose spans can never record: the noop
+// package's, and OpenTelemetry's global delegate before a provider was set
+// (its spans only carry the parent's span context, which the extracted
+// context carries already).
+func isNoopProvider(tp trace.TracerProvider) bool {
+	if _, ok := tp.(noop.TracerProvider); ok {
+		return true
+	}
+	t := reflect.TypeOf(tp)
+	return t.Kind() == reflect.Pointer && t.Elem().Name() == "tracerProvider" &&
+		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
+}
+
+// tracer returns the tracer for this request, nil when tracing is off.
+func (m *Middleware) tracer() trace.Tracer {
+	if m.fixed != nil {
+		return m.fixed.tracer
+	}
+	tp := otel.GetTracerProvider()
+	// Only comparable providers are cached, so == cannot panic: it compares
+	// dynamic types first.
+	if e := m.tracers.Load(); e != nil && e.tp == tp {
+		return e.tracer
+	}
+	e := newTracerEntry(tp)
+	if reflect.TypeOf(tp).Comparable() {
+		m.tracers.Store(e)
+	}
+	return e.tracer
+}
+
+func (m *Middleware) propagators() propagation.TextMapPropagator {
+	if m.cfg.propagators != nil {
+		return m.cfg.propagators
+	}
+	return otel.GetTextMapPropagator()
+}
+
+// statusError is the error an inference recorder ends with for an HTTP
+// status >= 400: its error_type is the status code, as the HTTP conventions
+// set error.type.
+type statusError int
+
+func (e statusError) Error() string     { return "middleware: status " + strconv.Itoa(int(e)) }
+func (e statusError) ErrorType() string { return strconv.Itoa(int(e)) }

@@ -1,0 +1,79 @@
+// Package training makes a training job observable with Prometheus: step time,
+// loss, learning rate, gradient norm, samples and tokens, data-loader wait,
+// checkpoints, epoch, model FLOPs utilisation and a last-step timestamp for
+// stall alerts. [Ingest] feeds the same metrics from the JSON lines a Python
+// trainer prints, so a Go launcher can supervise the trainer and expose them.
+//
+// # Metrics
+//
+// [NewMetrics] returns a [Metrics], a prometheus.Collector the caller
+// registers. The series:
+//
+//   - training_step_duration_seconds (histogram), training_steps_total,
+//     training_samples_total, training_tokens_total
+//   - training_loss, training_learning_rate, training_grad_norm (gauges, the
+//     last reported value; absent until first reported)
+//   - training_nonfinite_loss_total, training_nonfinite_grad_norm_total
+//   - training_data_wait_seconds (histogram)
+//   - training_checkpoint_duration_seconds (histogram),
+//     training_checkpoint_written_bytes_total, training_checkpoint_size_bytes,
+//     training_last_checkpoint_timestamp_seconds
+//   - training_epoch, training_last_step_timestamp_seconds
+//   - training_model_flops_utilization_ratio, with [WithFLOPs]
+//   - training_ingest_errors_total{reason="syntax|value|overlong"}, for [Ingest]
+//
+// A NaN or infinite loss is counted in training_nonfinite_loss_total and never
+// written into training_loss, which keeps the last finite loss, so that max,
+// avg and comparisons over ranks keep working. Alert on the counter:
+// increase(training_nonfinite_loss_total[5m]) > 0.
+//
+// # Run identity and ranks
+//
+// Run identity is constant labels ([WithRun], [WithRank], [WithConstLabels]);
+// epoch, batch and step never are (they are values, and registration fails if
+// they are given as labels). Prefer run over job: Prometheus sets job from the
+// scrape configuration. Several ranks in one process register one Metrics each,
+// with distinct rank labels, on one registry. Aggregate ranks in PromQL:
+//
+//	max by (run) (rate(training_step_duration_seconds_sum[5m]) / rate(training_step_duration_seconds_count[5m]))
+//	sum by (run) (rate(training_tokens_total[1m]))
+//	time() - min by (run) (training_last_step_timestamp_seconds) > 600
+//
+// # Trainer output lines
+//
+// [Ingest] reads one JSON object per line; a line with "step" is a step:
+//
+//	{"step": 120, "loss": 2.31, "lr": 3e-4, "grad_norm": 0.9, "samples": 32, "tokens": 65536, "step_time": 0.41, "epoch": 1, "data_wait": 0.02}
+//	{"event": "checkpoint", "step": 500, "duration": 12.5, "bytes": 1073741824}
+//
+// Times are seconds. Every field but "step" (or "event") is optional; a field
+// present in a line is reported even when it is 0. Without "step_time" the step
+// time is the time since the previous step line (or checkpoint event) divided
+// by the step-number difference, and the first step line has none. When step
+// numbers jump (a trainer that logs every N steps), training_steps_total grows
+// by the difference, and samples and tokens are taken as the totals of those
+// steps. "lr" may be spelled "learning_rate". Python's NaN, Infinity and
+// -Infinity (bare or quoted) are accepted. Lines with "epoch" or "data_wait"
+// only set those. Other lines, plain text or JSON with none of these fields,
+// go to [WithTextLine].
+//
+// # Example
+//
+//	func train(ctx context.Context, reg *prometheus.Registry) {
+//		m := training.NewMetrics(
+//			training.WithRun("llama-8b-sft-7"),
+//			training.WithRank(0),
+//			training.WithFLOPs(6*8e9, 989e12), // 6 x params per token, H100 bf16 peak
+//		)
+//		reg.MustRegister(m)
+//		for epoch := 0; epoch < 3; epoch++ {
+//			m.SetEpoch(epoch)
+//			for batch := 0; batch < 100; batch++ {
+//				step := m.StartStep()
+//				loss := 2.0 / float64(batch+1) // forward, backward, optimizer step
+//				step.End(training.StepResult{Loss: loss, LearningRate: 3e-4, GradNorm: 1.1, Samples: 32, Tokens: 32 * 2048})
+//			}
+//			m.ObserveCheckpoint(4*time.Second, 16<<30)
+//		}
+//	}
+package training

@@ -1,0 +1,353 @@
+package training_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/modeltel/modeltel/training"
+)
+
+// ingest runs Ingest over input with a clock that ticks one second per
+// reading, and returns what the callbacks saw.
+type ingestResult struct {
+	m      *training.Metrics
+	text   []string
+	events []training.Event
+	errs   []*training.LineError
+	err    error
+}
+
+func runIngest(t *testing.T, input string, opts ...training.IngestOption) ingestResult {
+	t.Helper()
+	clk := newClock(time.Second)
+	res := ingestResult{m: training.NewMetrics(training.WithClock(clk.now), training.WithStepBuckets([]float64{0.5, 1, 2}))}
+	opts = append([]training.IngestOption{
+		training.WithTextLine(func(l string) { res.text = append(res.text, l) }),
+		training.WithEvent(func(e training.Event) { res.events = append(res.events, e) }),
+		training.WithErrorHandler(func(e *training.LineError) { res.errs = append(res.errs, e) }),
+	}, opts...)
+	res.err = training.Ingest(context.Background(), strings.NewReader(input), res.m, opts...)
+	return res
+}
+
+func TestIngestGood(t *testing.T) {
+	// Python's json.dumps output, including NaN; the clock ticks 1 s per line read.
+	input := `{"step": 1, "loss": 2.5, "lr": 0.0003, "grad_norm": 1.5, "samples": 8, "tokens": 1024, "epoch": 0, "data_wait": 0.02}
+{"step": 2, "loss": 2.25, "lr": 0.0003, "grad_norm": 1.25, "samples": 8, "tokens": 1024, "step_time": 0.75}
+{"event": "checkpoint", "step": 2, "duration": 1.5, "bytes": 4096}
+{"step": 3, "loss": NaN, "grad_norm": Infinity, "samples": 8, "tokens": 1024}
+{"step": 5, "loss": 2.0, "samples": 16, "tokens": 2048, "epoch": 1}
+{"epoch": 2}
+{"data_wait": 0.5}
+`
+	res := runIngest(t, input)
+	if res.err != nil {
+		t.Fatalf("Ingest: %v", res.err)
+	}
+	if len(res.errs) != 0 || len(res.text) != 0 {
+		t.Errorf("errors %v, text %q; want none", res.errs, res.text)
+	}
+	// Step 1: no step time (first line). Step 2: 0.75 s given. Checkpoint at
+	// t0+2s. Step 3 at t0+3s: 1 s since the checkpoint. Step 5 at t0+4s:
+	// 1 s over 2 steps = 0.5 s, steps_total +2.
+	want := withTypes(`
+training_loss 2
+training_learning_rate 0.0003
+training_grad_norm 1.25
+training_epoch 2
+training_steps_total 5
+training_samples_total 40
+training_tokens_total 5120
+training_nonfinite_loss_total 1
+training_nonfinite_grad_norm_total 1
+training_checkpoint_size_bytes 4096
+`) + `
+# HELP training_step_duration_seconds Duration of a training step.
+# TYPE training_step_duration_seconds histogram
+training_step_duration_seconds_bucket{le="0.5"} 1
+training_step_duration_seconds_bucket{le="1"} 3
+training_step_duration_seconds_bucket{le="2"} 3
+training_step_duration_seconds_bucket{le="+Inf"} 3
+training_step_duration_seconds_sum 2.25
+training_step_duration_seconds_count 3
+# HELP training_ingest_errors_total Trainer output lines (Ingest) that could not be used, by reason.
+# TYPE training_ingest_errors_total counter
+training_ingest_errors_total{reason="overlong"} 0
+training_ingest_errors_total{reason="syntax"} 0
+training_ingest_errors_total{reason="value"} 0
+`
+	names := []string{"training_loss", "training_learning_rate", "training_grad_norm", "training_epoch", "training_steps_total",
+		"training_samples_total", "training_tokens_total", "training_nonfinite_loss_total", "training_nonfinite_grad_norm_total",
+		"training_checkpoint_size_bytes", "training_step_duration_seconds", "training_ingest_errors_total"}
+	if err := testutil.CollectAndCompare(res.m, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	wantEv := training.Event{Name: "checkpoint", Line: 3, Step: 2, Duration: 1500 * time.Millisecond, Bytes: 4096,
+		Raw: `{"event": "checkpoint", "step": 2, "duration": 1.5, "bytes": 4096}`}
+	if len(res.events) != 1 || res.events[0] != wantEv {
+		t.Errorf("events = %+v, want [%+v]", res.events, wantEv)
+	}
+	lint(t, res.m)
+}
+
+func TestIngestMalformed(t *testing.T) {
+	tests := []struct {
+		name       string
+		input      string
+		wantErrs   []string // "line reason field"
+		wantText   []string
+		wantSteps  float64
+		wantReason map[string]float64
+	}{
+		{
+			name:      "bad JSON is a syntax error and still text",
+			input:     "{\"step\": 1, \"loss\": \n{'step': 2}\n{\"step\": 3}\n",
+			wantErrs:  []string{"1 syntax ", "2 syntax "},
+			wantText:  []string{`{"step": 1, "loss": `, `{'step': 2}`},
+			wantSteps: 1,
+		},
+		{
+			name:      "bad values skip the field, keep the step",
+			input:     `{"step": 1, "loss": "abc", "tokens": -5, "samples": true, "lr": [1], "step_time": NaN, "grad_norm": {"a": 1}}` + "\n",
+			wantErrs:  []string{"1 value loss", "1 value lr", "1 value grad_norm", "1 value samples", "1 value tokens", "1 value step_time"},
+			wantSteps: 1,
+		},
+		{
+			name:      "bad step number still counts one step",
+			input:     `{"step": "x", "loss": 1}` + "\n" + `{"step": -1}` + "\n",
+			wantErrs:  []string{"1 value step", "2 value step"},
+			wantSteps: 2,
+		},
+		{
+			name:     "checkpoint without duration",
+			input:    `{"event": "checkpoint", "bytes": 10}` + "\n" + `{"event": "checkpoint", "duration": "slow"}` + "\n" + `{"event": 5}` + "\n",
+			wantErrs: []string{"1 value duration", "2 value duration", "3 value event"},
+		},
+		{
+			name:     "epoch and data_wait errors",
+			input:    `{"epoch": -1}` + "\n" + `{"data_wait": "x"}` + "\n",
+			wantErrs: []string{"1 value epoch", "2 value data_wait"},
+		},
+		{
+			name:      "trailing garbage after the object",
+			input:     `{"step": 1}{"step": 2}` + "\n" + `{"step": 3} x` + "\n",
+			wantErrs:  []string{"1 syntax ", "2 syntax "},
+			wantText:  []string{`{"step": 1}{"step": 2}`, `{"step": 3} x`},
+			wantSteps: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runIngest(t, tt.input)
+			if res.err != nil {
+				t.Fatalf("Ingest: %v", res.err)
+			}
+			var got []string
+			for _, e := range res.errs {
+				got = append(got, fmt.Sprintf("%d %s %s", e.Line, e.Reason, e.Field))
+				if !strings.Contains(e.Error(), fmt.Sprintf("line %d", e.Line)) {
+					t.Errorf("error %q does not name its line", e)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tt.wantErrs, "|") {
+				t.Errorf("errors = %q, want %q", got, tt.wantErrs)
+			}
+			if strings.Join(res.text, "|") != strings.Join(tt.wantText, "|") {
+				t.Errorf("text = %q, want %q", res.text, tt.wantText)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_steps_total")); got != tt.wantSteps {
+				t.Errorf("steps = %v, want %v", got, tt.wantSteps)
+			}
+			var counted float64
+			for _, r := range []string{training.ReasonSyntax, training.ReasonValue, training.ReasonOverlong} {
+				counted += testutil.ToFloat64(reasonOf(res.m, r))
+			}
+			if counted != float64(len(tt.wantErrs)) {
+				t.Errorf("training_ingest_errors_total sums to %v, want %d", counted, len(tt.wantErrs))
+			}
+		})
+	}
+}
+
+func reasonOf(m *training.Metrics, reason string) filteredReason {
+	return filteredReason{filtered{m, "training_ingest_errors_total"}, reason}
+}
+
+type filteredReason struct {
+	filtered
+	reason string
+}
+
+func (f filteredReason) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+
+func (f filteredReason) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric)
+	go func() { f.filtered.Collect(all); close(all) }()
+	for x := range all {
+		if strings.Contains(x.Desc().String(), `"`+f.reason+`"`) {
+			ch <- x
+		}
+	}
+}
+
+func TestIngestInterleaved(t *testing.T) {
+	input := "Loading model...\n" +
+		`{"level": "info", "msg": "dataset ready"}` + "\n" +
+		`{"step": 1, "loss": 3.0}` + "\n" +
+		"\n" +
+		"  warning: something\r\n" +
+		`[1, 2, 3]` + "\n" +
+		`{"step": 2, "loss": 2.9}` + "\r\n" +
+		`{"event": "eval", "step": 2}` + "\n" +
+		"done" // no final newline
+	res := runIngest(t, input)
+	if res.err != nil {
+		t.Fatalf("Ingest: %v", res.err)
+	}
+	wantText := []string{"Loading model...", `{"level": "info", "msg": "dataset ready"}`, "  warning: something", "[1, 2, 3]", "done"}
+	if strings.Join(res.text, "|") != strings.Join(wantText, "|") {
+		t.Errorf("text = %q, want %q", res.text, wantText)
+	}
+	if len(res.errs) != 0 {
+		t.Errorf("errors = %v", res.errs)
+	}
+	if len(res.events) != 1 || res.events[0].Name != "eval" || res.events[0].Line != 8 || res.events[0].Step != 2 {
+		t.Errorf("events = %+v, want one eval event on line 8", res.events)
+	}
+	if got := testutil.ToFloat64(collectorOf(res.m, "training_steps_total")); got != 2 {
+		t.Errorf("steps = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(collectorOf(res.m, "training_loss")); got != 2.9 {
+		t.Errorf("loss = %v, want 2.9", got)
+	}
+}
+
+func TestIngestOverlong(t *testing.T) {
+	long := `{"step": 1, "note": "` + strings.Repeat("x", 200) + `"}`
+	input := long + "\n" + `{"step": 2, "loss": 1}` + "\n" + strings.Repeat("y", 300) // last line overlong, no newline
+	res := runIngest(t, input, training.WithMaxLineBytes(100))
+	if res.err != nil {
+		t.Fatalf("Ingest: %v", res.err)
+	}
+	var got []string
+	for _, e := range res.errs {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Reason))
+	}
+	if want := "1 overlong|3 overlong"; strings.Join(got, "|") != want {
+		t.Errorf("errors = %q, want %q", got, want)
+	}
+	if got := testutil.ToFloat64(collectorOf(res.m, "training_steps_total")); got != 1 {
+		t.Errorf("steps = %v, want 1 (the overlong step is skipped)", got)
+	}
+	if got := testutil.ToFloat64(reasonOf(res.m, training.ReasonOverlong)); got != 2 {
+		t.Errorf("overlong errors = %v, want 2", got)
+	}
+	if len(res.text) != 0 {
+		t.Errorf("text = %q, want none", res.text)
+	}
+}
+
+func TestIngestNonFiniteSpellings(t *testing.T) {
+	for _, tok := range []string{"NaN", "Infinity", "-Infinity", `"NaN"`, `"inf"`, `"-Infinity"`, "1e999"} {
+		t.Run(tok, func(t *testing.T) {
+			res := runIngest(t, `{"step": 1, "loss": 1.5}`+"\n"+`{"step": 2, "loss": `+tok+`}`+"\n")
+			if res.err != nil || len(res.errs) != 0 {
+				t.Fatalf("Ingest: %v, line errors %v", res.err, res.errs)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_nonfinite_loss_total")); got != 1 {
+				t.Errorf("nonfinite = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_loss")); got != 1.5 || math.IsNaN(got) {
+				t.Errorf("loss = %v, want the last finite 1.5", got)
+			}
+		})
+	}
+	t.Run("inside strings untouched", func(t *testing.T) {
+		res := runIngest(t, `{"msg": "loss is NaN \" Infinity"}`+"\n")
+		if len(res.text) != 1 || res.text[0] != `{"msg": "loss is NaN \" Infinity"}` || len(res.errs) != 0 {
+			t.Errorf("text %q errors %v", res.text, res.errs)
+		}
+	})
+}
+
+func TestIngestExplicitZero(t *testing.T) {
+	res := runIngest(t, `{"step": 1, "loss": 2, "lr": 0.1}`+"\n"+`{"step": 2, "loss": 0, "lr": 0}`+"\n")
+	if got := testutil.ToFloat64(collectorOf(res.m, "training_loss")); got != 0 {
+		t.Errorf("loss = %v, want 0 (present in the line)", got)
+	}
+	if got := testutil.ToFloat64(collectorOf(res.m, "training_learning_rate")); got != 0 {
+		t.Errorf("lr = %v, want 0 (present in the line)", got)
+	}
+}
+
+func TestIngestCancel(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := training.NewMetrics()
+	seen := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- training.Ingest(ctx, pr, m, training.WithEvent(func(training.Event) { close(seen) }))
+	}()
+	if _, err := io.WriteString(pw, `{"event": "started"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-seen
+	cancel() // the reader is now blocked in Read
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Ingest = %v, want context.Canceled", err)
+	}
+}
+
+func TestIngestCanceledBefore(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := training.Ingest(ctx, strings.NewReader(`{"step": 1}`), nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("Ingest = %v, want context.Canceled", err)
+	}
+}
+
+type failingReader struct{ n int }
+
+var errBoom = errors.New("boom")
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		r.n++
+		return copy(p, `{"step": 1}`+"\n"), nil
+	}
+	return 0, errBoom
+}
+
+func TestIngestReadError(t *testing.T) {
+	m := training.NewMetrics()
+	err := training.Ingest(context.Background(), &failingReader{}, m)
+	if !errors.Is(err, errBoom) || !strings.HasPrefix(err.Error(), "training: ingest: read:") {
+		t.Errorf("Ingest = %v, want the wrapped read error", err)
+	}
+	if got := testutil.ToFloat64(collectorOf(m, "training_steps_total")); got != 1 {
+		t.Errorf("steps = %v, want 1 (the line before the error)", got)
+	}
+	if err := training.Ingest(context.Background(), nil, m); err == nil {
+		t.Error("Ingest(nil reader) = nil, want an error")
+	}
+}
+
+func TestIngestNilMetrics(t *testing.T) {
+	var text []string
+	err := training.Ingest(context.Background(), strings.NewReader("hello\n{\"step\": 1, \"loss\": \"x\"}\n{bad\n"), nil,
+		training.WithTextLine(func(l string) { text = append(text, l) }))
+	if err != nil || len(text) != 2 {
+		t.Errorf("Ingest = %v, text %q; want nil and 2 lines", err, text)
+	}
+}

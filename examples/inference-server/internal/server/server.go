@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/middleware"
 	"github.com/modeltel/modeltel/tracing"
 )
 
@@ -70,41 +70,30 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ModelFunc returns the function to give middleware.WithModel: it reads the
-// "model" field of a JSON request body (at most MaxBodyBytes; the body is
-// restored for the handler) and returns it when it is one of models, "other"
-// for any other model (model names are user input: they must not grow span
-// names or label values without bound), and "" when the body has no model.
+// ModelFunc returns the function to give middleware.WithModel: the "model"
+// field of a JSON request body, as middleware.ModelFromJSONBody reads it (at
+// most MaxBodyBytes; the body is restored for the handler), when it is one of
+// models; "other" for any other model (model names are user input: they must
+// not grow span names or label values without bound); and "" when the body
+// has no model.
 func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
 	served := make(map[string]bool, len(models))
 	for _, m := range models {
 		served[m.Name()] = true
 	}
+	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
-		if r.Body == nil || r.Body == http.NoBody || r.Method != http.MethodPost {
+		if r.Method != http.MethodPost {
 			return ""
 		}
-		b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes))
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
-		if err != nil {
+		switch m := fromBody(r); {
+		case m == "":
 			return ""
-		}
-		var v struct {
-			Model string `json:"model"`
-		}
-		if json.Unmarshal(b, &v) != nil || v.Model == "" {
-			return ""
-		}
-		if served[v.Model] {
-			return v.Model
+		case served[m]:
+			return m
 		}
 		return "other"
 	}
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 // Load loads every model, each under a model.load span, logs each load and

@@ -282,7 +282,8 @@ func TestModelFunc(t *testing.T) {
 		{"no model", "POST", `{"messages":[]}`, ""},
 		{"bad json", "POST", `{"model":`, ""},
 		{"get", "GET", "", ""},
-		{"over the bound", "POST", big, ""},
+		{"model before the bound", "POST", big, "fake-llama-3-8b"},
+		{"model after the bound", "POST", `{"messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}],"model":"fake-llama-3-8b"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

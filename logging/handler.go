@@ -1,0 +1,116 @@
+package logging
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"slices"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Keys of the attributes NewHandler adds, and of the structured metadata the
+// Loki handler sends.
+const (
+	TraceIDKey = "trace_id"
+	SpanIDKey  = "span_id"
+)
+
+// NewHandler returns a handler that adds trace_id and span_id (lower-case hex)
+// from the span context in the record's ctx to every record, when that span
+// context is valid, and passes the record on to next. The two keys stay at the
+// top level of the output even after WithGroup: attributes and groups opened
+// after a WithGroup are kept by this handler and handed to next as nested
+// group attributes of each record. A nil next means
+// slog.NewJSONHandler(os.Stdout, nil). It is safe for concurrent use when next
+// is. Do not put it in front of a *Loki, which sends the ids as structured
+// metadata itself.
+func NewHandler(next slog.Handler) slog.Handler {
+	if next == nil {
+		next = defaultHandler()
+	}
+	return &traceHandler{next: next}
+}
+
+type traceHandler struct {
+	next slog.Handler // with the attributes added before the first group
+	// goas are the groups and attributes added from the first WithGroup
+	// on, outermost first; each entry is a group name or a list of attrs.
+	goas []groupOrAttrs
+}
+
+type groupOrAttrs struct {
+	group string
+	attrs []slog.Attr
+}
+
+func (h *traceHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return h
+	}
+	if len(h.goas) == 0 {
+		return &traceHandler{next: h.next.WithAttrs(as)}
+	}
+	return &traceHandler{next: h.next, goas: append(slices.Clip(h.goas), groupOrAttrs{attrs: slices.Clone(as)})}
+}
+
+func (h *traceHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return &traceHandler{next: h.next, goas: append(slices.Clip(h.goas), groupOrAttrs{group: name})}
+}
+
+func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	var sc trace.SpanContext
+	if ctx != nil {
+		sc = trace.SpanContextFromContext(ctx)
+	}
+	if len(h.goas) == 0 {
+		if sc.IsValid() {
+			// Clone so that adding to a record that shares its attribute
+			// array with other copies (a fan-out) cannot overwrite theirs.
+			r = r.Clone()
+			tid, sid := hexIDs(sc)
+			r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+		}
+		return h.next.Handle(ctx, r)
+	}
+
+	// Open groups: rebuild the record with the ids first and the groups as
+	// nested attributes, so that next sees the ids at the top level.
+	attrs := make([]slog.Attr, 0, r.NumAttrs())
+	r.Attrs(func(a slog.Attr) bool {
+		attrs = append(attrs, a)
+		return true
+	})
+	for i := len(h.goas) - 1; i >= 0; i-- {
+		g := h.goas[i]
+		if g.group != "" {
+			attrs = []slog.Attr{{Key: g.group, Value: slog.GroupValue(attrs...)}}
+		} else {
+			attrs = append(slices.Clip(g.attrs), attrs...)
+		}
+	}
+	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	if sc.IsValid() {
+		tid, sid := hexIDs(sc)
+		nr.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	}
+	nr.AddAttrs(attrs...)
+	return h.next.Handle(ctx, nr)
+}
+
+// hexIDs encodes both ids with one allocation.
+func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
+	var buf [48]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	hex.Encode(buf[:32], tid[:])
+	hex.Encode(buf[32:], sid[:])
+	s := string(buf[:])
+	return s[:32], s[32:]
+}

@@ -1,0 +1,168 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/slogtest"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+var testSC = trace.NewSpanContext(trace.SpanContextConfig{
+	TraceID:    trace.TraceID{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c},
+	SpanID:     trace.SpanID{0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31},
+	TraceFlags: trace.FlagsSampled,
+})
+
+const (
+	testTraceID = "0af7651916cd43dd8448eb211c80319c"
+	testSpanID  = "b7ad6b7169203331"
+)
+
+func spanCtx() context.Context {
+	return trace.ContextWithSpanContext(context.Background(), testSC)
+}
+
+func parseLines(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestNewHandlerSlogtest(t *testing.T) {
+	var buf bytes.Buffer
+	slogtest.Run(t, func(*testing.T) slog.Handler {
+		buf.Reset()
+		return NewHandler(slog.NewJSONHandler(&buf, nil))
+	}, func(t *testing.T) map[string]any {
+		lines := parseLines(t, buf.Bytes())
+		if len(lines) != 1 {
+			t.Fatalf("got %d lines, want 1", len(lines))
+		}
+		return lines[0]
+	})
+}
+
+func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
+	tests := []struct {
+		name string
+		log  func(l *slog.Logger, ctx context.Context)
+		want string // the line without time, as JSON
+	}{
+		{"plain", func(l *slog.Logger, ctx context.Context) {
+			l.InfoContext(ctx, "m", "a", 1)
+		}, `{"level":"INFO","msg":"m","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		{"with attrs", func(l *slog.Logger, ctx context.Context) {
+			l.With("w", "x").InfoContext(ctx, "m", "a", 1)
+		}, `{"level":"INFO","msg":"m","w":"x","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		{"group", func(l *slog.Logger, ctx context.Context) {
+			l.WithGroup("g").InfoContext(ctx, "m", "a", 1)
+		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","g":{"a":1}}`},
+		{"attrs, group, attrs, group", func(l *slog.Logger, ctx context.Context) {
+			l.With("top", 0).WithGroup("g").With("b", 2).WithGroup("h").InfoContext(ctx, "m", "a", 1)
+		}, `{"level":"INFO","msg":"m","top":0,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","g":{"b":2,"h":{"a":1}}}`},
+		{"empty group dropped", func(l *slog.Logger, ctx context.Context) {
+			l.WithGroup("g").InfoContext(ctx, "m")
+		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		{"no span", func(l *slog.Logger, _ context.Context) {
+			l.WithGroup("g").InfoContext(context.Background(), "m", "a", 1)
+		}, `{"level":"INFO","msg":"m","g":{"a":1}}`},
+		{"many attrs", func(l *slog.Logger, ctx context.Context) {
+			l.InfoContext(ctx, "m", "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
+		}, `{"level":"INFO","msg":"m","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			noTime := func(_ []string, a slog.Attr) slog.Attr {
+				if a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			}
+			tt.log(slog.New(NewHandler(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: noTime}))), spanCtx())
+			if got := strings.TrimSpace(buf.String()); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestNewHandlerRecordCopies checks that adding the ids to a record whose
+// attribute array other copies share does not overwrite theirs.
+func TestNewHandlerRecordCopies(t *testing.T) {
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
+	for i := range 7 {
+		r.AddAttrs(slog.Int(string(rune('a'+i)), i))
+	}
+	var b1, b2 bytes.Buffer
+	h1 := NewHandler(slog.NewJSONHandler(&b1, nil))
+	h2 := NewHandler(slog.NewJSONHandler(&b2, nil))
+	if err := h1.Handle(spanCtx(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Handle(spanCtx(), r); err != nil {
+		t.Fatal(err)
+	}
+	r.AddAttrs(slog.Int("late", 1))
+	for _, b := range []*bytes.Buffer{&b1, &b2} {
+		if strings.Contains(b.String(), "!BUG") || strings.Count(b.String(), "trace_id") != 1 {
+			t.Errorf("line = %s", b.String())
+		}
+	}
+	var n int
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "!BUG" || a.Key == TraceIDKey {
+			t.Errorf("original record got %s", a.Key)
+		}
+		n++
+		return true
+	})
+	if n != 8 {
+		t.Errorf("original record has %d attrs, want 8", n)
+	}
+}
+
+func TestNewHandlerNil(t *testing.T) {
+	if !NewHandler(nil).Enabled(context.Background(), slog.LevelInfo) {
+		t.Error("NewHandler(nil) not enabled at info")
+	}
+}
+
+// BenchmarkHandler compares NewHandler over the JSON handler, with a span in
+// ctx, against the JSON handler alone.
+func BenchmarkHandler(b *testing.B) {
+	ctx := spanCtx()
+	run := func(b *testing.B, h slog.Handler) {
+		l := slog.New(h)
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(ctx, slog.LevelInfo, "request done",
+				slog.String("route", "/v1/chat/completions"), slog.Int("status", 200), slog.Duration("took", time.Millisecond))
+		}
+	}
+	b.Run("baseline/JSONHandler", func(b *testing.B) { run(b, slog.NewJSONHandler(io.Discard, nil)) })
+	b.Run("NewHandler/JSONHandler", func(b *testing.B) { run(b, NewHandler(slog.NewJSONHandler(io.Discard, nil))) })
+	b.Run("baseline/JSONHandler/group", func(b *testing.B) {
+		run(b, slog.NewJSONHandler(io.Discard, nil).WithGroup("g").WithAttrs([]slog.Attr{slog.Int("x", 1)}))
+	})
+	b.Run("NewHandler/JSONHandler/group", func(b *testing.B) {
+		run(b, NewHandler(slog.NewJSONHandler(io.Discard, nil)).WithGroup("g").WithAttrs([]slog.Attr{slog.Int("x", 1)}))
+	})
+}

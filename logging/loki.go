@@ -1,0 +1,653 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Encodings of the Loki push body.
+const (
+	EncodingProtobuf = "protobuf" // snappy-compressed protobuf, Loki's default
+	EncodingJSON     = "json"
+)
+
+// Reasons of logging_loki_dropped_lines_total.
+const (
+	DropQueueFull        = "queue_full"        // the queue was full when the record was logged
+	DropRejected         = "rejected"          // Loki answered 4xx other than 429: never retried
+	DropRetriesExhausted = "retries_exhausted" // 429, 5xx or network errors past MaxRetries
+	DropClosed           = "closed"            // logged after Close, or still queued when Close's ctx ended
+	DropEncode           = "encode"            // the batch could not be encoded
+)
+
+// LokiConfig configures NewLoki. Only URL is required; zero values of the
+// other fields mean the defaults given with each.
+type LokiConfig struct {
+	// URL is Loki's base URL, "http(s)://host:port"; the push path
+	// /loki/api/v1/push is appended unless the URL already ends with it.
+	URL string
+	// Labels are the stream labels: keep them few and of low cardinality
+	// (service_name, env); never ids. Default {service_name="unknown_service"}.
+	Labels map[string]string
+	// LevelLabel adds the record's level as the stream label "level"
+	// ("debug", "info", "warn", "error"). Off by default.
+	LevelLabel bool
+	// Level is the minimum level sent. Default slog.LevelInfo.
+	Level slog.Leveler
+	// Encoding is EncodingProtobuf (default) or EncodingJSON.
+	Encoding string
+	// TenantID, when set, is sent as X-Scope-OrgID.
+	TenantID string
+	// Username and Password set basic auth; BearerToken sets a bearer
+	// token. Set at most one of the two.
+	Username, Password string
+	BearerToken        string
+	// Headers are extra HTTP headers sent with every push.
+	Headers map[string]string
+	// BatchLines and BatchBytes bound a batch (default 1000 lines, 1 MiB of
+	// log lines); BatchWait is how long the first line of a batch waits
+	// for more before the batch is sent (default 1s).
+	BatchLines int
+	BatchBytes int
+	BatchWait  time.Duration
+	// QueueSize bounds the lines waiting to be batched (default 10000).
+	// Handle never blocks: when the queue is full the new line is dropped
+	// (the oldest lines are kept, they are already on their way) and counted
+	// with reason queue_full.
+	QueueSize int
+	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
+	// between attempts (default 250ms and 30s); MaxRetries is the number of
+	// retries after the first attempt (default 10; negative: none). A
+	// Retry-After header on a 429 or 503 is honoured up to MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	MaxRetries             int
+	// Timeout bounds one HTTP request (default 10s). Client, when set,
+	// replaces the default http.Client and its Timeout.
+	Timeout time.Duration
+	Client  *http.Client
+	// AddSource adds the source position to each line.
+	AddSource bool
+	// Fallback receives the rate-limited warnings about dropped lines and
+	// failed pushes. Default: text lines on stderr. Never pass the Loki
+	// handler itself, or a logger that leads to it.
+	Fallback slog.Handler
+	// WarnInterval is the least time between two warnings (default 1m).
+	WarnInterval time.Duration
+}
+
+var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (c *LokiConfig) validate() (*url.URL, error) {
+	if strings.TrimSpace(c.URL) == "" {
+		return nil, errors.New("logging: loki: empty URL")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("logging: loki: URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("logging: loki: URL %q: scheme must be http or https", c.URL)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("logging: loki: URL %q: no host", c.URL)
+	}
+	for k := range c.Labels {
+		if !labelNameRE.MatchString(k) {
+			return nil, fmt.Errorf("logging: loki: invalid label name %q", k)
+		}
+		if c.LevelLabel && k == "level" {
+			return nil, errors.New(`logging: loki: label "level" set and LevelLabel on`)
+		}
+	}
+	switch c.Encoding {
+	case "", EncodingProtobuf, EncodingJSON:
+	default:
+		return nil, fmt.Errorf("logging: loki: unknown encoding %q", c.Encoding)
+	}
+	if c.BearerToken != "" && (c.Username != "" || c.Password != "") {
+		return nil, errors.New("logging: loki: set basic auth or a bearer token, not both")
+	}
+	if !strings.HasSuffix(u.Path, "/loki/api/v1/push") {
+		u.Path = strings.TrimRight(u.Path, "/") + "/loki/api/v1/push"
+	}
+	return u, nil
+}
+
+func (c *LokiConfig) setDefaults() {
+	if len(c.Labels) == 0 {
+		c.Labels = map[string]string{"service_name": "unknown_service"}
+	}
+	if c.Level == nil {
+		c.Level = slog.LevelInfo
+	}
+	if c.Encoding == "" {
+		c.Encoding = EncodingProtobuf
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.BatchLines, 1000)
+	def(&c.BatchBytes, 1<<20)
+	def(&c.QueueSize, 10000)
+	defDur(&c.BatchWait, time.Second)
+	defDur(&c.MinBackoff, 250*time.Millisecond)
+	defDur(&c.MaxBackoff, 30*time.Second)
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	switch {
+	case c.MaxRetries == 0:
+		c.MaxRetries = 10
+	case c.MaxRetries < 0:
+		c.MaxRetries = 0
+	}
+	defDur(&c.Timeout, 10*time.Second)
+	defDur(&c.WarnInterval, time.Minute)
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: c.Timeout}
+	}
+	if c.Fallback == nil {
+		c.Fallback = slog.NewTextHandler(os.Stderr, nil)
+	}
+}
+
+// Loki is a slog.Handler that pushes records to Loki's push API. Each record
+// becomes one line, the record as JSON (as slog.JSONHandler writes it), in the
+// stream of the configured labels, with trace_id and span_id from the ctx's
+// span as structured metadata. Handle formats the line and puts it on a
+// bounded queue without ever waiting for the network; a goroutine batches the
+// queue by size and time and pushes, retrying 429, 5xx and network errors with
+// exponential backoff and jitter, never other 4xx. What cannot be sent is
+// dropped and counted.
+//
+// *Loki is also a prometheus.Collector of its own metrics (see Describe). The
+// handlers returned by WithAttrs and WithGroup share the queue, the pusher and
+// the metrics; Close on any of them closes them all. All methods are safe for
+// concurrent use. The zero Loki is not usable: call NewLoki.
+type Loki struct {
+	core *lokiCore
+	fmt  slog.Handler // JSON formatter writing into core.line
+}
+
+type lokiCore struct {
+	cfg     LokiConfig
+	pushURL string
+	queue   chan lokiEntry
+	// baseStream is the label string of the stream; with LevelLabel,
+	// levelStreams holds those of the four standard levels.
+	baseStream   string
+	levelStreams map[slog.Level]string
+
+	// fmtMu serialises formatting, so that line holds one record at a time.
+	fmtMu sync.Mutex
+	line  []byte
+
+	closing   chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closed    atomic.Bool
+	ctx       context.Context // cancelled when Close's ctx ends first
+	cancel    context.CancelFunc
+
+	warnMu     sync.Mutex
+	lastWarn   time.Time
+	suppressed int
+
+	sentLines  prometheus.Counter
+	pushErrors prometheus.Counter
+	dropped    *prometheus.CounterVec
+	drops      map[string]prometheus.Counter
+	queueLen   prometheus.GaugeFunc
+}
+
+type lokiEntry struct {
+	ts       time.Time
+	line     string
+	level    slog.Level
+	traceID  trace.TraceID
+	spanID   trace.SpanID
+	hasTrace bool
+}
+
+type lineWriter struct{ c *lokiCore }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w.c.line = append(w.c.line, p...)
+	return len(p), nil
+}
+
+// NewLoki validates cfg, starts the pushing goroutine and returns the handler.
+// An empty URL, a scheme other than http(s), an invalid label name, an unknown
+// encoding or both auth kinds give an error and start nothing. Call Close to
+// flush and stop it.
+func NewLoki(cfg LokiConfig) (*Loki, error) {
+	u, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Labels = copyMap(cfg.Labels)
+	cfg.Headers = copyMap(cfg.Headers)
+	cfg.setDefaults()
+	c := &lokiCore{
+		cfg:     cfg,
+		pushURL: u.String(),
+		queue:   make(chan lokiEntry, cfg.QueueSize),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.baseStream = labelString(cfg.Labels, "")
+	if cfg.LevelLabel {
+		c.levelStreams = map[slog.Level]string{}
+		for _, lv := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+			c.levelStreams[lv] = labelString(cfg.Labels, levelName(lv))
+		}
+	}
+	c.initMetrics()
+	go c.run()
+	jh := slog.NewJSONHandler(lineWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource})
+	return &Loki{core: c, fmt: jh}, nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// labelString renders labels in Loki's stream selector form, sorted by name,
+// with level added when not empty.
+func labelString(labels map[string]string, level string) string {
+	keys := make([]string, 0, len(labels)+1)
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	if level != "" {
+		keys = append(keys, "level")
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		v := labels[k]
+		if k == "level" && level != "" {
+			v = level
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(v))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
+
+// Enabled reports whether l is at or above the configured level.
+func (l *Loki) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= l.core.cfg.Level.Level()
+}
+
+// WithAttrs returns a handler that adds as to every line; it shares the queue
+// and the pusher with l.
+func (l *Loki) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return l
+	}
+	return &Loki{core: l.core, fmt: l.fmt.WithAttrs(as)}
+}
+
+// WithGroup returns a handler that puts the attributes that follow under name;
+// it shares the queue and the pusher with l.
+func (l *Loki) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return l
+	}
+	return &Loki{core: l.core, fmt: l.fmt.WithGroup(name)}
+}
+
+// Handle formats r as a JSON line and queues it; it never waits for Loki. A
+// full queue or a closed handler drops the line and counts it. It returns an
+// error only when the record cannot be formatted.
+func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
+	c := l.core
+	if c.closed.Load() {
+		c.drop(DropClosed, 1)
+		return nil
+	}
+	c.fmtMu.Lock()
+	err := l.fmt.Handle(ctx, r)
+	line := string(bytes.TrimSuffix(c.line, []byte{'\n'}))
+	c.line = c.line[:0]
+	c.fmtMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("logging: loki: %w", err)
+	}
+	e := lokiEntry{ts: r.Time, line: line, level: r.Level}
+	if e.ts.IsZero() {
+		e.ts = time.Now()
+	}
+	if ctx != nil {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
+		}
+	}
+	select {
+	case c.queue <- e:
+	default:
+		c.drop(DropQueueFull, 1)
+		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize)
+	}
+	return nil
+}
+
+// Close stops accepting lines, pushes what is queued and stops the pushing
+// goroutine. When ctx ends first, the push in flight is abandoned, the lines
+// still queued are dropped (counted with reason closed) and Close returns
+// ctx's error. Safe to call more than once and from any WithAttrs copy.
+func (l *Loki) Close(ctx context.Context) error {
+	c := l.core
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		close(c.closing)
+	})
+	var err error
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.cancel()
+		<-c.done // quick now: every push fails at once
+		err = fmt.Errorf("logging: loki close: %w", ctx.Err())
+	}
+	// Lines queued by a Handle that raced with Close.
+	for {
+		select {
+		case <-c.queue:
+			c.drop(DropClosed, 1)
+		default:
+			return err
+		}
+	}
+}
+
+// run batches the queue and pushes, until Close.
+func (c *lokiCore) run() {
+	defer close(c.done)
+	defer c.cancel()
+	var (
+		batch []lokiEntry
+		bytes int
+	)
+	timer := time.NewTimer(c.cfg.BatchWait)
+	timer.Stop()
+	flush := func() {
+		if len(batch) > 0 {
+			c.push(batch)
+			batch, bytes = nil, 0
+		}
+		timer.Stop()
+	}
+	add := func(e lokiEntry) {
+		if len(batch) > 0 && bytes+len(e.line) > c.cfg.BatchBytes {
+			flush()
+		}
+		if len(batch) == 0 {
+			timer.Reset(c.cfg.BatchWait)
+		}
+		batch = append(batch, e)
+		bytes += len(e.line)
+		if len(batch) >= c.cfg.BatchLines || bytes >= c.cfg.BatchBytes {
+			flush()
+		}
+	}
+	for {
+		select {
+		case e := <-c.queue:
+			add(e)
+		case <-timer.C:
+			flush()
+		case <-c.closing:
+			for {
+				select {
+				case e := <-c.queue:
+					add(e)
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// push sends one batch, retrying what may succeed later.
+func (c *lokiCore) push(batch []lokiEntry) {
+	body, contentType, err := c.encode(batch)
+	if err != nil {
+		c.drop(DropEncode, len(batch))
+		c.warn("logging: loki encode failed, dropping batch", "error", err.Error(), "lines", len(batch))
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		status, retryAfter, err := c.post(body, contentType)
+		if err == nil && status/100 == 2 {
+			c.sentLines.Add(float64(len(batch)))
+			return
+		}
+		c.pushErrors.Inc()
+		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
+		if c.ctx.Err() != nil {
+			c.drop(DropClosed, len(batch))
+			return
+		}
+		if !retryable {
+			c.drop(DropRejected, len(batch))
+			c.warn("logging: loki rejected a batch, dropping it", "status", status, "lines", len(batch))
+			return
+		}
+		if attempt >= c.cfg.MaxRetries {
+			c.drop(DropRetriesExhausted, len(batch))
+			c.warn("logging: loki push failed, dropping batch", "status", status, "error", errString(err),
+				"attempts", attempt+1, "lines", len(batch))
+			return
+		}
+		wait := c.backoff(attempt)
+		if retryAfter > 0 {
+			wait = min(retryAfter, c.cfg.MaxBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			c.drop(DropClosed, len(batch))
+			return
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// backoff is MinBackoff * 2^attempt capped at MaxBackoff, with "equal
+// jitter": a random duration in [d/2, d].
+func (c *lokiCore) backoff(attempt int) time.Duration {
+	d := c.cfg.MinBackoff
+	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.MaxBackoff)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, err error) {
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.pushURL, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "modeltel-logging")
+	for k, v := range c.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if c.cfg.TenantID != "" {
+		req.Header.Set("X-Scope-OrgID", c.cfg.TenantID)
+	}
+	if c.cfg.Username != "" || c.cfg.Password != "" {
+		req.SetBasicAuth(c.cfg.Username, c.cfg.Password)
+	}
+	if c.cfg.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.BearerToken)
+	}
+	resp, err := c.cfg.Client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		retryAfter = time.Duration(s) * time.Second
+	}
+	return resp.StatusCode, retryAfter, nil
+}
+
+func (c *lokiCore) streamLabels(l slog.Level) string {
+	if !c.cfg.LevelLabel {
+		return c.baseStream
+	}
+	if s, ok := c.levelStreams[l]; ok {
+		return s
+	}
+	return labelString(c.cfg.Labels, levelName(l))
+}
+
+func (c *lokiCore) encode(batch []lokiEntry) (body []byte, contentType string, err error) {
+	if c.cfg.Encoding == EncodingJSON {
+		return c.encodeJSON(batch)
+	}
+	req := push.PushRequest{}
+	index := map[string]int{}
+	for _, e := range batch {
+		labels := c.streamLabels(e.level)
+		i, ok := index[labels]
+		if !ok {
+			i = len(req.Streams)
+			index[labels] = i
+			req.Streams = append(req.Streams, push.Stream{Labels: labels})
+		}
+		pe := push.Entry{Timestamp: e.ts, Line: e.line}
+		if e.hasTrace {
+			pe.StructuredMetadata = push.LabelsAdapter{
+				{Name: TraceIDKey, Value: hex.EncodeToString(e.traceID[:])},
+				{Name: SpanIDKey, Value: hex.EncodeToString(e.spanID[:])},
+			}
+		}
+		req.Streams[i].Entries = append(req.Streams[i].Entries, pe)
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		return nil, "", err
+	}
+	return snappy.Encode(nil, raw), "application/x-protobuf", nil
+}
+
+type jsonStream struct {
+	Stream map[string]string `json:"stream"`
+	Values [][]any           `json:"values"`
+}
+
+func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
+	var streams []*jsonStream
+	index := map[string]*jsonStream{}
+	for _, e := range batch {
+		key := ""
+		if c.cfg.LevelLabel {
+			key = levelName(e.level)
+		}
+		s, ok := index[key]
+		if !ok {
+			labels := copyMap(c.cfg.Labels)
+			if key != "" {
+				labels["level"] = key
+			}
+			s = &jsonStream{Stream: labels}
+			index[key] = s
+			streams = append(streams, s)
+		}
+		v := []any{strconv.FormatInt(e.ts.UnixNano(), 10), e.line}
+		if e.hasTrace {
+			v = append(v, map[string]string{
+				TraceIDKey: hex.EncodeToString(e.traceID[:]),
+				SpanIDKey:  hex.EncodeToString(e.spanID[:]),
+			})
+		}
+		s.Values = append(s.Values, v)
+	}
+	body, err := json.Marshal(struct {
+		Streams []*jsonStream `json:"streams"`
+	}{streams})
+	return body, "application/json", err
+}
+
+// warn logs to the fallback handler at most once per WarnInterval.
+func (c *lokiCore) warn(msg string, args ...any) {
+	c.warnMu.Lock()
+	now := time.Now()
+	if !c.lastWarn.IsZero() && now.Sub(c.lastWarn) < c.cfg.WarnInterval {
+		c.suppressed++
+		c.warnMu.Unlock()
+		return
+	}
+	c.lastWarn = now
+	suppressed := c.suppressed
+	c.suppressed = 0
+	c.warnMu.Unlock()
+	r := slog.NewRecord(now, slog.LevelWarn, msg, 0)
+	r.Add(args...)
+	r.Add("suppressed_warnings", suppressed, "url", c.pushURL)
+	if c.cfg.Fallback.Enabled(context.Background(), slog.LevelWarn) {
+		_ = c.cfg.Fallback.Handle(context.Background(), r)
+	}
+}

@@ -1,0 +1,51 @@
+package logging
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func (c *lokiCore) initMetrics() {
+	c.sentLines = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "logging_loki_sent_lines_total",
+		Help: "Log lines Loki accepted.",
+	})
+	c.pushErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "logging_loki_push_errors_total",
+		Help: "Failed push attempts to Loki (network errors and non-2xx answers), retried or not.",
+	})
+	c.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "logging_loki_dropped_lines_total",
+		Help: "Log lines dropped before Loki accepted them, by reason.",
+	}, []string{"reason"})
+	c.drops = map[string]prometheus.Counter{}
+	for _, r := range []string{DropQueueFull, DropRejected, DropRetriesExhausted, DropClosed, DropEncode} {
+		c.drops[r] = c.dropped.WithLabelValues(r)
+	}
+	c.queueLen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "logging_loki_queue_length",
+		Help: "Log lines waiting in the queue to be batched and pushed to Loki.",
+	}, func() float64 { return float64(len(c.queue)) })
+}
+
+func (c *lokiCore) drop(reason string, n int) { c.drops[reason].Add(float64(n)) }
+
+// Describe implements prometheus.Collector: logging_loki_sent_lines_total,
+// logging_loki_dropped_lines_total{reason}, logging_loki_push_errors_total and
+// logging_loki_queue_length. The handlers returned by WithAttrs and WithGroup
+// describe the same metrics: register only one of them.
+func (l *Loki) Describe(ch chan<- *prometheus.Desc) {
+	c := l.core
+	c.sentLines.Describe(ch)
+	c.pushErrors.Describe(ch)
+	c.dropped.Describe(ch)
+	c.queueLen.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (l *Loki) Collect(ch chan<- prometheus.Metric) {
+	c := l.core
+	c.sentLines.Collect(ch)
+	c.pushErrors.Collect(ch)
+	c.dropped.Collect(ch)
+	c.queueLen.Collect(ch)
+}

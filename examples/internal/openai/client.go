@@ -60,7 +60,13 @@ func (c *Client) Chat(ctx context.Context, req ChatRequest) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("openai: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read what is left (a trailing newline, mostly) so that the
+		// connection is reused, not closed under a server still finishing
+		// the request.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}()
 	if resp.StatusCode != http.StatusOK {
 		return Result{}, readError(resp)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -269,5 +270,32 @@ func TestShutdownJoinsErrors(t *testing.T) {
 	err := tel.Shutdown(context.Background())
 	if !errors.Is(err, e1) || !errors.Is(err, e2) || len(order) != 3 || order[0] != 3 || order[2] != 1 {
 		t.Errorf("err %v, order %v; want both errors, reverse order", err, order)
+	}
+}
+
+func TestGlobals(t *testing.T) {
+	noOTLP(t)
+	prevTP, prevLog := otel.GetTracerProvider(), slog.Default()
+	defer func() { otel.SetTracerProvider(prevTP); slog.SetDefault(prevLog) }()
+
+	tel, err := Start(context.Background(), WithLogger(discard()), WithoutGPU())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if otel.GetTracerProvider() == tel.TracerProvider() || slog.Default() == tel.Logger() {
+		t.Error("Start without WithGlobals set a global")
+	}
+	_ = tel.Shutdown(context.Background())
+
+	tel, err = Start(context.Background(), WithLogger(discard()), WithoutGPU(), WithGlobals())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	if slog.Default() != tel.Logger() {
+		t.Error("WithGlobals did not set slog's default")
+	}
+	if _, span := otel.Tracer("t").Start(context.Background(), "x"); !span.SpanContext().IsValid() {
+		t.Error("WithGlobals did not set the tracer provider (spans have no ids)")
 	}
 }

@@ -100,6 +100,7 @@ type Error struct {
 	Status  int     `json:"-"`
 }
 
+// Error returns the status, type, code and message on one line.
 func (e *Error) Error() string {
 	code := ""
 	if e.Code != nil {

@@ -54,7 +54,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	active.Inc()
 
 	reqCtx := r.Context()
-	ctx := m.propagators().Extract(reqCtx, propagation.HeaderCarrier(r.Header))
+	ctx := m.propagators().Extract(reqCtx, headerCarrier(r.Header))
 	var span, gspan trace.Span
 	tracer := m.tracer()
 	if tracer != nil {
@@ -233,3 +233,22 @@ func (m *Middleware) logHTTP(ctx context.Context, r *http.Request, route string,
 	}
 	m.cfg.logger.LogAttrs(ctx, level, "http request", attrs...)
 }
+
+// headerCarrier is propagation.HeaderCarrier without the allocation of
+// canonicalising the lower-case keys the W3C propagators ask for.
+type headerCarrier http.Header
+
+func (h headerCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		key = "Traceparent"
+	case "tracestate":
+		key = "Tracestate"
+	case "baggage":
+		key = "Baggage"
+	}
+	return http.Header(h).Get(key)
+}
+
+func (h headerCarrier) Set(key, value string) { propagation.HeaderCarrier(h).Set(key, value) }
+func (h headerCarrier) Keys() []string        { return propagation.HeaderCarrier(h).Keys() }

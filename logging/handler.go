@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"slices"
+	"sync/atomic"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -29,7 +31,7 @@ func NewHandler(next slog.Handler) slog.Handler {
 	if next == nil {
 		next = defaultHandler()
 	}
-	return &traceHandler{next: next}
+	return &traceHandler{next: next, ids: new(idCache)}
 }
 
 type traceHandler struct {
@@ -37,6 +39,34 @@ type traceHandler struct {
 	// goas are the groups and attributes added from the first WithGroup
 	// on, outermost first; each entry is a group name or a list of attrs.
 	goas []groupOrAttrs
+	ids  *idCache // shared by the WithAttrs/WithGroup copies
+}
+
+// idCache remembers the hex form of the last span context seen, so that the
+// records logged one after another within a span (the common case) reuse one
+// encoding instead of allocating their own.
+type idCache struct{ last atomic.Pointer[hexIDs] }
+
+type hexIDs struct {
+	traceID trace.TraceID
+	spanID  trace.SpanID
+	buf     [48]byte // never written after the entry is published
+	tid     string   // buf[:32], lower-case hex
+	sid     string   // buf[32:]
+}
+
+func (c *idCache) get(sc trace.SpanContext) (traceID, spanID string) {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	if e := c.last.Load(); e != nil && e.traceID == tid && e.spanID == sid {
+		return e.tid, e.sid
+	}
+	e := &hexIDs{traceID: tid, spanID: sid}
+	hex.Encode(e.buf[:32], tid[:])
+	hex.Encode(e.buf[32:], sid[:])
+	s := unsafe.String(&e.buf[0], len(e.buf))
+	e.tid, e.sid = s[:32], s[32:]
+	c.last.Store(e)
+	return e.tid, e.sid
 }
 
 type groupOrAttrs struct {
@@ -53,16 +83,16 @@ func (h *traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
 		return h
 	}
 	if len(h.goas) == 0 {
-		return &traceHandler{next: h.next.WithAttrs(as)}
+		return &traceHandler{next: h.next.WithAttrs(as), ids: h.ids}
 	}
-	return &traceHandler{next: h.next, goas: append(slices.Clip(h.goas), groupOrAttrs{attrs: slices.Clone(as)})}
+	return &traceHandler{next: h.next, ids: h.ids, goas: append(slices.Clip(h.goas), groupOrAttrs{attrs: slices.Clone(as)})}
 }
 
 func (h *traceHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &traceHandler{next: h.next, goas: append(slices.Clip(h.goas), groupOrAttrs{group: name})}
+	return &traceHandler{next: h.next, ids: h.ids, goas: append(slices.Clip(h.goas), groupOrAttrs{group: name})}
 }
 
 func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -75,7 +105,7 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 			// Clone so that adding to a record that shares its attribute
 			// array with other copies (a fan-out) cannot overwrite theirs.
 			r = r.Clone()
-			tid, sid := hexIDs(sc)
+			tid, sid := h.ids.get(sc)
 			r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 		}
 		return h.next.Handle(ctx, r)
@@ -98,19 +128,9 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	if sc.IsValid() {
-		tid, sid := hexIDs(sc)
+		tid, sid := h.ids.get(sc)
 		nr.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 	}
 	nr.AddAttrs(attrs...)
 	return h.next.Handle(ctx, nr)
-}
-
-// hexIDs encodes both ids with one allocation.
-func hexIDs(sc trace.SpanContext) (traceID, spanID string) {
-	var buf [48]byte
-	tid, sid := sc.TraceID(), sc.SpanID()
-	hex.Encode(buf[:32], tid[:])
-	hex.Encode(buf[32:], sid[:])
-	s := string(buf[:])
-	return s[:32], s[32:]
 }

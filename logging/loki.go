@@ -344,7 +344,9 @@ func (l *Loki) WithGroup(name string) slog.Handler {
 }
 
 // Handle formats r as a JSON line and queues it; it never waits for Loki. A
-// full queue or a closed handler drops the line and counts it. It returns an
+// full queue or a closed handler drops the line and counts it. Formatting is
+// serialised across the handler and its WithAttrs/WithGroup copies, as
+// slog.JSONHandler serialises its writes. It returns an
 // error only when the record cannot be formatted.
 func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	c := l.core

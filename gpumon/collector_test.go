@@ -157,6 +157,13 @@ func TestLint(t *testing.T) {
 			waitFor(t, c, "gpu_xid_errors_total", 1)
 			// Make every self-metric appear.
 			b.devs[2].GetPowerUsageFunc = func() (uint32, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
+			// A pedantic registry fails on any series whose descriptor
+			// Describe did not send.
+			reg := prometheus.NewPedanticRegistry()
+			reg.MustRegister(c)
+			if _, err := reg.Gather(); err != nil {
+				t.Errorf("pedantic Gather: %v", err)
+			}
 			problems, err := testutil.CollectAndLint(c)
 			if err != nil {
 				t.Fatal(err)
@@ -296,7 +303,7 @@ func upOf(t *testing.T, c prometheus.Collector, gpu string) prometheus.Collector
 type oneMetric struct{ m prometheus.Metric }
 
 func (o oneMetric) Describe(ch chan<- *prometheus.Desc) { ch <- o.m.Desc() }
-func (o oneMetric) Collect(ch chan<- prometheus.Metric)  { ch <- o.m }
+func (o oneMetric) Collect(ch chan<- prometheus.Metric) { ch <- o.m }
 
 func metricText(t *testing.T, m prometheus.Metric) string {
 	t.Helper()

@@ -93,7 +93,8 @@ func WithScrapeTimeout(d time.Duration) Option {
 }
 
 // WithHostname sets the Hostname label of the DCGM-named metrics (default:
-// os.Hostname). dcgm-exporter users on Kubernetes usually pass the node name.
+// os.Hostname); an empty name gives an empty label. It has no effect without
+// WithDCGMNames. dcgm-exporter users on Kubernetes usually pass the node name.
 func WithHostname(name string) Option {
 	return optionFunc(func(c *config) { c.hostname, c.hostnameSet = name, true })
 }

@@ -1,0 +1,97 @@
+//go:build cgo
+
+package gpumon_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/gpumon"
+)
+
+// benchBox is the 8-GPU mock without XID events, so that no watcher
+// goroutine allocates during the measurement.
+func benchBox(b *testing.B) *box {
+	bx := newBox(b, 8)
+	bx.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED }
+	return bx
+}
+
+// collectOnce is one scrape: Collect into a channel, drained.
+func collectOnce(c prometheus.Collector, ch chan prometheus.Metric) int {
+	c.Collect(ch)
+	n := len(ch)
+	for range n {
+		<-ch
+	}
+	return n
+}
+
+// BenchmarkCollect is one scrape of 8 mocked A100s with a fresh NVML read.
+func BenchmarkCollect(b *testing.B) {
+	c := newCollector(b, benchBox(b))
+	ch := make(chan prometheus.Metric, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if collectOnce(c, ch) < 8*25 {
+			b.Fatal("short scrape")
+		}
+	}
+}
+
+// BenchmarkCollectCached is the same scrape served from the cache
+// (WithCacheTTL): the cost of the collector itself without NVML.
+func BenchmarkCollectCached(b *testing.B) {
+	c := newCollector(b, benchBox(b), gpumon.WithCacheTTL(time.Hour))
+	ch := make(chan prometheus.Metric, 1024)
+	collectOnce(c, ch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if collectOnce(c, ch) < 8*25 {
+			b.Fatal("short scrape")
+		}
+	}
+}
+
+// BenchmarkMockReads is the baseline: the NVML calls of one scrape of the
+// same 8 mocked GPUs, made directly, without building any metric.
+func BenchmarkMockReads(b *testing.B) {
+	bx := benchBox(b)
+	var sink uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, d := range bx.devs {
+			u, _ := d.GetUtilizationRates()
+			m, _ := d.GetMemoryInfo()
+			t, _ := d.GetTemperature(nvml.TEMPERATURE_GPU)
+			p, _ := d.GetPowerUsage()
+			l, _ := d.GetEnforcedPowerLimit()
+			e, _ := d.GetTotalEnergyConsumption()
+			sm, _ := d.GetClockInfo(nvml.CLOCK_SM)
+			mc, _ := d.GetClockInfo(nvml.CLOCK_MEM)
+			f, _ := d.GetFanSpeed()
+			r, _ := d.GetPcieReplayCounter()
+			cr, _ := d.GetCurrentClocksEventReasons()
+			e1, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
+			e2, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
+			sink += uint64(u.Gpu) + m.Used + uint64(t+p+l+sm+mc+f) + e + uint64(r) + cr + e1 + e2
+		}
+	}
+	_ = sink
+}
+
+// BenchmarkGather is a whole scrape through a registry, as promhttp does it
+// (Gather, without text encoding), for scale.
+func BenchmarkGather(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(b, benchBox(b)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,33 @@
+package gpumon_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/modeltel/modeltel/gpumon"
+)
+
+// ExampleNew serves GPU metrics and a readiness probe, and carries on without
+// them where the machine has no NVIDIA driver.
+func ExampleNew() {
+	reg := prometheus.NewRegistry()
+	gpus, err := gpumon.New(gpumon.WithCacheTTL(time.Second), gpumon.WithScrapeTimeout(2*time.Second))
+	switch {
+	case errors.Is(err, gpumon.ErrNVMLUnavailable):
+		fmt.Fprintln(os.Stderr, "no GPU metrics:", err)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		return
+	default:
+		defer gpus.Close()
+		reg.MustRegister(gpus)
+		http.Handle("/readyz", gpus.HealthHandler())
+	}
+	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+}

@@ -17,7 +17,7 @@ import (
 // the rest of a longer line is skipped and counted as overlong.
 const DefaultMaxLineBytes = 64 << 10
 
-// IngestOption configures Ingest.
+// IngestOption configures Ingest; a nil IngestOption is ignored.
 type IngestOption interface {
 	applyIngest(*ingestConfig)
 }

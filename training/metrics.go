@@ -92,9 +92,11 @@ type StepResult struct {
 	Tokens       int
 }
 
-// Step times one training step. It is a value returned by Metrics.StartStep;
-// a Step belongs to the goroutine that runs the step. The zero Step and a nil
-// *Step are valid and their End does nothing.
+// Step times one training step. It is a value returned by Metrics.StartStep
+// (so starting a step does not allocate) and belongs to the goroutine that
+// runs the step: End is not safe to call on one Step from two goroutines, and
+// each copy of a Step can End once. The zero Step and a nil *Step are valid
+// and their End does nothing.
 type Step struct {
 	m     *Metrics
 	start time.Time

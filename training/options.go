@@ -16,7 +16,8 @@ var (
 	DefaultCheckpointBuckets = []float64{.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
 )
 
-// Option configures NewMetrics. Options are applied once, at construction.
+// Option configures NewMetrics. Options are applied once, in order, at
+// construction; a nil Option is ignored.
 type Option interface {
 	apply(*config)
 }

@@ -1,0 +1,37 @@
+// Package launcher supervises a trainer process for the training-launcher
+// example: it starts the trainer, feeds its stdout to training.Ingest, restarts
+// it with exponential backoff when it fails, forwards SIGTERM and SIGINT so it
+// can checkpoint, and traces the run with a span per attempt and per
+// checkpoint.
+//
+// # Process handling
+//
+// The trainer runs in a process group of its own with PYTHONUNBUFFERED=1 and
+// MODELTEL_RESTART_COUNT set. Its stderr goes to Config.Stderr unchanged; its
+// stdout is parsed, and lines that are not training records are logged. A
+// signal from Config.Signals (or a cancelled context, as SIGTERM) is forwarded
+// to the group and the launcher stops restarting; after Config.Grace the group
+// is killed. Run returns the trainer's last exit status (128+signal when a
+// signal ended it).
+//
+// # Example
+//
+//	sigs := make(chan os.Signal, 1)
+//	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+//	m := training.NewMetrics(training.WithRun("demo"))
+//	l := launcher.New(launcher.Config{
+//		Command:     []string{"python3", "trainer.py", "--steps", "100"},
+//		MaxRestarts: 3,
+//		Backoff:     time.Second,
+//		Metrics:     m,
+//		Logger:      slog.Default(),
+//		Signals:     sigs,
+//	}, prometheus.Labels{"run": "demo"})
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(m, l)
+//	code, err := l.Run(context.Background())
+//	if err != nil {
+//		log.Print(err)
+//	}
+//	os.Exit(code)
+package launcher

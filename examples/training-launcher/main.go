@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/modeltel/modeltel/examples/training-launcher/internal/launcher"
+	"github.com/modeltel/modeltel/training"
+)
+
+var defaultCommand = []string{"python3", "examples/training-launcher/trainer.py"}
+
+func main() {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs, nil))
+}
+
+// run is main without the process: it returns the exit code, and calls ready
+// (when not nil) with the address it serves on.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, ready func(addr string)) int {
+	fs := flag.NewFlagSet("training-launcher", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: training-launcher [flags] [-- trainer command...]\n(default trainer: %v)\n", defaultCommand)
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", "127.0.0.1:8082", "address of /metrics and /healthz")
+	maxRestarts := fs.Int("max-restarts", 3, "restarts after a trainer failure before giving up")
+	backoff := fs.Duration("backoff", time.Second, "wait before the first restart, doubled each time (at most 1m)")
+	grace := fs.Duration("grace", 30*time.Second, "after forwarding SIGTERM/SIGINT, wait this long before SIGKILL")
+	lokiURL := fs.String("loki-url", "", "Loki base URL for log push (logs always go to stdout as JSON)")
+	runID := fs.String("run", "", "run identity: the run label on every series")
+	job := fs.String("job", "", "training job name: the training_job label on every series")
+	rank := fs.Int("rank", -1, "distributed rank: the rank label on every series (-1: none)")
+	flops := fs.Float64("flops-per-token", 0, "model FLOPs per training token, for MFU (with --peak-flops)")
+	peak := fs.Float64("peak-flops", 0, "peak FLOP/s of the hardware, for MFU")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	command := fs.Args()
+	if len(command) == 0 {
+		command = defaultCommand
+	}
+
+	logger := newLogger(stdout, *lokiURL, *runID, *job)
+	labels := prometheus.Labels{}
+	if *runID != "" {
+		labels["run"] = *runID
+	}
+	if *job != "" {
+		labels["training_job"] = *job
+	}
+	if *rank >= 0 {
+		labels["rank"] = fmt.Sprint(*rank)
+	}
+	metrics := training.NewMetrics(training.WithConstLabels(labels), training.WithFLOPs(*flops, *peak))
+	l := launcher.New(launcher.Config{
+		Command:     command,
+		MaxRestarts: *maxRestarts,
+		Backoff:     *backoff,
+		Grace:       *grace,
+		Metrics:     metrics,
+		Logger:      logger,
+		Stderr:      stderr,
+		Signals:     sigs,
+		Attributes:  []attribute.KeyValue{attribute.String("training.run", *runID), attribute.String("training.job", *job)},
+	}, labels)
+	reg := prometheus.NewRegistry()
+	if err := registerAll(reg, metrics, l, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		logger.ErrorContext(ctx, "metrics registration failed", "err", err)
+		return 1
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		logger.ErrorContext(ctx, "listen failed", "addr", *listen, "err", err)
+		return 1
+	}
+	srv := &http.Server{Handler: newMux(reg, l), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.ErrorContext(ctx, "metrics server stopped", "err", err)
+		}
+	}()
+	logger.InfoContext(ctx, "serving metrics", "addr", ln.Addr().String(), "command", command)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	code, err := l.Run(ctx)
+	if err != nil {
+		logger.ErrorContext(ctx, "launcher failed", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	return code
+}
+
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newMux(reg *prometheus.Registry, l *launcher.Launcher) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "ok %s\n", l.State())
+	})
+	return mux
+}
+
+// newLogger logs JSON to w with the run identity on every record. Logs reach
+// Loki through a collector (promtail, Alloy) reading stdout; lokiURL is where
+// modeltel's logging package will push them directly (logging.WithLoki).
+func newLogger(w io.Writer, lokiURL, run, job string) *slog.Logger {
+	logger := slog.New(slog.NewJSONHandler(w, nil)).With("service", "training-launcher")
+	if run != "" {
+		logger = logger.With("run", run)
+	}
+	if job != "" {
+		logger = logger.With("job", job)
+	}
+	if lokiURL != "" {
+		logger.Info("logs go to stdout as JSON; ship them to Loki with promtail or Alloy", "loki_url", lokiURL)
+	}
+	return logger
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// TestLauncherEndToEnd runs the launcher as main does, with the shipped
+// trainer: metrics on /metrics while it trains, then SIGTERM is forwarded and
+// the trainer checkpoints and exits 0.
+func TestLauncherEndToEnd(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not on PATH: this end-to-end test runs the shipped trainer.py")
+	}
+	var stdout, stderr syncBuffer
+	sigs := make(chan os.Signal, 1)
+	addr := make(chan string, 1)
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"--listen", "127.0.0.1:0", "--run", "e2e", "--job", "demo", "--rank", "0",
+			"--flops-per-token", "1e6", "--peak-flops", "1e12", "--backoff", "10ms", "--",
+			py, "trainer.py", "--steps", "100000", "--step-time", "0.01", "--checkpoint-every", "0"},
+			&stdout, &stderr, sigs, func(a string) { addr <- a })
+	}()
+	base := "http://" + <-addr
+	var metrics string
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(metrics, `training_tokens_total{rank="0",run="e2e",training_job="demo"}`) ||
+		strings.Contains(metrics, `training_steps_total{rank="0",run="e2e",training_job="demo"} 0`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no steps on /metrics:\n%s\nlogs:\n%s", metrics, stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		metrics = get(t, base+"/metrics")
+	}
+	for _, want := range []string{
+		`training_loss{rank="0",run="e2e",training_job="demo"}`,
+		`training_model_flops_utilization_ratio{rank="0",run="e2e",training_job="demo"}`,
+		`training_last_step_timestamp_seconds{rank="0",run="e2e",training_job="demo"}`,
+		`training_launcher_trainer_running{rank="0",run="e2e",training_job="demo"} 1`,
+		`training_launcher_restarts_total{rank="0",run="e2e",training_job="demo"} 0`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if got := get(t, base+"/healthz"); got != "ok running\n" {
+		t.Errorf("/healthz = %q", got)
+	}
+	sigs <- syscall.SIGTERM
+	if c := <-code; c != 0 {
+		t.Errorf("exit code = %d, want 0\nlogs:\n%s", c, stdout.String())
+	}
+	logs := stdout.String()
+	for _, want := range []string{`"msg":"forwarding signal to trainer","service":"training-launcher","run":"e2e","job":"demo","signal":"terminated"`,
+		`"msg":"checkpoint"`, `checkpointed at step`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0},
+		{[]string{"--no-such-flag"}, 2},
+		{[]string{"--listen", "256.0.0.1:bad", "--", "true"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errOut syncBuffer
+			if got := run(context.Background(), tt.args, &out, &errOut, nil, nil); got != tt.code {
+				t.Errorf("run = %d, want %d\n%s%s", got, tt.code, out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+func TestExitStatusOfTrainer(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("sh is not on PATH")
+	}
+	var out, errOut syncBuffer
+	got := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--max-restarts", "1", "--backoff", "1ms", "--", "sh", "-c", "exit 3"},
+		&out, &errOut, nil, nil)
+	if got != 3 {
+		t.Errorf("run = %d, want the trainer's status 3\n%s", got, out.String())
+	}
+	if !strings.Contains(out.String(), `"msg":"trainer failed, not restarting"`) {
+		t.Errorf("logs:\n%s", out.String())
+	}
+}

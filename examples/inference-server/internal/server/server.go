@@ -1,0 +1,454 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
+	"github.com/modeltel/modeltel/examples/internal/openai"
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/middleware"
+	"github.com/modeltel/modeltel/tracing"
+)
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Operation is the gen_ai.operation.name of every request this server serves.
+const Operation = "chat"
+
+// Config is what New needs. Only Models is required.
+type Config struct {
+	// Models are the served models, loaded by Server.Load.
+	Models []*fakemodel.Model
+	// MaxTokens caps a request's max_tokens (default 1024); a request that
+	// asks for more gets a 400. A request that sets none generates until the
+	// model stops, at most MaxTokens.
+	MaxTokens int
+	// Inference records gRPC requests when no interceptor started a recorder;
+	// nil records nothing there.
+	Inference *inference.Metrics
+	// Logger gets one line per request and the model loads; nil discards.
+	Logger *slog.Logger
+	// TracerProvider is used for spans started outside a request (model.load)
+	// and for gRPC requests without a span; nil uses the global provider.
+	TracerProvider trace.TracerProvider
+}
+
+// Server serves the API. It is safe for concurrent use.
+type Server struct {
+	cfg    Config
+	models map[string]*fakemodel.Model
+	ready  atomic.Bool
+	log    *slog.Logger
+}
+
+// New returns a server whose models are not loaded yet: call Load.
+func New(cfg Config) *Server {
+	if cfg.MaxTokens <= 0 {
+		cfg.MaxTokens = 1024
+	}
+	s := &Server{cfg: cfg, models: make(map[string]*fakemodel.Model, len(cfg.Models)), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, m := range cfg.Models {
+		s.models[m.Name()] = m
+	}
+	return s
+}
+
+// ModelFunc returns the function to give middleware.WithModel: the "model"
+// field of a JSON request body, as middleware.ModelFromJSONBody reads it (at
+// most MaxBodyBytes; the body is restored for the handler), when it is one of
+// models; "other" for any other model (model names are user input: they must
+// not grow span names or label values without bound); and "" when the body
+// has no model.
+func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
+	served := make(map[string]bool, len(models))
+	for _, m := range models {
+		served[m.Name()] = true
+	}
+	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
+	return func(r *http.Request) string {
+		if r.Method != http.MethodPost {
+			return ""
+		}
+		switch m := fromBody(r); {
+		case m == "":
+			return ""
+		case served[m]:
+			return m
+		}
+		return "other"
+	}
+}
+
+// Load loads every model, each under a model.load span, logs each load and
+// marks the server ready when all are loaded. It returns the first error (ctx
+// ending), leaving the server not ready.
+func (s *Server) Load(ctx context.Context) error {
+	for _, m := range s.cfg.Models {
+		start := time.Now()
+		lctx, span := tracing.StartModelLoad(ctx, m.Name(), s.spanOpts()...)
+		err := m.Load(lctx)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		if err != nil {
+			s.log.ErrorContext(lctx, "model load failed", "model", m.Name(), "error", err)
+			return fmt.Errorf("server: %w", err)
+		}
+		s.log.InfoContext(lctx, "model loaded", "model", m.Name(), "duration_seconds", time.Since(start).Seconds())
+	}
+	s.ready.Store(true)
+	return nil
+}
+
+func (s *Server) spanOpts() []tracing.SpanOption {
+	if s.cfg.TracerProvider == nil {
+		return nil
+	}
+	return []tracing.SpanOption{tracing.WithTracerProvider(s.cfg.TracerProvider)}
+}
+
+// Ready reports whether every model has loaded.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Handler returns the HTTP API: POST /v1/chat/completions, GET /v1/models,
+// GET /healthz and GET /readyz. /metrics is the caller's to add.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	mux.HandleFunc("GET /v1/models", s.listModels)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "loading models", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
+	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.cfg.Models))}
+	for _, m := range s.cfg.Models {
+		list.Data = append(list.Data, openai.Model{ID: m.Name(), Object: "model", Created: created, OwnedBy: "modeltel"})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// created is the "created" time of every model: fixed, so answers are stable.
+var created = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+
+// apiError is an error answer; it is also the error given to the recorder,
+// whose error_type label is its ErrorType.
+type apiError struct {
+	status      int
+	typ, msg    string
+	param, code string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// ErrorType returns the error_type label: the code, or the type without one.
+func (e *apiError) ErrorType() string {
+	if e.code != "" {
+		return e.code
+	}
+	return e.typ
+}
+
+func invalid(param, code, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	inference.FromContext(r.Context()).End(e)
+	body := openai.ErrorResponse{Error: openai.Error{Message: e.msg, Type: e.typ}}
+	if e.param != "" {
+		body.Error.Param = &e.param
+	}
+	if e.code != "" {
+		body.Error.Code = &e.code
+	}
+	s.log.WarnContext(r.Context(), "chat completion rejected", "status", e.status, "error_type", e.ErrorType(), "error", e.msg)
+	writeJSON(w, e.status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// job is a validated request.
+type job struct {
+	model     *fakemodel.Model
+	prompt    []string
+	maxTokens int
+	explicit  bool // maxTokens was asked for, not the default
+}
+
+// validate checks a decoded request against the served models and limits.
+func (s *Server) validate(model string, messages int, maxTokens *int) (job, *apiError) {
+	if model == "" {
+		return job{}, invalid("model", "missing_required_parameter", "Missing required parameter: 'model'.")
+	}
+	m, ok := s.models[model]
+	if !ok {
+		e := invalid("model", "model_not_found", "The model `%s` does not exist or you do not have access to it.", model)
+		e.status = http.StatusNotFound
+		return job{}, e
+	}
+	if messages == 0 {
+		return job{}, invalid("messages", "missing_required_parameter", "Missing required parameter: 'messages'.")
+	}
+	if !m.Loaded() {
+		return job{}, &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "model_not_ready",
+			msg: fmt.Sprintf("The model `%s` is still loading; retry shortly.", model)}
+	}
+	max := s.cfg.MaxTokens
+	if maxTokens != nil {
+		if *maxTokens < 1 || *maxTokens > s.cfg.MaxTokens {
+			return job{}, invalid("max_tokens", "invalid_value",
+				"Invalid 'max_tokens': %d; this server allows 1 to %d.", *maxTokens, s.cfg.MaxTokens)
+		}
+		max = *maxTokens
+	}
+	return job{model: m, maxTokens: max, explicit: maxTokens != nil}, nil
+}
+
+// tokenize tokenizes the messages under a tokenize span and checks the
+// context window: an explicit max_tokens that does not fit is an error, the
+// default is lowered to fit.
+func tokenize(ctx context.Context, j *job, messages []string) *apiError {
+	_, span := tracing.StartTokenize(ctx)
+	for _, c := range messages {
+		j.prompt = append(j.prompt, fakemodel.Tokenize(c)...)
+	}
+	span.SetAttributes(tracing.SequenceLengthKey.Int(len(j.prompt)))
+	span.End()
+	if room := j.model.ContextLength() - len(j.prompt); j.maxTokens > room {
+		if room < 1 || j.explicit {
+			return invalid("messages", "context_length_exceeded",
+				"This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion).",
+				j.model.ContextLength(), len(j.prompt)+j.maxTokens, len(j.prompt), j.maxTokens)
+		}
+		j.maxTokens = room
+	}
+	return nil
+}
+
+// sequence runs the prefill forward pass under its span.
+func prefill(ctx context.Context, j job) (*fakemodel.Sequence, error) {
+	_, span := tracing.StartForward(ctx, tracing.WithPhase(tracing.PhasePrefill),
+		tracing.WithBatchSize(1), tracing.WithSequenceLength(len(j.prompt)))
+	seq, err := j.model.Prefill(ctx, j.prompt, j.maxTokens)
+	endSpan(span, err)
+	return seq, err
+}
+
+// decode runs one decode forward pass under its span; io.EOF ends the
+// sequence (the span is still recorded: the pass that found the end).
+func decode(ctx context.Context, seq *fakemodel.Sequence, promptLen int) (string, error) {
+	_, span := tracing.StartForward(ctx, tracing.WithPhase(tracing.PhaseDecode),
+		tracing.WithBatchSize(1), tracing.WithSequenceLength(promptLen+seq.Generated()+1))
+	tok, err := seq.Next(ctx)
+	if errors.Is(err, io.EOF) {
+		span.End()
+		return "", err
+	}
+	endSpan(span, err)
+	return tok, err
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+func newID() string { return "chatcmpl-" + rand.Text() }
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req openai.ChatRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			e := invalid("", "request_too_large", "The request body exceeds %d bytes.", MaxBodyBytes)
+			e.status = http.StatusRequestEntityTooLarge
+			s.writeError(w, r, e)
+			return
+		}
+		s.writeError(w, r, invalid("", "invalid_json",
+			"We could not parse the JSON body of your request: %v.", err))
+		return
+	}
+	j, aerr := s.validate(req.Model, len(req.Messages), req.MaxTokens)
+	if aerr != nil {
+		s.writeError(w, r, aerr)
+		return
+	}
+	contents := make([]string, len(req.Messages))
+	for i, m := range req.Messages {
+		contents[i] = m.Content
+	}
+	if aerr := tokenize(ctx, &j, contents); aerr != nil {
+		s.writeError(w, r, aerr)
+		return
+	}
+	rec := inference.FromContext(ctx)
+	rec.InputTokens(len(j.prompt))
+	start := time.Now()
+	var (
+		out    int
+		finish string
+		err    error
+	)
+	if req.Stream {
+		out, finish, err = s.stream(w, r, j)
+	} else {
+		out, finish, err = s.complete(w, r, j)
+	}
+	rec.End(err)
+	attrs := []any{"model", j.model.Name(), "stream", req.Stream, "prompt_tokens", len(j.prompt),
+		"completion_tokens", out, "finish_reason", finish, "duration_seconds", time.Since(start).Seconds()}
+	if err != nil {
+		s.log.WarnContext(ctx, "chat completion failed", append(attrs, "error", err)...)
+		return
+	}
+	s.log.InfoContext(ctx, "chat completion", attrs...)
+}
+
+// complete answers with one JSON document.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, j job) (int, string, error) {
+	ctx := r.Context()
+	rec := inference.FromContext(ctx)
+	seq, err := prefill(ctx, j)
+	if err != nil {
+		return 0, "", s.generationError(w, r, err)
+	}
+	var text strings.Builder
+	for {
+		tok, err := decode(ctx, seq, len(j.prompt))
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return seq.Generated(), "", s.generationError(w, r, err)
+		}
+		rec.OutputTokens(1)
+		text.WriteString(tok)
+	}
+	n := seq.Generated()
+	writeJSON(w, http.StatusOK, openai.ChatCompletion{
+		ID: newID(), Object: "chat.completion", Created: time.Now().Unix(), Model: j.model.Name(),
+		Choices: []openai.Choice{{Message: openai.Message{Role: "assistant", Content: strings.TrimPrefix(text.String(), " ")}, FinishReason: seq.FinishReason()}},
+		Usage:   &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n},
+	})
+	return n, seq.FinishReason(), nil
+}
+
+// stream answers with server-sent events, one chunk per token, flushed.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job) (int, string, error) {
+	ctx := r.Context()
+	rec := inference.FromContext(ctx)
+	seq, err := prefill(ctx, j)
+	if err != nil {
+		return 0, "", s.generationError(w, r, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	chunk := openai.ChatCompletionChunk{ID: newID(), Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: j.model.Name()}
+	send := func(c openai.ChatCompletionChunk) error {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	chunk.Choices = []openai.ChunkChoice{{Delta: openai.Delta{Role: "assistant"}}}
+	if err := send(chunk); err != nil {
+		return 0, "", err
+	}
+	for i := 0; ; i++ {
+		tok, err := decode(ctx, seq, len(j.prompt))
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return seq.Generated(), "", err
+		}
+		rec.OutputTokens(1)
+		if i == 0 {
+			tok = strings.TrimPrefix(tok, " ")
+		}
+		chunk.Choices = []openai.ChunkChoice{{Delta: openai.Delta{Content: tok}}}
+		if err := send(chunk); err != nil {
+			return seq.Generated(), "", err // the client went away
+		}
+	}
+	finish := seq.FinishReason()
+	chunk.Choices = []openai.ChunkChoice{{FinishReason: &finish}}
+	if err := send(chunk); err != nil {
+		return seq.Generated(), finish, err
+	}
+	n := seq.Generated()
+	chunk.Choices = []openai.ChunkChoice{}
+	chunk.Usage = &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n}
+	if err := send(chunk); err != nil {
+		return n, finish, err
+	}
+	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
+		return n, finish, err
+	}
+	return n, finish, rc.Flush()
+}
+
+// generationError answers an error met before the answer started, and returns
+// the error for the recorder. A request whose context ended (the client went
+// away) gets no answer: there is no one to read it.
+func (s *Server) generationError(w http.ResponseWriter, r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return err
+	}
+	var cle *fakemodel.ContextLengthError
+	if errors.As(err, &cle) {
+		e := invalid("messages", "context_length_exceeded", "%s", strings.TrimPrefix(cle.Error(), "fakemodel: "))
+		s.writeError(w, r, e)
+		return e
+	}
+	e := &apiError{status: http.StatusInternalServerError, typ: "server_error", msg: err.Error()}
+	s.writeError(w, r, e)
+	return e
+}

@@ -1,0 +1,198 @@
+// Command inference-server is modeltel's main example: an OpenAI-style chat
+// completions API (plain JSON and streaming SSE) and a gRPC Generate service
+// over a deterministic fake LLM, with Prometheus metrics on /metrics, OTLP
+// traces when OTEL_EXPORTER_OTLP_ENDPOINT is set, and JSON logs on stdout
+// (and Loki with --loki-url). It needs no backend to run:
+//
+//	go run ./examples/inference-server
+//	curl -s 127.0.0.1:8080/v1/chat/completions -d '{"model":"fake-llama-3-8b","messages":[{"role":"user","content":"Why is the sky blue?"}]}'
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/modeltel/modeltel"
+	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
+	"github.com/modeltel/modeltel/examples/inference-server/internal/server"
+	"github.com/modeltel/modeltel/examples/internal/generate"
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/logging"
+	"github.com/modeltel/modeltel/middleware"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "inference-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:8080", "HTTP listen address (API, /metrics, /healthz, /readyz)")
+	grpcListen := flag.String("grpc-listen", "127.0.0.1:8081", "gRPC Generate listen address; empty disables gRPC")
+	tps := flag.Float64("tokens-per-second", 50, "decode rate of the fake model; 0 means no delay")
+	loadTime := flag.Duration("load-time", time.Second, "how long each model takes to load")
+	maxTokens := flag.Int("max-tokens", 1024, "largest max_tokens a request may ask for")
+	contextLength := flag.Int("context-length", 4096, "context window of the fake models, in tokens")
+	lokiURL := flag.String("loki-url", "", "also push logs to this Loki (http://127.0.0.1:3100)")
+	modelList := flag.String("models", strings.Join(fakemodel.DefaultModels, ","), "comma-separated model names to serve")
+	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
+	flag.Parse()
+
+	var models []*fakemodel.Model
+	var names []string
+	for _, n := range strings.Split(*modelList, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+			models = append(models, fakemodel.New(n, fakemodel.Config{
+				LoadTime: *loadTime, TokensPerSecond: *tps, ContextLength: *contextLength}))
+		}
+	}
+	if len(models) == 0 {
+		return errors.New("--models names no model")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	service := "inference-server"
+	if v := strings.TrimSpace(os.Getenv("OTEL_SERVICE_NAME")); v != "" {
+		service = v
+	}
+	opts := []modeltel.Option{
+		modeltel.WithServiceName(service),
+		modeltel.WithInferenceOptions(inference.WithModels(names...)),
+		modeltel.WithMiddlewareOptions(
+			middleware.WithModel(server.ModelFunc(models)),
+			middleware.WithGRPCModel(grpcModel(models)),
+		),
+		modeltel.WithGlobals(),
+	}
+	if *lokiURL != "" {
+		opts = append(opts, modeltel.WithLoki(logging.LokiConfig{URL: *lokiURL}))
+	}
+	tel, err := modeltel.Start(ctx, opts...)
+	if err != nil {
+		return err
+	}
+	log := tel.Logger()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			fmt.Fprintln(os.Stderr, "inference-server:", err)
+		}
+	}()
+
+	srv := server.New(server.Config{Models: models, MaxTokens: *maxTokens, Inference: tel.Inference(),
+		Logger: log, TracerProvider: tel.TracerProvider()})
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+	mux.Handle("/", tel.Middleware().Handler(srv.Handler()))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hl, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(hl) }()
+
+	var gs *grpc.Server
+	if *grpcListen != "" {
+		gl, err := net.Listen("tcp", *grpcListen)
+		if err != nil {
+			_ = hs.Close()
+			return err
+		}
+		gs = grpc.NewServer(
+			grpc.ChainUnaryInterceptor(tel.Middleware().UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(tel.Middleware().StreamServerInterceptor()),
+		)
+		generate.Register(gs, srv)
+		go func() { errc <- gs.Serve(gl) }()
+	}
+	announce(tel, hl.Addr().String(), *grpcListen, *lokiURL)
+
+	go func() {
+		if err := srv.Load(ctx); err != nil && ctx.Err() == nil {
+			log.Error("model load failed", "error", err)
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		log.Error("server stopped", "error", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if gs != nil {
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
+	}
+	return hs.Shutdown(sctx)
+}
+
+// grpcModel names the model of a gRPC Generate request for the middleware, by
+// the same rule as server.ModelFunc: served models by name, others as "other".
+func grpcModel(models []*fakemodel.Model) func(context.Context, string, any) string {
+	served := make(map[string]bool, len(models))
+	for _, m := range models {
+		served[m.Name()] = true
+	}
+	return func(_ context.Context, _ string, req any) string {
+		r, ok := req.(*generate.Request)
+		switch {
+		case !ok || r.Model == "":
+			return ""
+		case served[r.Model]:
+			return r.Model
+		}
+		return "other"
+	}
+}
+
+// announce says on stderr where each signal goes, so that stdout stays JSON.
+func announce(tel *modeltel.Telemetry, httpAddr, grpcAddr, lokiURL string) {
+	w := os.Stderr
+	fmt.Fprintf(w, "inference-server: API     http://%s/v1/chat/completions (GET /v1/models, /healthz, /readyz)\n", httpAddr)
+	if grpcAddr != "" {
+		fmt.Fprintf(w, "inference-server: gRPC    %s %s (JSON codec)\n", grpcAddr, generate.GenerateMethod)
+	}
+	fmt.Fprintf(w, "inference-server: metrics http://%s/metrics\n", httpAddr)
+	if tel.Exporting() {
+		ep := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+		if ep == "" {
+			ep = os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+		}
+		fmt.Fprintf(w, "inference-server: traces  OTLP gRPC to %s\n", ep)
+	} else {
+		fmt.Fprintln(w, "inference-server: traces  off (set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 to export); trace ids still in the logs")
+	}
+	logs := "stdout (JSON lines with trace_id, span_id)"
+	if lokiURL != "" {
+		logs += " and Loki " + lokiURL
+	}
+	fmt.Fprintf(w, "inference-server: logs    %s\n", logs)
+	if tel.GPU() != nil {
+		fmt.Fprintln(w, "inference-server: GPU     NVML collector on /metrics")
+	}
+}

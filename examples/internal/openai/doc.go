@@ -1,0 +1,26 @@
+// Package openai holds the subset of the OpenAI chat completions wire format
+// that the inference-server example serves and the loadgen example sends, and a
+// small client that measures what a caller sees (latency, time to first token).
+//
+// # Wire format
+//
+// POST /v1/chat/completions takes a [ChatRequest]. Without "stream" the answer
+// is one [ChatCompletion]; with it, server-sent events "data: {json}\n\n" each
+// holding a [ChatCompletionChunk] whose choices[0].delta.content is the next
+// piece of text, then a chunk with empty choices and the [Usage] (as OpenAI sends
+// with stream_options.include_usage), then "data: [DONE]". Errors are an
+// [ErrorResponse] with a 4xx or 5xx status.
+//
+// # Client
+//
+//	c := &openai.Client{BaseURL: "http://127.0.0.1:8080"}
+//	res, err := c.Chat(ctx, openai.ChatRequest{
+//		Model:    "fake-llama-3-8b",
+//		Messages: []openai.Message{{Role: "user", Content: "Why is the sky blue?"}},
+//		Stream:   true,
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	fmt.Println(res.Text, res.TTFT, res.Usage.CompletionTokens)
+package openai

@@ -1,0 +1,110 @@
+package openai
+
+import "fmt"
+
+// ChatRequest is the body of POST /v1/chat/completions.
+type ChatRequest struct {
+	Model         string         `json:"model"`
+	Messages      []Message      `json:"messages"`
+	Stream        bool           `json:"stream,omitempty"`
+	MaxTokens     *int           `json:"max_tokens,omitempty"`
+	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
+}
+
+// StreamOptions is accepted for compatibility; usage is always sent at the end
+// of a stream.
+type StreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// ChatCompletion is the non-streaming answer.
+type ChatCompletion struct {
+	ID      string   `json:"id"`
+	Object  string   `json:"object"` // "chat.completion"
+	Created int64    `json:"created"`
+	Model   string   `json:"model"`
+	Choices []Choice `json:"choices"`
+	Usage   *Usage   `json:"usage"`
+}
+
+// Choice is one answer of a ChatCompletion.
+type Choice struct {
+	Index        int     `json:"index"`
+	Message      Message `json:"message"`
+	FinishReason string  `json:"finish_reason"`
+}
+
+// ChatCompletionChunk is one server-sent event of a streaming answer.
+type ChatCompletionChunk struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"` // "chat.completion.chunk"
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []ChunkChoice `json:"choices"`
+	Usage   *Usage        `json:"usage"`
+}
+
+// ChunkChoice is the delta of one choice in a chunk. FinishReason is null until
+// the choice's last chunk.
+type ChunkChoice struct {
+	Index        int     `json:"index"`
+	Delta        Delta   `json:"delta"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+// Delta is the text a chunk adds.
+type Delta struct {
+	Role    string `json:"role,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
+// Usage counts the tokens of one request.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// ModelList is the answer of GET /v1/models.
+type ModelList struct {
+	Object string  `json:"object"` // "list"
+	Data   []Model `json:"data"`
+}
+
+// Model describes one served model.
+type Model struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"` // "model"
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Error is an API error as OpenAI clients expect it. It implements error so the
+// client can return it; Status is the HTTP status (not serialised).
+type Error struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+	Status  int     `json:"-"`
+}
+
+// Error returns the status, type, code and message on one line.
+func (e *Error) Error() string {
+	code := ""
+	if e.Code != nil {
+		code = " " + *e.Code
+	}
+	return fmt.Sprintf("openai: %d %s%s: %s", e.Status, e.Type, code, e.Message)
+}

@@ -13,6 +13,8 @@
 //	curl -s 127.0.0.1:8082/metrics | grep ^training_
 //	curl -s 127.0.0.1:8082/healthz
 //
-// Logs are slog JSON on stdout; spans go through the global OpenTelemetry
-// tracer provider (a no-op until one is set).
+// Logs are slog JSON on stdout with trace_id and span_id; with --loki-url they
+// are also pushed to Loki (stream label service_name="training-launcher", or
+// OTEL_SERVICE_NAME). The run, each trainer attempt and each checkpoint are
+// spans, exported over OTLP gRPC when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 package main

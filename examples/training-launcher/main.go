@@ -18,8 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/examples/training-launcher/internal/launcher"
+	"github.com/modeltel/modeltel/logging"
+	"github.com/modeltel/modeltel/tracing"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -44,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	maxRestarts := fs.Int("max-restarts", 3, "restarts after a trainer failure before giving up")
 	backoff := fs.Duration("backoff", time.Second, "wait before the first restart, doubled each time (at most 1m)")
 	grace := fs.Duration("grace", 30*time.Second, "after forwarding SIGTERM/SIGINT, wait this long before SIGKILL")
-	lokiURL := fs.String("loki-url", "", "Loki base URL for log push (logs always go to stdout as JSON)")
+	lokiURL := fs.String("loki-url", "", "also push logs to this Loki (e.g. http://127.0.0.1:3100); logs always go to stdout as JSON")
 	runID := fs.String("run", "", "run identity: the run label on every series")
 	job := fs.String("job", "", "training job name: the training_job label on every series")
 	rank := fs.Int("rank", -1, "distributed rank: the rank label on every series (-1: none)")
@@ -61,7 +64,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		command = defaultCommand
 	}
 
-	logger := newLogger(stdout, *lokiURL, *runID, *job)
+	reg := prometheus.NewRegistry()
+	logger, closeLogs, err := newLogger(stdout, reg, *lokiURL, *runID, *job)
+	if err != nil {
+		fmt.Fprintf(stderr, "training-launcher: %v\n", err)
+		return 2
+	}
+	defer closeLogs()
+	tp, shutdownTracing, err := newTracerProvider(ctx)
+	if err != nil {
+		logger.ErrorContext(ctx, "tracing disabled", "err", err)
+	}
+	defer shutdownTracing()
 	labels := prometheus.Labels{}
 	if *runID != "" {
 		labels["run"] = *runID
@@ -83,8 +97,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		Stderr:      stderr,
 		Signals:     sigs,
 		Attributes:  []attribute.KeyValue{attribute.String("training.run", *runID), attribute.String("training.job", *job)},
+
+		TracerProvider: tp,
 	}, labels)
-	reg := prometheus.NewRegistry()
 	if err := registerAll(reg, metrics, l, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		logger.ErrorContext(ctx, "metrics registration failed", "err", err)
 		return 1
@@ -135,19 +150,60 @@ func newMux(reg *prometheus.Registry, l *launcher.Launcher) *http.ServeMux {
 	return mux
 }
 
-// newLogger logs JSON to w with the run identity on every record. Logs reach
-// Loki through a collector (promtail, Alloy) reading stdout; lokiURL is where
-// modeltel's logging package will push them directly (logging.WithLoki).
-func newLogger(w io.Writer, lokiURL, run, job string) *slog.Logger {
-	logger := slog.New(slog.NewJSONHandler(w, nil)).With("service", "training-launcher")
+// serviceName is the service.name of the traces and the service_name label of
+// the Loki stream: OTEL_SERVICE_NAME where set.
+func serviceName() string {
+	if name := os.Getenv("OTEL_SERVICE_NAME"); name != "" {
+		return name
+	}
+	return "training-launcher"
+}
+
+// newLogger logs JSON with trace ids to w, and also pushes to Loki when lokiURL
+// is set (its drop and send counters registered on reg). The run identity is on
+// every record. close flushes what the Loki handler still holds.
+func newLogger(w io.Writer, reg prometheus.Registerer, lokiURL, run, job string) (logger *slog.Logger, close func(), err error) {
+	opts := []logging.Option{logging.WithWriter(w)}
+	close = func() {}
+	if lokiURL != "" {
+		loki, err := logging.NewLoki(logging.LokiConfig{URL: lokiURL, Labels: map[string]string{"service_name": serviceName()}})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := reg.Register(loki); err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, logging.WithHandler(loki))
+		close = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = loki.Close(ctx)
+		}
+	}
+	logger = logging.New(opts...).With("service", "training-launcher")
 	if run != "" {
 		logger = logger.With("run", run)
 	}
 	if job != "" {
 		logger = logger.With("job", job)
 	}
-	if lokiURL != "" {
-		logger.Info("logs go to stdout as JSON; ship them to Loki with promtail or Alloy", "loki_url", lokiURL)
+	return logger, close, nil
+}
+
+// newTracerProvider exports the run's spans over OTLP gRPC when the standard
+// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variable is set; otherwise it returns nil
+// (the launcher then uses the global provider, a no-op unless the program set one).
+func newTracerProvider(ctx context.Context) (trace.TracerProvider, func(), error) {
+	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil, func() {}, nil
 	}
-	return logger
+	tp, err := tracing.NewProvider(ctx, tracing.WithServiceName(serviceName()))
+	if err != nil {
+		return nil, func() {}, err
+	}
+	return tp, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(ctx)
+	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/golang/snappy"
+	"github.com/grafana/loki/pkg/push"
 )
 
 type syncBuffer struct {
@@ -133,5 +137,55 @@ func TestExitStatusOfTrainer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"msg":"trainer failed, not restarting"`) {
 		t.Errorf("logs:\n%s", out.String())
+	}
+}
+
+// TestLauncherPushesToLoki runs the launcher with --loki-url pointing at a fake
+// Loki: the trainer's lines and the launcher's own records arrive in one stream
+// labelled service_name="training-launcher", flushed before run returns.
+func TestLauncherPushesToLoki(t *testing.T) {
+	var mu sync.Mutex
+	var streams []push.Stream
+	loki := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		raw, err := snappy.Decode(nil, body)
+		var req push.PushRequest
+		if err == nil {
+			err = req.Unmarshal(raw)
+		}
+		if r.URL.Path != "/loki/api/v1/push" || err != nil {
+			t.Errorf("push %s: %v", r.URL.Path, err)
+			http.Error(w, "bad push", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		streams = append(streams, req.Streams...)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer loki.Close()
+
+	var stdout, stderr syncBuffer
+	code := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--loki-url", loki.URL, "--run", "loki", "--",
+		"sh", "-c", `echo 'hello from the trainer'; echo '{"step":1,"loss":2.5}'`}, &stdout, &stderr, nil, nil)
+	if code != 0 {
+		t.Fatalf("exit code = %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var lines []string
+	for _, s := range streams {
+		if s.Labels != `{service_name="training-launcher"}` {
+			t.Errorf("stream labels = %s, want {service_name=\"training-launcher\"}", s.Labels)
+		}
+		for _, e := range s.Entries {
+			lines = append(lines, e.Line)
+		}
+	}
+	all := strings.Join(lines, "\n")
+	for _, want := range []string{`hello from the trainer`, `"run":"loki"`, `"msg":"serving metrics"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("Loki did not receive %s; got:\n%s", want, all)
+		}
 	}
 }

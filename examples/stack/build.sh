@@ -5,6 +5,7 @@
 #
 # Binaries are cached in ${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}/<versions-key>/bin, so a second
 # run takes seconds. A cold run takes about 16 minutes and 5 GB of module downloads on 2 cores.
+# The go commands' own output goes to <versions-key>/build.log; its tail is printed when a step fails.
 #
 #   build.sh            build what is missing, then print the bin folder on the last line
 #   build.sh --bin-dir  only print the bin folder (builds nothing)
@@ -51,7 +52,12 @@ trap cleanup EXIT
 fetch() {
   local module=$1 version=$2 dest=$3 json dir
   log "go mod download $module@$version"
-  json=$(cd "$work" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$module@$version")
+  if ! json=$(cd "$work" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$module@$version" 2>>"$buildlog"); then
+    log "go mod download failed; it said:"
+    printf '%s\n' "$json" >&2
+    tail -n 30 "$buildlog" >&2
+    return 1
+  fi
   dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)
   if [ -z "$dir" ] || [ ! -d "$dir" ]; then
     log "no module folder for $module@$version; go mod download said:"
@@ -67,8 +73,12 @@ gobuild() {
   local src=$1 pkg=$2 name=$3 extra=${4:-} t0
   t0=$(date +%s)
   log "go build $pkg -> $bin/$name"
-  (cd "$src" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
-    go build -trimpath -ldflags "-s -w $extra" -o "$work/$name.new" "$pkg")
+  if ! (cd "$src" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
+    go build -trimpath -ldflags "-s -w $extra" -o "$work/$name.new" "$pkg") >>"$buildlog" 2>&1; then
+    log "go build $pkg failed; last lines of $buildlog:"
+    tail -n 50 "$buildlog" >&2
+    return 1
+  fi
   mv -f "$work/$name.new" "$bin/$name"
   log "built $name in $(( $(date +%s) - t0 ))s"
 }
@@ -82,7 +92,9 @@ if have prometheus && have promtool && have jaeger && have loki; then
 fi
 
 work=$(mktemp -d "$root/work.XXXXXX")
-log "building into $bin (work folder $work)"
+buildlog="$root/build.log"
+: >"$buildlog"
+log "building into $bin (work folder $work; go's output in $buildlog)"
 
 if ! have prometheus || ! have promtool; then
   t0=$(date +%s)

@@ -443,3 +443,35 @@ func TestPromtool(t *testing.T) {
 		runPromtool(t, promtool, "check", "rules", path)
 	})
 }
+
+// TestScripts checks that the shell scripts parse, and lints them with shellcheck when it is installed.
+func TestScripts(t *testing.T) {
+	scripts := []string{"build.sh", "e2e.sh"}
+	for _, s := range scripts {
+		t.Run(s, func(t *testing.T) {
+			st, err := os.Stat(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode()&0o111 == 0 {
+				t.Errorf("%s is not executable", s)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if out, err := exec.CommandContext(ctx, "bash", "-n", s).CombinedOutput(); err != nil {
+				t.Errorf("bash -n %s: %v\n%s", s, err, out)
+			}
+		})
+	}
+	t.Run("shellcheck", func(t *testing.T) {
+		shellcheck, err := exec.LookPath("shellcheck")
+		if err != nil {
+			t.Skip("shellcheck not installed (apt-get install shellcheck)")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, shellcheck, scripts...).CombinedOutput(); err != nil {
+			t.Errorf("shellcheck: %v\n%s", err, out)
+		}
+	})
+}

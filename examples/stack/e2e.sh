@@ -245,11 +245,12 @@ wait_http loki http://127.0.0.1:3100/ready 90
 step "smoke test of the stack alone"
 poll 20 "Prometheus scrapes itself (up{job=\"prometheus\"} == 1)" prom_at_least 'up{job="prometheus"}' 1 ||
   fail "Prometheus did not scrape itself within 20s"
+nrules=$(cat "$stack"/rules/gpu.yml "$stack"/rules/serving.yml "$stack"/rules/training.yml | grep -c -- '- alert:')
 rules_ok() {
   curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/rules |
-    jq -e '[.data.groups[].rules[]] | length >= 14 and all(.health == "ok")' >/dev/null
+    jq -e --argjson n "$nrules" '[.data.groups[].rules[]] | length == $n and all(.health == "ok")' >/dev/null
 }
-poll 20 "Prometheus loaded and evaluates all alert rules" rules_ok ||
+poll 20 "Prometheus loaded and evaluates all $nrules alert rules" rules_ok ||
   fail "alert rules not loaded or not healthy: $(curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/rules | head -c 2000)"
 
 go build -o "$ebin/otlpsmoke" "$repo/examples/stack/internal/otlpsmoke" || fail "go build otlpsmoke"

@@ -1,0 +1,29 @@
+// Package stack holds no Go API: it is the home of the local observability stack for the modeltel examples,
+// and its tests check that stack's files.
+//
+// # What is here
+//
+//   - prometheus.yml: scrapes the inference server (127.0.0.1:8080), the training launcher (127.0.0.1:8082)
+//     and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
+//   - rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool unit test file
+//     (rules/*_test.yml) holding a firing and a non-firing case for every alert.
+//   - loki.yaml (filesystem storage, structured metadata on) and jaeger.yaml (Jaeger v2: OTLP in, in-memory
+//     store), loopback only.
+//   - dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana dashboards whose data
+//     source is the variable ${datasource}, with no fixed uid, so they import into any Grafana.
+//   - build.sh: builds Prometheus, promtool, Jaeger and Loki from the Go module proxy at pinned versions into
+//     a cache outside the repository.
+//   - e2e.sh: starts the three servers on 127.0.0.1, runs the examples against them, drives load and checks
+//     through each server's own query API that metrics, traces and logs arrived.
+//
+// # Tests
+//
+// The tests parse every dashboard, check its data source variable, and check that every metric named in a
+// dashboard query or an alert rule is one the SDK exports. Where promtool is found (the one build.sh built,
+// else one on PATH) they also run promtool check config, check rules and test rules, and check that every
+// dashboard query is valid PromQL:
+//
+//	go test ./examples/stack/...
+//	./examples/stack/build.sh    # Prometheus, promtool, Jaeger, Loki into ~/.cache/modeltel-stack
+//	./examples/stack/e2e.sh      # or: make e2e
+package stack

@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# End-to-end test against real Prometheus, Jaeger and Loki on 127.0.0.1 (`make e2e` runs it).
+#
+#  1. builds or reuses the servers (build.sh; cached outside the repository),
+#  2. starts Prometheus (:9090), Jaeger (OTLP gRPC :4317, query :16686, health :13133) and Loki (:3100) with
+#     the configs next to this script, data under .e2e/ in the repository root,
+#  3. smoke test of the stack alone: one OTLP trace into Jaeger, one pushed log line into Loki, Prometheus
+#     scraping itself with all alert rules loaded,
+#  4. where the examples exist, builds and starts the inference server, the training launcher and the GPU
+#     exporter against the stack, drives load with the load generator and checks through each server's own
+#     query API that the metrics, the request trace (with its tokenize and forward children) and the
+#     request's log lines (found by trace_id) arrived.
+#
+# Everything it starts is stopped by PID on every exit path (SIGTERM, up to 5 s, then SIGKILL). Every wait
+# is bounded. On failure it prints the tail of every log and exits 1.
+#
+# Environment: MODELTEL_STACK_CACHE (build cache, see build.sh), E2E_REQUESTS (default 40),
+# E2E_KEEP=1 (keep .e2e/data and logs after a pass; they are always kept after a failure).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+stack="$repo/examples/stack"
+e2e="$repo/.e2e"
+data="$e2e/data"
+logs="$e2e/logs"
+ebin="$e2e/bin"
+requests="${E2E_REQUESTS:-40}"
+model="fake-llama-3-8b"
+t_start=$(date +%s)
+
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
+
+step() { printf '\n==> [%3ss] %s\n' "$(( $(date +%s) - t_start ))" "$*"; }
+info() { printf '    %s\n' "$*"; }
+ok() { printf '    ok: %s\n' "$*"; }
+skip() { printf '    SKIP: %s\n' "$*"; }
+
+names=()
+pids=()
+
+show_logs() {
+  local f
+  for f in "$logs"/*.log; do
+    [ -e "$f" ] || continue
+    printf '\n---- %s (last 40 lines) ----\n' "${f#"$repo"/}"
+    tail -n 40 "$f" || true
+  done
+}
+
+fail() {
+  printf '\nE2E FAILED: %s\n' "$*" >&2
+  show_logs
+  printf '\nE2E FAILED: %s (logs and data kept in %s)\n' "$*" "${e2e#"$repo"/}" >&2
+  exit 1
+}
+
+# stop_group NAME...: sends SIGTERM to those of the started processes named, waits up to 5 s for them all,
+# then SIGKILLs what is left and reaps them.
+stop_group() {
+  local i pid deadline alive sel=()
+  for i in "${!pids[@]}"; do
+    case " $* " in *" ${names[$i]} "*) sel+=("$i") ;; esac
+  done
+  [ ${#sel[@]} -gt 0 ] || return 0
+  for i in "${sel[@]}"; do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+  done
+  deadline=$(( $(date +%s) + 5 ))
+  while :; do
+    alive=0
+    for i in "${sel[@]}"; do
+      if kill -0 "${pids[$i]}" 2>/dev/null; then alive=1; fi
+    done
+    if [ $alive -eq 0 ] || [ "$(date +%s)" -ge $deadline ]; then break; fi
+    sleep 0.1
+  done
+  for i in "${sel[@]}"; do
+    pid=${pids[$i]}
+    if kill -0 "$pid" 2>/dev/null; then
+      printf '    %s (pid %s) still running 5 s after SIGTERM: SIGKILL\n' "${names[$i]}" "$pid"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# stop_all stops the examples first (so they can flush their spans and logs), then the servers.
+stop_all() {
+  [ ${#pids[@]} -gt 0 ] || return 0
+  stop_group loadgen inference-server training-launcher gpu-exporter
+  stop_group prometheus jaeger loki
+  pids=()
+  names=()
+}
+
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_all
+  rm -f "$e2e"/*.pid
+  exit $rc
+}
+trap on_exit EXIT
+trap 'printf "\ninterrupted\n" >&2; exit 130' INT TERM
+
+# start NAME COMMAND...: runs COMMAND in the background with its output in $logs/NAME.log and keeps its PID.
+start() {
+  local name=$1
+  shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+  echo "$!" >"$e2e/$name.pid"
+  info "started $name (pid $!): $*"
+}
+
+pid_of() {
+  local i
+  for i in "${!names[@]}"; do
+    if [ "${names[$i]}" = "$1" ]; then echo "${pids[$i]}"; return 0; fi
+  done
+  return 1
+}
+
+alive() { kill -0 "$(pid_of "$1")" 2>/dev/null; }
+
+# wait_http NAME URL SECONDS: polls URL until it answers 2xx; fails early if NAME's process has exited.
+wait_http() {
+  local name=$1 url=$2 secs=$3 t0 deadline
+  t0=$(date +%s)
+  deadline=$(( t0 + secs ))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+      ok "$name ready ($url) after $(( $(date +%s) - t0 ))s"
+      return 0
+    fi
+    alive "$name" || fail "$name exited before it became ready"
+    sleep 0.25
+  done
+  fail "$name not ready at $url within ${secs}s"
+}
+
+listening() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# poll SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.5 s until it succeeds or SECONDS pass.
+poll() {
+  local secs=$1 what=$2 t0 deadline
+  shift 2
+  t0=$(date +%s)
+  deadline=$(( t0 + secs ))
+  while :; do
+    if "$@"; then
+      ok "$what ($(( $(date +%s) - t0 ))s)"
+      return 0
+    fi
+    [ "$(date +%s)" -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+# prom_query PROMQL: prints the JSON answer of Prometheus's instant query API.
+prom_query() {
+  curl -fsS --max-time 5 -G "http://127.0.0.1:9090/api/v1/query" --data-urlencode "query=$1"
+}
+
+# prom_value PROMQL: prints the first sample's value, or nothing.
+prom_value() {
+  prom_query "$1" | jq -r 'if .status == "success" and (.data.result | length) > 0 then .data.result[0].value[1] else empty end'
+}
+
+prom_at_least() {
+  local v
+  v=$(prom_value "$1" 2>/dev/null) || return 1
+  [ -n "$v" ] && awk -v v="$v" -v min="$2" 'BEGIN { exit !(v + 0 >= min + 0) }'
+}
+
+# loki_lines LOGQL: prints the number of log lines LOGQL returns over the last hour.
+loki_lines() {
+  local now
+  now=$(date +%s)
+  curl -fsS --max-time 5 -G "http://127.0.0.1:3100/loki/api/v1/query_range" \
+    --data-urlencode "query=$1" --data-urlencode "start=$(( (now - 3600) * 1000000000 ))" \
+    --data-urlencode "end=$(( (now + 60) * 1000000000 ))" --data-urlencode "limit=1000" |
+    jq '[.data.result[].values[]] | length'
+}
+
+loki_has() { local n; n=$(loki_lines "$1" 2>/dev/null) && [ "${n:-0}" -gt 0 ]; }
+
+jaeger_traces() {
+  curl -fsS --max-time 5 -G "http://127.0.0.1:16686/api/traces" --data-urlencode "service=$1" \
+    --data-urlencode "limit=${2:-100}" --data-urlencode "lookback=1h"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+step "tools"
+need=()
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  info "missing ${need[*]}: apt-get install ${need[*]}"
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  ("${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}") \
+    >/dev/null 2>&1 || true
+  for tool in "${need[@]}"; do
+    command -v "$tool" >/dev/null || fail "$tool is required and could not be installed"
+  done
+fi
+info "$(go version), $(jq --version), $(curl --version | head -n1 | cut -d' ' -f1-2)"
+
+step "build or reuse Prometheus, promtool, Jaeger and Loki (build.sh)"
+t0=$(date +%s)
+bin=$("$stack/build.sh" | tail -n1) || fail "build.sh failed"
+for b in prometheus promtool jaeger loki; do
+  [ -x "$bin/$b" ] || fail "build.sh did not produce $bin/$b"
+done
+ok "binaries in $bin ($(( $(date +%s) - t0 ))s)"
+
+step "check the stack's own files with promtool"
+"$bin/promtool" check config "$stack/prometheus.yml" >/dev/null || fail "promtool check config"
+(cd "$stack" && "$bin/promtool" test rules rules/*_test.yml >/dev/null) || fail "promtool test rules"
+ok "prometheus.yml, rules and rule unit tests"
+
+step "prepare .e2e/"
+for port in 9090 4317 4318 13133 16685 16686 3100 9096 8080 8081 8082 9400; do
+  if listening "$port"; then
+    fail "127.0.0.1:$port is already in use (another stack or example still running?)"
+  fi
+done
+rm -rf "$data" "$logs"
+mkdir -p "$data/prometheus" "$data/loki" "$logs" "$ebin"
+ok "ports free, data in ${data#"$repo"/}, logs in ${logs#"$repo"/}"
+
+step "start Prometheus, Jaeger and Loki on 127.0.0.1"
+start prometheus "$bin/prometheus" --config.file="$stack/prometheus.yml" --storage.tsdb.path="$data/prometheus" \
+  --web.listen-address=127.0.0.1:9090 --log.level=warn
+start jaeger "$bin/jaeger" --config="$stack/jaeger.yaml"
+start loki env LOKI_DATA_DIR="$data/loki" "$bin/loki" -config.file="$stack/loki.yaml" -config.expand-env=true
+wait_http prometheus http://127.0.0.1:9090/-/ready 60
+wait_http jaeger http://127.0.0.1:13133/status 60
+wait_http loki http://127.0.0.1:3100/ready 90
+
+step "smoke test of the stack alone"
+poll 20 "Prometheus scrapes itself (up{job=\"prometheus\"} == 1)" prom_at_least 'up{job="prometheus"}' 1 ||
+  fail "Prometheus did not scrape itself within 20s"
+nrules=$(cat "$stack"/rules/gpu.yml "$stack"/rules/serving.yml "$stack"/rules/training.yml | grep -c -- '- alert:')
+rules_ok() {
+  curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/rules |
+    jq -e --argjson n "$nrules" '[.data.groups[].rules[]] | length == $n and all(.health == "ok")' >/dev/null
+}
+poll 20 "Prometheus loaded and evaluates all $nrules alert rules" rules_ok ||
+  fail "alert rules not loaded or not healthy: $(curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/rules | head -c 2000)"
+
+go build -o "$ebin/otlpsmoke" "$repo/examples/stack/internal/otlpsmoke" || fail "go build otlpsmoke"
+smoke_trace=$(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_INSECURE=true \
+  timeout 30 "$ebin/otlpsmoke" -service e2e-smoke 2>>"$logs/otlpsmoke.log") || fail "otlpsmoke could not send a span"
+smoke_in_jaeger() {
+  jaeger_traces e2e-smoke 10 | jq -e --arg id "$smoke_trace" \
+    '.data[] | select(.traceID == $id) | .spans as $s
+     | ($s[] | select(.operationName == "smoke parent") | .spanID) as $p
+     | $s[] | select(.operationName == "smoke child") | .references[]? | select(.refType == "CHILD_OF" and .spanID == $p)' \
+    >/dev/null
+}
+poll 15 "Jaeger serves the smoke trace $smoke_trace with its child span" smoke_in_jaeger ||
+  fail "trace $smoke_trace not found in Jaeger: $(jaeger_traces e2e-smoke 10 | head -c 2000)"
+
+smoke_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+push=$(jq -cn --arg ts "$(( $(date +%s) * 1000000000 ))" --arg id "$smoke_id" \
+  '{streams: [{stream: {service_name: "e2e-smoke"}, values: [[$ts, "e2e smoke line", {trace_id: $id}]]}]}')
+code=$(curl -sS --max-time 5 -o "$logs/loki-push.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data "$push" http://127.0.0.1:3100/loki/api/v1/push) || fail "Loki push failed"
+[ "$code" = 204 ] || fail "Loki push answered $code: $(cat "$logs/loki-push.out")"
+poll 15 "Loki returns the pushed line by service_name and trace_id (structured metadata)" \
+  loki_has "{service_name=\"e2e-smoke\"} | trace_id=\"$smoke_id\"" ||
+  fail "pushed line not found in Loki by trace_id"
+
+# ---------------------------------------------------------------------------------------------------------
+missing=()
+for ex in inference-server training-launcher loadgen; do
+  [ -d "$repo/examples/$ex" ] || missing+=("examples/$ex")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "examples"
+  skip "not present yet: ${missing[*]}; the stack smoke test passed, the examples part did not run"
+  step "e2e passed (stack only) in $(( $(date +%s) - t_start ))s"
+  [ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"
+  exit 0
+fi
+
+step "build the examples into ${ebin#"$repo"/}"
+t0=$(date +%s)
+for ex in inference-server training-launcher loadgen; do
+  go build -o "$ebin/$ex" "$repo/examples/$ex" || fail "go build ./examples/$ex"
+done
+have_gpu_exporter=0
+if [ -d "$repo/examples/gpu-exporter" ]; then
+  # cgo: go-nvml loads libnvidia-ml at run time.
+  CGO_ENABLED=1 go build -o "$ebin/gpu-exporter" "$repo/examples/gpu-exporter" || fail "go build ./examples/gpu-exporter"
+  have_gpu_exporter=1
+fi
+ok "built in $(( $(date +%s) - t0 ))s"
+
+step "start the examples"
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_INSECURE=true
+# Jaeger sees the spans sooner with a short batch span processor delay (the SDK's default is 5 s).
+export OTEL_BSP_SCHEDULE_DELAY=200
+start inference-server "$ebin/inference-server" --listen 127.0.0.1:8080 --grpc-listen 127.0.0.1:8081 \
+  --loki-url http://127.0.0.1:3100
+wait_http inference-server http://127.0.0.1:8080/readyz 60
+# The launcher exits when its trainer does: give the trainer more steps than the test needs (it is stopped at
+# the end), and a short grace so that SIGTERM reaches the trainer and both exit within stop_all's 5 s.
+start training-launcher "$ebin/training-launcher" --listen 127.0.0.1:8082 --loki-url http://127.0.0.1:3100 \
+  --run e2e --grace 3s -- python3 "$repo/examples/training-launcher/trainer.py" --steps 3000 --step-time 0.05
+wait_http training-launcher http://127.0.0.1:8082/healthz 30
+gpu_running=0
+if [ $have_gpu_exporter = 1 ]; then
+  start gpu-exporter "$ebin/gpu-exporter" --listen 127.0.0.1:9400
+  t0=$(date +%s)
+  while [ $(( $(date +%s) - t0 )) -lt 15 ]; do
+    if ! alive gpu-exporter; then break; fi
+    if curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:9400/metrics 2>/dev/null; then gpu_running=1; break; fi
+    sleep 0.25
+  done
+  if [ $gpu_running = 1 ]; then
+    ok "gpu-exporter serving /metrics"
+  elif ! alive gpu-exporter; then
+    skip "gpu-exporter exited (no NVML here?): $(tail -n 1 "$logs/gpu-exporter.log")"
+  else
+    fail "gpu-exporter neither serves /metrics nor exits within 15s"
+  fi
+else
+  skip "examples/gpu-exporter not present"
+fi
+
+step "drive load: $requests requests, concurrency 4, half streaming"
+t0=$(date +%s)
+timeout 180 "$ebin/loadgen" --url http://127.0.0.1:8080 --requests "$requests" --concurrency 4 --model "$model" \
+  --stream-ratio 0.5 >"$logs/loadgen.log" 2>&1 || fail "loadgen failed (exit $?)"
+ok "loadgen done in $(( $(date +%s) - t0 ))s: $(tail -n 1 "$logs/loadgen.log")"
+
+step "Prometheus: metrics scraped from the examples"
+poll 20 "gen_ai_server_time_to_first_token_seconds_bucket series for job inference-server" \
+  prom_at_least 'count(gen_ai_server_time_to_first_token_seconds_bucket{job="inference-server"})' 1 ||
+  fail "no TTFT histogram buckets for job inference-server in Prometheus"
+poll 20 "all $requests requests counted (gen_ai_server_request_duration_seconds_count)" \
+  prom_at_least "sum(gen_ai_server_request_duration_seconds_count{job=\"inference-server\",gen_ai_request_model=\"$model\"})" "$requests" ||
+  fail "Prometheus counts $(prom_value "sum(gen_ai_server_request_duration_seconds_count{job=\"inference-server\"})") GenAI requests, want >= $requests"
+poll 20 "training_steps_total > 0 for job training-launcher" \
+  prom_at_least 'sum(training_steps_total{job="training-launcher"})' 1 ||
+  fail "no training_steps_total > 0 for job training-launcher in Prometheus"
+if [ $gpu_running = 1 ]; then
+  poll 20 "gpu_up series for job gpu-exporter" prom_at_least 'count(gpu_up{job="gpu-exporter"})' 1 ||
+    fail "no gpu_up series for job gpu-exporter in Prometheus"
+else
+  skip "gpu_ series: no GPU exporter running (NVML absent)"
+fi
+
+# Every dashboard query, with Grafana's variables filled in, must run on the real Prometheus without error.
+bad=0; total=0; withdata=0
+while IFS= read -r q; do
+  total=$((total + 1))
+  ans=$(prom_query "$q" 2>&1) || { bad=$((bad + 1)); info "query failed: $q: $ans"; continue; }
+  if [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ]; then withdata=$((withdata + 1)); fi
+done < <(jq -r '.panels[] | .targets[]? | .expr
+    | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' \
+  "$stack"/dashboards/*.json)
+[ $bad -eq 0 ] || fail "$bad of $total dashboard queries failed on Prometheus"
+ok "all $total dashboard queries run on Prometheus ($withdata return data now)"
+
+step "Jaeger: the request trace"
+trace_id=""
+find_trace() {
+  local traces
+  traces=$(jaeger_traces inference-server 200) || return 1
+  trace_id=$(jq -r --arg op "chat $model" --arg model "$model" '
+    [.data[] | .traceID as $tid | .spans as $s
+     | $s[] | select(.operationName == $op)
+     | select(any(.tags[]?; .key == "gen_ai.request.model" and .value == $model)) | .spanID as $req
+     | select(any($s[]; .operationName == "tokenize" and any(.references[]?; .refType == "CHILD_OF" and .spanID == $req)))
+     | select(any($s[]; .operationName == "forward" and any(.references[]?; .refType == "CHILD_OF" and .spanID == $req)))
+     | $tid] | first // empty' <<<"$traces")
+  [ -n "$trace_id" ]
+}
+if ! poll 20 "a trace with span \"chat $model\" and its tokenize and forward children" find_trace; then
+  info "spans of the latest inference-server traces (count x operation, first spanID <- parent spanIDs):"
+  jaeger_traces inference-server 3 |
+    jq -r '.data[] | "      trace \(.traceID)",
+      (.spans | group_by([.operationName, ([.references[]? | .spanID] | join(","))])[]
+       | "        \(length) x \(.[0].operationName)  \(.[0].spanID) <- \([.[0].references[]? | .spanID] | join(","))")' |
+    head -n 40 || true
+  fail "Jaeger has no inference-server trace with the GenAI request span and its tokenize and forward children"
+fi
+info "trace $trace_id: http://127.0.0.1:16686/trace/$trace_id"
+
+step "Loki: the request's log lines"
+trace32=$(printf '%32s' "$trace_id" | tr ' ' 0)
+poll 20 "lines for {service_name=\"inference-server\"} | trace_id=\"$trace32\"" \
+  loki_has "{service_name=\"inference-server\"} | trace_id=\"$trace32\"" ||
+  fail "Loki has no inference-server line with trace_id $trace32 (lines for the service: $(loki_lines '{service_name="inference-server"}' 2>&1))"
+# Not required: the launcher may log to stdout only (for promtail or Alloy to ship).
+if ! poll 10 "lines for {service_name=\"training-launcher\"}" loki_has '{service_name="training-launcher"}'; then
+  info "NOTE: no training-launcher lines in Loki within 10s (does it push with --loki-url yet?)"
+fi
+
+if ! alive inference-server; then
+  fail "inference-server exited during the test"
+fi
+
+step "e2e passed in $(( $(date +%s) - t_start ))s"
+[ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"

@@ -15,7 +15,7 @@ BENCH_NAME  ?= new
 OLD         ?= bench/main.txt
 NEW         ?= bench/new.txt
 
-.PHONY: all test bench benchstat lint tools e2e fmt
+.PHONY: all test bench benchstat lint tools e2e stack fmt
 
 all: lint test
 
@@ -32,12 +32,13 @@ bench:
 benchstat: tools
 	$(GOBIN)/benchstat $(OLD) $(NEW)
 
-## lint: gofmt, go vet, a cgo-less build, staticcheck (and the stack's checks once it exists)
+## lint: gofmt, go vet, a cgo-less build, staticcheck, and the stack's checks (dashboards, rules, promtool)
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GOBIN)/staticcheck ./...
+	$(GO) test -count=1 ./examples/stack/...
 
 ## tools: pinned staticcheck and benchstat from the module proxy
 tools:
@@ -46,7 +47,11 @@ tools:
 
 ## e2e: real Prometheus, Jaeger and Loki on loopback (see examples/stack)
 e2e:
-	@if [ -x examples/stack/e2e.sh ]; then examples/stack/e2e.sh; else echo "e2e: examples/stack/e2e.sh not present yet"; fi
+	examples/stack/e2e.sh
+
+## stack: build (or find in the cache) Prometheus, promtool, Jaeger and Loki; prints their folder
+stack:
+	examples/stack/build.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -399,10 +399,8 @@ trace32=$(printf '%32s' "$trace_id" | tr ' ' 0)
 poll 20 "lines for {service_name=\"inference-server\"} | trace_id=\"$trace32\"" \
   loki_has "{service_name=\"inference-server\"} | trace_id=\"$trace32\"" ||
   fail "Loki has no inference-server line with trace_id $trace32 (lines for the service: $(loki_lines '{service_name="inference-server"}' 2>&1))"
-# Not required: the launcher may log to stdout only (for promtail or Alloy to ship).
-if ! poll 10 "lines for {service_name=\"training-launcher\"}" loki_has '{service_name="training-launcher"}'; then
-  info "NOTE: no training-launcher lines in Loki within 10s (does it push with --loki-url yet?)"
-fi
+poll 20 "lines for {service_name=\"training-launcher\"}" loki_has '{service_name="training-launcher"}' ||
+  fail "Loki has no training-launcher line (it pushes with --loki-url)"
 
 if ! alive inference-server; then
   fail "inference-server exited during the test"

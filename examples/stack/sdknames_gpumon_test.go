@@ -1,0 +1,83 @@
+//go:build cgo
+
+package stack_test
+
+import (
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/gpumon"
+)
+
+// gpumonCollector returns the gpumon collector, with process metrics, over one GPU of go-nvml's mocked DGX
+// A100, after one XID event has been counted, so that every family it exports under its default names has
+// a sample. The collector is closed when the test ends. The skip reason is always empty here.
+func gpumonCollector(t *testing.T) (prometheus.Collector, string) {
+	t.Helper()
+	const gib = 1 << 30
+	s := dgxa100.New()
+	s.DeviceGetCountFunc = func() (int, nvml.Return) { return 1, nvml.SUCCESS }
+	d := s.Devices[0].(*dgxa100.Device)
+	d.MemoryInfo = nvml.Memory{Total: 40 * gib, Used: gib, Free: 39 * gib}
+	// The Funcs gpumon calls that dgxa100 leaves unset.
+	d.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+		return nvml.Utilization{Gpu: 50, Memory: 20}, nvml.SUCCESS
+	}
+	d.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) { return 40, nvml.SUCCESS }
+	d.GetPowerUsageFunc = func() (uint32, nvml.Return) { return 250000, nvml.SUCCESS }
+	d.GetEnforcedPowerLimitFunc = func() (uint32, nvml.Return) { return 400000, nvml.SUCCESS }
+	d.GetTotalEnergyConsumptionFunc = func() (uint64, nvml.Return) { return 1000500, nvml.SUCCESS }
+	d.GetClockInfoFunc = func(nvml.ClockType) (uint32, nvml.Return) { return 1410, nvml.SUCCESS }
+	d.GetFanSpeedFunc = func() (uint32, nvml.Return) { return 30, nvml.SUCCESS }
+	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return nvml.ClocksEventReasonGpuIdle, nvml.SUCCESS }
+	d.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return 0, nvml.SUCCESS }
+	d.GetTotalEccErrorsFunc = func(nvml.MemoryErrorType, nvml.EccCounterType) (uint64, nvml.Return) { return 0, nvml.SUCCESS }
+	d.GetEncoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
+	d.GetDecoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
+	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: uint32(os.Getpid()), UsedGpuMemory: gib}}, nvml.SUCCESS
+	}
+	d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) { return nvml.EventTypeXidCriticalError, nvml.SUCCESS }
+	d.RegisterEventsFunc = func(uint64, nvml.EventSet) nvml.Return { return nvml.SUCCESS }
+
+	// The event set hands the XID watcher one XID 79 event; its next Wait means the event was counted.
+	var calls int
+	counted := make(chan struct{})
+	var once sync.Once
+	set := &mock.EventSet{
+		WaitFunc: func(ms uint32) (nvml.EventData, nvml.Return) {
+			calls++ // only the watcher goroutine calls Wait
+			if calls == 1 {
+				return nvml.EventData{Device: d, EventType: nvml.EventTypeXidCriticalError, EventData: 79}, nvml.SUCCESS
+			}
+			once.Do(func() { close(counted) })
+			time.Sleep(time.Duration(min(ms, 5)) * time.Millisecond)
+			return nvml.EventData{}, nvml.ERROR_TIMEOUT
+		},
+		FreeFunc: func() nvml.Return { return nvml.SUCCESS },
+	}
+	s.EventSetCreateFunc = func() (nvml.EventSet, nvml.Return) { return set, nvml.SUCCESS }
+
+	c, err := gpumon.New(gpumon.WithNVML(s), gpumon.WithProcessMetrics(), gpumon.WithHostname("stack-test"))
+	if err != nil {
+		t.Fatalf("gpumon.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("gpumon Close: %v", err)
+		}
+	})
+	select {
+	case <-counted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the XID watcher did not take the mocked event within 10s")
+	}
+	return c, ""
+}

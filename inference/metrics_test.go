@@ -250,7 +250,7 @@ func TestModelCardinality(t *testing.T) {
 			if n := testutil.CollectAndCount(m, "inference_tokens_total"); n != 2*len(tt.want) {
 				t.Errorf("inference_tokens_total series = %d, want %d", n, 2*len(tt.want))
 			}
-			if n := len(*m.series.Load()); n > len(tt.want) {
+			if n := m.series.Len(); n > len(tt.want) {
 				t.Errorf("cache holds %d pairs, want at most %d", n, len(tt.want))
 			}
 			lint(t, m)

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modeltel/modeltel/internal/cowmap"
 )
 
 // Label names.
@@ -43,9 +44,10 @@ type Metrics struct {
 	// series maps a (operation, model) pair as given by the caller, when it
 	// was admitted under its own name, to its resolved children. Copy on
 	// write: readers never lock.
-	series atomic.Pointer[map[seriesKey]*series]
+	series cowmap.Map[seriesKey, *series]
 
-	mu     sync.Mutex // guards writers of series, models, ops
+	// models and ops are the names admitted under the bounds; only admit
+	// touches them, under the lock of series.
 	models map[string]struct{}
 	ops    map[string]struct{}
 }
@@ -101,8 +103,6 @@ func NewMetrics(opts ...Option) *Metrics {
 		models: make(map[string]struct{}),
 		ops:    make(map[string]struct{}),
 	}
-	empty := make(map[seriesKey]*series)
-	m.series.Store(&empty)
 	return m
 }
 
@@ -135,35 +135,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // lookup returns the series of (op, model): a lock-free map read once the
 // pair has been seen.
 func (m *Metrics) lookup(op, model string) *series {
-	k := seriesKey{op, model}
-	if s, ok := (*m.series.Load())[k]; ok {
-		return s
-	}
-	return m.admit(k)
+	s, _ := m.series.LoadOrAdmit(seriesKey{op, model}, m.admit, m.newSeries)
+	return s
 }
 
-// admit bounds the labels of a pair seen for the first time and resolves its
-// children. Only pairs admitted under their own names enter the cache, so
-// names beyond the bounds cost a locked lookup but no memory.
-func (m *Metrics) admit(k seriesKey) *series {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.series.Load()
-	if s, ok := cur[k]; ok {
-		return s
-	}
-	canon := seriesKey{op: m.boundOp(k.op), model: m.boundModel(k.model)}
-	if s, ok := cur[canon]; ok {
-		return s // a name recorded as "other": not cached under its own key
-	}
-	s := m.newSeries(canon)
-	next := make(map[seriesKey]*series, len(cur)+2)
-	for kk, v := range cur {
-		next[kk] = v
-	}
-	next[canon] = s
-	m.series.Store(&next)
-	return s
+// admit bounds the labels of a pair seen for the first time; it runs under
+// the lock of m.series. Only pairs admitted under their own names enter the
+// cache, so names beyond the bounds cost a locked lookup but no memory.
+func (m *Metrics) admit(k seriesKey) (seriesKey, bool) {
+	return seriesKey{op: m.boundOp(k.op), model: m.boundModel(k.model)}, true
 }
 
 func (m *Metrics) boundModel(model string) string {

@@ -250,7 +250,7 @@ func TestModelCardinality(t *testing.T) {
 			if n := testutil.CollectAndCount(m, "inference_tokens_total"); n != 2*len(tt.want) {
 				t.Errorf("inference_tokens_total series = %d, want %d", n, 2*len(tt.want))
 			}
-			if n := len(*m.series.Load()); n > len(tt.want) {
+			if n := m.series.Len(); n > len(tt.want) {
 				t.Errorf("cache holds %d pairs, want at most %d", n, len(tt.want))
 			}
 			lint(t, m)
@@ -291,6 +291,60 @@ func TestNilSafety(t *testing.T) {
 			t.Errorf("nil recorder tokens = %d, %d", in, out)
 		}
 		_ = r.Request()
+		if ended, err := r.Ended(); ended || err != nil {
+			t.Errorf("nil recorder Ended = %v, %v", ended, err)
+		}
+	}
+}
+
+// Ended reports the first End and its error; later Ends change nothing.
+func TestRecorderEnded(t *testing.T) {
+	custom := errors.New("boom")
+	wrapped := fmt.Errorf("x: %w", context.Canceled)
+	tests := []struct {
+		name      string
+		ends      []error // calls to End, in order; nil slice: none
+		wantEnded bool
+		wantErr   error
+	}{
+		{"not ended", nil, false, nil},
+		{"nil", []error{nil}, true, nil},
+		{"canceled", []error{context.Canceled}, true, context.Canceled},
+		{"deadline", []error{context.DeadlineExceeded}, true, context.DeadlineExceeded},
+		{"wrapped canceled", []error{wrapped}, true, wrapped},
+		{"custom", []error{custom}, true, custom},
+		{"first wins", []error{nil, context.Canceled}, true, nil},
+		{"first error wins", []error{custom, nil}, true, custom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, _ := newTestMetrics(t)
+			_, rec := m.Start(context.Background(), Request{Model: "m", Operation: "chat"})
+			for _, e := range tt.ends {
+				rec.End(e)
+			}
+			ended, err := rec.Ended()
+			if ended != tt.wantEnded || err != tt.wantErr {
+				t.Errorf("Ended() = %v, %v; want %v, %v", ended, err, tt.wantEnded, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Ended is consistent when End races with it: once ended, the error is the
+// one End was given.
+func TestRecorderEndedConcurrent(t *testing.T) {
+	m, _, _ := newTestMetrics(t)
+	for range 50 {
+		_, rec := m.Start(context.Background(), Request{Model: "m", Operation: "chat"})
+		var wg sync.WaitGroup
+		wg.Go(func() { rec.End(context.Canceled) })
+		wg.Go(func() {
+			if ended, err := rec.Ended(); ended && err != context.Canceled {
+				t.Errorf("Ended() = true, %v", err)
+			}
+		})
+		wg.Wait()
 	}
 }
 

@@ -50,12 +50,24 @@ type Recorder struct {
 
 	in, out atomic.Int64
 	first   atomic.Int64 // time to first token in ns; 0 until the first token
-	ended   atomic.Bool
+	// end is nil until End, then points at the error End was given. One
+	// pointer, so Ended never sees "ended" without its error.
+	end atomic.Pointer[error]
 }
+
+// Errors End points at without allocating: the nil error and the context
+// errors a canceled or timed-out request ends with.
+var (
+	endNil      error
+	endCanceled error = context.Canceled
+	endDeadline error = context.DeadlineExceeded
+)
+
+func (r *Recorder) isEnded() bool { return r.end.Load() != nil }
 
 // InputTokens adds n input (prompt) tokens. n <= 0 does nothing.
 func (r *Recorder) InputTokens(n int) {
-	if r == nil || n <= 0 || r.ended.Load() {
+	if r == nil || n <= 0 || r.isEnded() {
 		return
 	}
 	r.in.Add(int64(n))
@@ -66,7 +78,7 @@ func (r *Recorder) InputTokens(n int) {
 // first token: it fixes the time to first token and adds the
 // gen_ai.first_token event to a recording span. n <= 0 does nothing.
 func (r *Recorder) OutputTokens(n int) {
-	if r == nil || n <= 0 || r.ended.Load() {
+	if r == nil || n <= 0 || r.isEnded() {
 		return
 	}
 	if r.first.Load() == 0 {
@@ -91,7 +103,21 @@ func (r *Recorder) markFirst() {
 // to first token, time per output token and decode rate, and sets the usage
 // attributes on the span. Only the first End counts; later calls do nothing.
 func (r *Recorder) End(err error) {
-	if r == nil || !r.ended.CompareAndSwap(false, true) {
+	if r == nil || r.isEnded() {
+		return
+	}
+	p := &endNil
+	switch err {
+	case nil:
+	case context.Canceled:
+		p = &endCanceled
+	case context.DeadlineExceeded:
+		p = &endDeadline
+	default:
+		e := err
+		p = &e
+	}
+	if !r.end.CompareAndSwap(nil, p) {
 		return
 	}
 	s := r.s
@@ -126,6 +152,23 @@ func (r *Recorder) endSpan(in, out int64, errType string) {
 		r.span.SetAttributes(genai.ErrorTypeKey.String(errType))
 		r.span.SetStatus(codes.Error, errType)
 	}
+}
+
+// Ended reports whether End was called and the error it was called with
+// (nil for a request that succeeded). A middleware that ends the recorder
+// itself when the handler returns reads it first to learn whether the
+// handler finished the request: ended with nil, or with an error of its
+// own, it did; ended with context.Canceled, or not ended, it did not say so.
+// It returns false, nil on a nil *Recorder and is safe for concurrent use.
+func (r *Recorder) Ended() (ended bool, err error) {
+	if r == nil {
+		return false, nil
+	}
+	p := r.end.Load()
+	if p == nil {
+		return false, nil
+	}
+	return true, *p
 }
 
 // Tokens returns the input and output tokens recorded so far (0, 0 on nil).

@@ -25,6 +25,9 @@
 //			fmt.Fprintf(w, "data: %s\n\n", tok)
 //			w.(http.Flusher).Flush()
 //		}
+//		io.WriteString(w, "data: [DONE]\n\n")
+//		w.(http.Flusher).Flush()
+//		rec.End(nil) // complete: a client closing now is not a 499
 //	})
 //	srv := &http.Server{Handler: mw.Handler(mux)}
 //
@@ -35,9 +38,33 @@
 //
 // The middleware ends the recorder when the handler returns: with no error
 // for a status below 400, with error_type set to the status code ("429",
-// "500") from 400 on, "canceled" when the client went away, and "500" for a
-// panic. A handler may end the recorder itself first (with its own error);
-// the middleware's End then does nothing.
+// "500") from 400 on, "canceled" when the client went away (see below), and
+// "500" for a panic. A handler may end the recorder itself first (with its
+// own error); the middleware's End then does nothing.
+//
+// # Clients that go away
+//
+// A request whose response did not reach its client is recorded with status
+// 499 ([StatusClientClosedRequest]) and error_type "canceled". net/http
+// cancels the request context when the client closes the connection, but a
+// client that closes right after reading the whole answer (curl, an SSE
+// client that stops at "data: [DONE]") may do so before the handler
+// returns, so a canceled context alone does not mean the answer was lost.
+// When the handler returns, the middleware decides, in this order:
+//
+//   - a write or flush to the client failed: 499;
+//   - the context is not canceled: the status written;
+//   - the handler ended the recorder itself: with nil or an error of its
+//     own, the status written (it finished); with context.Canceled, 499;
+//   - the handler wrote a Content-Length and that many body bytes: the
+//     status written;
+//   - otherwise: 499.
+//
+// So a streaming handler should End the recorder with nil as soon as it has
+// written (and flushed) its last event, before any clean-up: a client that
+// closes after that is not counted as gone. A handler with no recorder can
+// only be told complete through Content-Length; a stream without one whose
+// context is canceled before it returns is recorded as 499.
 //
 // # HTTP metrics
 //
@@ -51,8 +78,9 @@
 // what [WithRoute] returns; never the raw path. A request no route matched
 // is "unmatched"; routes beyond [WithMaxRoutes] are "_OTHER", as are methods
 // outside the standard nine. A request whose client went away before the
-// handler returned is recorded with status 499. A panic is recorded as 500
-// and then re-raised.
+// response was complete is recorded with status 499, as above. A panic is
+// recorded as 500 (an http.ErrAbortHandler panic of a request whose client
+// went away as 499) and then re-raised.
 //
 // # gRPC metrics
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/cowmap"
 	"github.com/modeltel/modeltel/internal/genai"
 )
 
@@ -36,9 +36,9 @@ type grpcMetrics struct {
 	received *prometheus.CounterVec
 	sent     *prometheus.CounterVec
 
-	series atomic.Pointer[map[grpcKey]*grpcSeries]
-	mu     sync.Mutex
-	// methods counts distinct full method names against the route cap.
+	series cowmap.Map[grpcKey, *grpcSeries]
+	// methods counts distinct full method names against the route cap;
+	// only admit touches it, under the lock of series.
 	methods map[string]struct{}
 	max     int
 }
@@ -81,8 +81,6 @@ func newGRPCMetrics(c config) *grpcMetrics {
 		methods: make(map[string]struct{}),
 		max:     c.maxRoutes,
 	}
-	empty := make(map[grpcKey]*grpcSeries)
-	g.series.Store(&empty)
 	return g
 }
 
@@ -102,45 +100,39 @@ func (g *grpcMetrics) collect(ch chan<- prometheus.Metric) {
 	g.sent.Collect(ch)
 }
 
+// otherMethod is the full method of the series of methods beyond the cap.
+const otherMethod = "/" + OtherRoute + "/" + OtherRoute
+
 // seriesFor returns the children of (type, method), bounded by the route cap
 // (a server with an UnknownServiceHandler sees arbitrary method names).
 func (g *grpcMetrics) seriesFor(typ, fullMethod string) *grpcSeries {
-	k := grpcKey{typ, fullMethod}
-	if s, ok := (*g.series.Load())[k]; ok {
-		return s
+	s, _ := g.series.LoadOrAdmit(grpcKey{typ, fullMethod}, g.admit, g.newSeries)
+	return s
+}
+
+// admit counts a new full method against the cap, or sends it to the
+// (type, _OTHER) series beyond it. It runs under the lock of g.series.
+func (g *grpcMetrics) admit(k grpcKey) (grpcKey, bool) {
+	if _, ok := g.methods[k.fullMethod]; ok {
+		return k, true
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	cur := *g.series.Load()
-	if s, ok := cur[k]; ok {
-		return s
+	if len(g.methods) >= g.max {
+		return grpcKey{k.typ, otherMethod}, true
 	}
-	service, method := splitMethod(fullMethod)
-	if _, ok := g.methods[fullMethod]; !ok {
-		if len(g.methods) >= g.max {
-			service, method = OtherRoute, OtherRoute
-			k = grpcKey{typ, "/" + OtherRoute + "/" + OtherRoute}
-			if s, ok := cur[k]; ok {
-				return s
-			}
-		} else {
-			g.methods[fullMethod] = struct{}{}
-		}
-	}
-	s := &grpcSeries{
+	g.methods[k.fullMethod] = struct{}{}
+	return k, true
+}
+
+func (g *grpcMetrics) newSeries(k grpcKey) *grpcSeries {
+	typ := k.typ
+	service, method := splitMethod(k.fullMethod)
+	return &grpcSeries{
 		m: g, typ: typ, service: service, method: method,
 		started:  g.started.WithLabelValues(typ, service, method),
 		received: g.received.WithLabelValues(typ, service, method),
 		sent:     g.sent.WithLabelValues(typ, service, method),
 		handling: g.handling.WithLabelValues(typ, service, method),
 	}
-	next := make(map[grpcKey]*grpcSeries, len(cur)+1)
-	for kk, v := range cur {
-		next[kk] = v
-	}
-	next[k] = s
-	g.series.Store(&next)
-	return s
 }
 
 func (s *grpcSeries) handledFor(code codes.Code) prometheus.Counter {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -21,9 +22,10 @@ import (
 )
 
 // StatusClientClosedRequest is the http_response_status_code recorded for a
-// request whose client went away (its context was canceled) before the
-// handler returned, whatever status the handler had written: the code nginx
-// uses for the same case.
+// request whose response did not reach its client, whatever status the
+// handler had written: the code nginx uses for a client that closed the
+// connection. See the package documentation for how the middleware tells a
+// client that went away from one that closed after reading the whole answer.
 const StatusClientClosedRequest = 499
 
 // Handler returns next instrumented: HTTP metrics always; a server span and
@@ -32,7 +34,8 @@ const StatusClientClosedRequest = 499
 // log line per request with WithLogger. The writer passed to next keeps
 // http.Flusher (and http.Hijacker, io.ReaderFrom where the server's writer
 // has them) and unwraps for http.ResponseController. A panic in next is
-// recorded as a 500 and then goes on up.
+// recorded as a 500 (an http.ErrAbortHandler panic of a request whose client
+// went away as StatusClientClosedRequest) and then goes on up.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.cfg.filter != nil && !m.cfg.filter(r) {
@@ -102,12 +105,16 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		}
 		var recErr error
 		switch {
-		case panicked:
+		case panicked && !(p == http.ErrAbortHandler && (writeFailed(st.Err) || reqCtx.Err() != nil)):
 			status = http.StatusInternalServerError
 			recErr = statusError(status)
-		case reqCtx.Err() != nil:
+		case panicked || !delivered(reqCtx, st, rec):
+			// An abort (ErrAbortHandler) of a request whose client went
+			// away, or a response that did not reach the client.
 			status = StatusClientClosedRequest
-			recErr = reqCtx.Err()
+			if recErr = reqCtx.Err(); recErr == nil {
+				recErr = context.Canceled
+			}
 		case status >= 400:
 			recErr = statusError(status)
 		}
@@ -139,6 +146,45 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	}()
 	next.ServeHTTP(ww, r)
 	panicked = false
+}
+
+// delivered reports whether the response of a handler that returned reached
+// the client, as far as the middleware can tell. Checked in order:
+//   - a write or flush to the client failed: not delivered;
+//   - the request context is live: delivered (nothing says otherwise);
+//   - the handler ended the inference recorder: delivered unless it ended
+//     it with context.Canceled (the handler saw the client go);
+//   - the handler wrote a status and a Content-Length, and that many body
+//     bytes: delivered;
+//   - otherwise (canceled, and no sign the handler finished): not delivered.
+//
+// Only the last three read more than a field, and only for canceled requests.
+func delivered(ctx context.Context, st *respwriter.State, rec *inference.Recorder) bool {
+	if writeFailed(st.Err) {
+		return false
+	}
+	if ctx.Err() == nil {
+		return true
+	}
+	if ended, err := rec.Ended(); ended {
+		return !errors.Is(err, context.Canceled)
+	}
+	if st.Status != 0 && !st.Hijacked {
+		if cl := st.Header().Get("Content-Length"); cl != "" {
+			n, err := strconv.ParseInt(cl, 10, 64)
+			return err == nil && n == st.Bytes
+		}
+	}
+	return false
+}
+
+// writeFailed reports a write error that means the client did not get the
+// response: not the errors net/http returns for a handler's own mistakes
+// (a body where none is allowed, more than the declared Content-Length, a
+// write after Hijack) or after http.TimeoutHandler answered for it.
+func writeFailed(err error) bool {
+	return err != nil && !errors.Is(err, http.ErrBodyNotAllowed) && !errors.Is(err, http.ErrContentLength) &&
+		!errors.Is(err, http.ErrHijacked) && !errors.Is(err, http.ErrHandlerTimeout)
 }
 
 // countingBody counts the bytes of a request body of unknown length.

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/modeltel/modeltel/internal/cowmap"
 	"github.com/modeltel/modeltel/internal/genai"
 )
 
@@ -33,9 +33,8 @@ type Middleware struct {
 
 	// http maps (method, route, status) to its resolved children; copy on
 	// write, readers never lock.
-	http   atomic.Pointer[map[httpKey]*httpSeries]
-	routes atomic.Pointer[map[string]struct{}] // admitted routes and gRPC methods
-	mu     sync.Mutex                          // guards writers of http, routes
+	http   cowmap.Map[httpKey, *httpSeries]
+	routes cowmap.Map[string, struct{}] // admitted http_route values
 
 	grpc *grpcMetrics
 
@@ -76,14 +75,10 @@ func New(opts ...Option) *Middleware {
 			ConstLabels: c.constLabels,
 		}, []string{"http_request_method", "url_scheme"}),
 	}
-	noRoutes := make(map[string]struct{})
-	m.routes.Store(&noRoutes)
 	for i := range numMethods {
 		m.activeBy[i][0] = m.active.WithLabelValues(methodNames[i], "http")
 		m.activeBy[i][1] = m.active.WithLabelValues(methodNames[i], "https")
 	}
-	empty := make(map[httpKey]*httpSeries)
-	m.http.Store(&empty)
 	m.grpc = newGRPCMetrics(c)
 	if c.tp != nil {
 		m.fixed = newTracerEntry(c.tp)
@@ -144,59 +139,37 @@ func methodIndex(method string) uint8 {
 // httpSeriesFor returns the children of (method, route, status); route is
 // already bounded.
 func (m *Middleware) httpSeriesFor(method uint8, route string, status int) *httpSeries {
-	k := httpKey{route: route, method: method, status: uint16(status)}
-	if s, ok := (*m.http.Load())[k]; ok {
-		return s
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.http.Load()
-	if s, ok := cur[k]; ok {
-		return s
-	}
-	code := strconv.Itoa(status)
-	mn := methodNames[method]
-	s := &httpSeries{
-		duration: m.duration.WithLabelValues(mn, route, code),
-		reqSize:  m.reqSize.WithLabelValues(mn, route, code),
-		respSize: m.respSize.WithLabelValues(mn, route, code),
-	}
-	next := make(map[httpKey]*httpSeries, len(cur)+1)
-	for kk, v := range cur {
-		next[kk] = v
-	}
-	next[k] = s
-	m.http.Store(&next)
-	return s
+	return m.http.LoadOrCreate(httpKey{route: route, method: method, status: uint16(status)}, func() *httpSeries {
+		code := strconv.Itoa(status)
+		mn := methodNames[method]
+		return &httpSeries{
+			duration: m.duration.WithLabelValues(mn, route, code),
+			reqSize:  m.reqSize.WithLabelValues(mn, route, code),
+			respSize: m.respSize.WithLabelValues(mn, route, code),
+		}
+	})
 }
 
 // boundRoute admits route under the cap: the first maxRoutes distinct routes
-// keep their names, later ones are recorded as OtherRoute. Admitted routes
-// are answered from a copy-on-write set without a lock.
+// keep their names, later ones are recorded as OtherRoute (and not stored).
+// Admitted routes are answered from a copy-on-write set without a lock.
 func (m *Middleware) boundRoute(route string) string {
 	if route == "" {
 		return UnmatchedRoute
 	}
-	if _, ok := (*m.routes.Load())[route]; ok {
-		return route
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur := *m.routes.Load()
-	if _, ok := cur[route]; ok {
-		return route
-	}
-	if len(cur) >= m.cfg.maxRoutes {
+	if _, ok := m.routes.LoadOrAdmit(route, m.admitRoute, noValue); !ok {
 		return OtherRoute
 	}
-	next := make(map[string]struct{}, len(cur)+1)
-	for k := range cur {
-		next[k] = struct{}{}
-	}
-	next[route] = struct{}{}
-	m.routes.Store(&next)
 	return route
 }
+
+// admitRoute admits a new route while the set is under the cap; it runs
+// under the lock of m.routes, so Len is exact.
+func (m *Middleware) admitRoute(route string) (string, bool) {
+	return route, m.routes.Len() < m.cfg.maxRoutes
+}
+
+func noValue(string) struct{} { return struct{}{} }
 
 // routeOf returns the bounded route of a served request.
 func (m *Middleware) routeOf(r *http.Request) string {

@@ -1,5 +1,5 @@
 // Package respwriter wraps an http.ResponseWriter to learn the status code and
-// the body bytes a handler wrote, keeping the optional interfaces the
+// the body bytes a handler wrote, and whether writing failed, keeping the optional interfaces the
 // underlying writer has (http.Flusher for SSE, http.Hijacker, io.ReaderFrom)
 // and Unwrap for http.ResponseController, at one allocation per request.
 package respwriter
@@ -22,6 +22,17 @@ type State struct {
 	Bytes int64
 	// Hijacked is true once the connection was hijacked.
 	Hijacked bool
+	// Err is the first error a Write, WriteString or Flush (of the
+	// underlying writer's FlushError, as net/http's writers have) returned:
+	// with net/http, a response that did not reach the client. ReadFrom
+	// errors are not kept: they cannot be told apart from the source's.
+	Err error
+}
+
+func (s *State) fail(err error) {
+	if err != nil && s.Err == nil {
+		s.Err = err
+	}
 }
 
 // Header implements http.ResponseWriter.
@@ -43,6 +54,7 @@ func (s *State) Write(b []byte) (int, error) {
 	}
 	n, err := s.w.Write(b)
 	s.Bytes += int64(n)
+	s.fail(err)
 	return n, err
 }
 
@@ -60,17 +72,26 @@ func (s *State) WriteString(str string) (int, error) {
 		n, err = s.w.Write([]byte(str))
 	}
 	s.Bytes += int64(n)
+	s.fail(err)
 	return n, err
 }
 
 // Unwrap returns the underlying writer, for http.ResponseController.
 func (s *State) Unwrap() http.ResponseWriter { return s.w }
 
-func (s *State) flush() {
+// flushError flushes, keeping the error when the underlying writer reports
+// one (net/http's do, through FlushError).
+func (s *State) flushError() error {
 	if s.Status == 0 {
 		s.Status = http.StatusOK
 	}
+	if fe, ok := s.w.(interface{ FlushError() error }); ok {
+		err := fe.FlushError()
+		s.fail(err)
+		return err
+	}
 	s.w.(http.Flusher).Flush()
+	return nil
 }
 
 func (s *State) hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -90,19 +111,26 @@ func (s *State) readFrom(src io.Reader) (int64, error) {
 	return n, err
 }
 
+// The writers with Flush also have FlushError, which
+// http.ResponseController.Flush prefers, so that the error is both returned
+// and kept.
+
 type flusher struct{ State }
 
-func (w *flusher) Flush() { w.flush() }
+func (w *flusher) Flush()            { _ = w.flushError() }
+func (w *flusher) FlushError() error { return w.flushError() }
 
 type flushHijacker struct{ State }
 
-func (w *flushHijacker) Flush()                                       { w.flush() }
+func (w *flushHijacker) Flush()                                       { _ = w.flushError() }
+func (w *flushHijacker) FlushError() error                            { return w.flushError() }
 func (w *flushHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
 
 // http1 has the interfaces of net/http's HTTP/1 response.
 type http1 struct{ State }
 
-func (w *http1) Flush()                                       { w.flush() }
+func (w *http1) Flush()                                       { _ = w.flushError() }
+func (w *http1) FlushError() error                            { return w.flushError() }
 func (w *http1) Hijack() (net.Conn, *bufio.ReadWriter, error) { return w.hijack() }
 func (w *http1) ReadFrom(src io.Reader) (int64, error)        { return w.readFrom(src) }
 

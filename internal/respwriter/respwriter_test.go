@@ -2,12 +2,14 @@ package respwriter
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 type plain struct{ http.ResponseWriter }
@@ -96,6 +98,76 @@ func TestRealServerInterfaces(t *testing.T) {
 	_ = resp.Body.Close()
 	if g := <-got; g != "ok" {
 		t.Error("HTTP/1 writer lost Hijacker/ReaderFrom or miscounted")
+	}
+}
+
+// failing is a flushing writer whose writes and flushes fail with the
+// errors given, as net/http's do once the client is gone.
+type failing struct {
+	*httptest.ResponseRecorder
+	writeErr, flushErr error
+}
+
+func (f *failing) Write(b []byte) (int, error) {
+	if f.writeErr != nil {
+		return 0, f.writeErr
+	}
+	return f.ResponseRecorder.Write(b)
+}
+
+func (f *failing) WriteString(s string) (int, error) { return f.Write([]byte(s)) }
+func (f *failing) FlushError() error                 { return f.flushErr }
+
+func TestErr(t *testing.T) {
+	errW, errF := errors.New("write: broken pipe"), errors.New("flush: broken pipe")
+	tests := []struct {
+		name               string
+		writeErr, flushErr error
+		do                 func(w http.ResponseWriter) error // returns what the handler saw
+		seen, want         error
+	}{
+		{"no error", nil, nil, func(w http.ResponseWriter) error {
+			_, err := io.WriteString(w, "x")
+			return err
+		}, nil, nil},
+		{"write", errW, nil, func(w http.ResponseWriter) error {
+			_, err := w.Write([]byte("x"))
+			return err
+		}, errW, errW},
+		{"write string", errW, nil, func(w http.ResponseWriter) error {
+			_, err := io.WriteString(w, "x")
+			return err
+		}, errW, errW},
+		{"flush via Flusher", nil, errF, func(w http.ResponseWriter) error {
+			w.(http.Flusher).Flush()
+			return nil
+		}, nil, errF},
+		{"flush via ResponseController", nil, errF, func(w http.ResponseWriter) error {
+			return http.NewResponseController(w).Flush()
+		}, errF, errF},
+		{"first kept", errW, errF, func(w http.ResponseWriter) error {
+			_, err := w.Write([]byte("x"))
+			w.(http.Flusher).Flush()
+			return err
+		}, errW, errW},
+		{"read from source error not kept", nil, nil, func(w http.ResponseWriter) error {
+			_, err := io.Copy(w, iotest.ErrReader(errW))
+			if err == nil {
+				return errors.New("copy did not fail")
+			}
+			return nil
+		}, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, st := Wrap(&failing{ResponseRecorder: httptest.NewRecorder(), writeErr: tt.writeErr, flushErr: tt.flushErr})
+			if got := tt.do(w); got != tt.seen {
+				t.Errorf("handler saw %v, want %v", got, tt.seen)
+			}
+			if st.Err != tt.want {
+				t.Errorf("Err = %v, want %v", st.Err, tt.want)
+			}
+		})
 	}
 }
 

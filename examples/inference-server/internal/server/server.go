@@ -333,6 +333,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out, finish, err = s.complete(w, r, j)
 	}
+	if err != nil && ctx.Err() != nil {
+		// The client went away (net/http cancels the context when a write
+		// to it fails): "canceled", as the middleware's 499 says.
+		err = ctx.Err()
+	}
+	// Ended right after the last event or the JSON body, so a client that
+	// closes once it has the whole answer is not counted as gone.
 	rec.End(err)
 	attrs := []any{"model", j.model.Name(), "stream", req.Stream, "prompt_tokens", len(j.prompt),
 		"completion_tokens", out, "finish_reason", finish, "duration_seconds", time.Since(start).Seconds()}

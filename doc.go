@@ -42,6 +42,7 @@
 //				rec.OutputTokens(1) // first call marks the first token
 //			}
 //			fmt.Fprintln(w, "ok")
+//			rec.End(nil) // the response is complete (the middleware would end it otherwise)
 //		})
 //		log.Fatal(http.ListenAndServe("127.0.0.1:8080", tel.Middleware().Handler(mux)))
 //	}

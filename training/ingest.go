@@ -278,7 +278,13 @@ func (in *ingester) event(rec *record, b []byte) {
 		ev.Duration = seconds(rec.duration)
 	}
 	if rec.has&hasBytes != 0 {
-		ev.Bytes = int64(min(rec.bytes, math.MaxInt64))
+		// float64(math.MaxInt64) is 2^63, which does not convert back to an
+		// int64 (on amd64 it becomes a negative number).
+		if rec.bytes >= 1<<63 {
+			ev.Bytes = math.MaxInt64
+		} else {
+			ev.Bytes = int64(rec.bytes)
+		}
 	}
 	if rec.event == "checkpoint" {
 		if rec.has&hasDuration == 0 {
@@ -286,7 +292,7 @@ func (in *ingester) event(rec *record, b []byte) {
 				in.fail(ReasonValue, "duration", errors.New("checkpoint event without a duration"))
 			}
 		} else if in.m != nil {
-			in.m.checkpoint(now, ev.Duration, float64(ev.Bytes))
+			in.m.checkpoint(now, ev.Duration, rec.bytes) // finite and >= 0 (parseLine)
 		}
 		// The next step's derived time should not include the checkpoint.
 		in.prevTime, in.hasPrevTime = now, true

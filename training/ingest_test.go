@@ -351,3 +351,23 @@ func TestIngestNilMetrics(t *testing.T) {
 		t.Errorf("Ingest = %v, text %q; want nil and 2 lines", err, text)
 	}
 }
+
+// A checkpoint event with a byte count at or beyond 2^63 once converted to a
+// negative int64, and the negative value reached Counter.Add, which panics:
+// a trainer's output line could crash the launcher.
+func TestIngestHugeCheckpointBytes(t *testing.T) {
+	for _, n := range []string{"9223372036854775807", "1e19", "1e300"} {
+		t.Run(n, func(t *testing.T) {
+			res := runIngest(t, `{"event": "checkpoint", "step": 1, "duration": 1, "bytes": `+n+`}`+"\n")
+			if res.err != nil {
+				t.Fatalf("Ingest: %v", res.err)
+			}
+			if len(res.events) != 1 || res.events[0].Bytes != math.MaxInt64 {
+				t.Fatalf("events = %+v, want one with Bytes = MaxInt64", res.events)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_checkpoint_size_bytes")); got < 9e18 {
+				t.Errorf("checkpoint size = %v, want about 2^63", got)
+			}
+		})
+	}
+}

@@ -313,8 +313,23 @@ func (in *ingester) step(rec *record) {
 		o.tokens = rec.tokens
 	}
 	if rec.has&hasStep != 0 {
-		if in.hasPrevStep && rec.step > in.prevStep {
-			o.steps = rec.step - in.prevStep
+		if in.hasPrevStep {
+			switch {
+			case rec.step > in.prevStep:
+				o.steps = rec.step - in.prevStep
+			case rec.step == in.prevStep:
+				// Another line about the step just recorded (an eval line,
+				// say): its values count, it is no new step and has no time.
+				if in.m != nil {
+					in.m.record(now, observation{has: o.has, result: o.result, samples: o.samples, tokens: o.tokens})
+				}
+				return
+			default:
+				// The trainer went back to an earlier step: it restarted
+				// from a checkpoint. The time since the previous line
+				// includes the restart, so this step has none of its own.
+				in.hasPrevTime = false
+			}
 		}
 		in.prevStep, in.hasPrevStep = rec.step, true
 	}

@@ -300,7 +300,8 @@ const (
 
 // observation is one or more steps as reported through the public API or a
 // trainer output line. dur is the duration of one step; steps > 1 when a line
-// covers several steps (a trainer that logs every N steps).
+// covers several steps (a trainer that logs every N steps), 0 when it reports
+// again on a step already recorded (only its values count).
 type observation struct {
 	steps  float64
 	dur    time.Duration
@@ -359,6 +360,9 @@ func (m *Metrics) record(now time.Time, o observation) {
 	}
 	if tokens > 0 {
 		m.tokens.Add(tokens)
+	}
+	if o.steps == 0 {
+		return // a repeated report of a step already recorded
 	}
 	m.steps.Add(o.steps)
 	if o.hasDur {

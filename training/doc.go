@@ -22,6 +22,10 @@
 //   - training_model_flops_utilization_ratio, with [WithFLOPs]
 //   - training_ingest_errors_total{reason="syntax|value|overlong"}, for [Ingest]
 //
+// In a [StepResult] a zero Loss, LearningRate or GradNorm means "not
+// reported"; [Metrics.SetLearningRate], [Metrics.SetGradNorm] and
+// [Metrics.SetLoss] report a true zero.
+//
 // A NaN or infinite loss is counted in training_nonfinite_loss_total and never
 // written into training_loss, which keeps the last finite loss, so that max,
 // avg and comparisons over ranks keep working. Alert on the counter:

@@ -22,6 +22,10 @@
 //   - training_model_flops_utilization_ratio, with [WithFLOPs]
 //   - training_ingest_errors_total{reason="syntax|value|overlong"}, for [Ingest]
 //
+// In a [StepResult] a zero Loss, LearningRate or GradNorm means "not
+// reported"; [Metrics.SetLearningRate], [Metrics.SetGradNorm] and
+// [Metrics.SetLoss] report a true zero.
+//
 // A NaN or infinite loss is counted in training_nonfinite_loss_total and never
 // written into training_loss, which keeps the last finite loss, so that max,
 // avg and comparisons over ranks keep working. Alert on the counter:
@@ -52,7 +56,11 @@
 // by the step-number difference, and the first step line has none. When step
 // numbers jump (a trainer that logs every N steps), training_steps_total grows
 // by the difference, and samples and tokens are taken as the totals of those
-// steps. "lr" may be spelled "learning_rate". Python's NaN, Infinity and
+// steps. A line with the same step number as the previous step line (an eval
+// line, say) sets the values it has but is no new step: no count, no step
+// time. A step number lower than the previous one (a trainer that restarted
+// from a checkpoint under the same output) counts one step, without a derived
+// step time, since the time since the previous line includes the restart. "lr" may be spelled "learning_rate". Python's NaN, Infinity and
 // -Infinity (bare or quoted) are accepted. Lines with "epoch" or "data_wait"
 // only set those. Other lines, plain text or JSON with none of these fields,
 // go to [WithTextLine].

@@ -278,7 +278,13 @@ func (in *ingester) event(rec *record, b []byte) {
 		ev.Duration = seconds(rec.duration)
 	}
 	if rec.has&hasBytes != 0 {
-		ev.Bytes = int64(min(rec.bytes, math.MaxInt64))
+		// float64(math.MaxInt64) is 2^63, which does not convert back to an
+		// int64 (on amd64 it becomes a negative number).
+		if rec.bytes >= 1<<63 {
+			ev.Bytes = math.MaxInt64
+		} else {
+			ev.Bytes = int64(rec.bytes)
+		}
 	}
 	if rec.event == "checkpoint" {
 		if rec.has&hasDuration == 0 {
@@ -286,7 +292,7 @@ func (in *ingester) event(rec *record, b []byte) {
 				in.fail(ReasonValue, "duration", errors.New("checkpoint event without a duration"))
 			}
 		} else if in.m != nil {
-			in.m.checkpoint(now, ev.Duration, float64(ev.Bytes))
+			in.m.checkpoint(now, ev.Duration, rec.bytes) // finite and >= 0 (parseLine)
 		}
 		// The next step's derived time should not include the checkpoint.
 		in.prevTime, in.hasPrevTime = now, true
@@ -307,8 +313,23 @@ func (in *ingester) step(rec *record) {
 		o.tokens = rec.tokens
 	}
 	if rec.has&hasStep != 0 {
-		if in.hasPrevStep && rec.step > in.prevStep {
-			o.steps = rec.step - in.prevStep
+		if in.hasPrevStep {
+			switch {
+			case rec.step > in.prevStep:
+				o.steps = rec.step - in.prevStep
+			case rec.step == in.prevStep:
+				// Another line about the step just recorded (an eval line,
+				// say): its values count, it is no new step and has no time.
+				if in.m != nil {
+					in.m.record(now, observation{has: o.has, result: o.result, samples: o.samples, tokens: o.tokens})
+				}
+				return
+			default:
+				// The trainer went back to an earlier step: it restarted
+				// from a checkpoint. The time since the previous line
+				// includes the restart, so this step has none of its own.
+				in.hasPrevTime = false
+			}
 		}
 		in.prevStep, in.hasPrevStep = rec.step, true
 	}

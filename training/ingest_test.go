@@ -351,3 +351,63 @@ func TestIngestNilMetrics(t *testing.T) {
 		t.Errorf("Ingest = %v, text %q; want nil and 2 lines", err, text)
 	}
 }
+
+// A checkpoint event with a byte count at or beyond 2^63 once converted to a
+// negative int64, and the negative value reached Counter.Add, which panics:
+// a trainer's output line could crash the launcher.
+func TestIngestHugeCheckpointBytes(t *testing.T) {
+	for _, n := range []string{"9223372036854775807", "1e19", "1e300"} {
+		t.Run(n, func(t *testing.T) {
+			res := runIngest(t, `{"event": "checkpoint", "step": 1, "duration": 1, "bytes": `+n+`}`+"\n")
+			if res.err != nil {
+				t.Fatalf("Ingest: %v", res.err)
+			}
+			if len(res.events) != 1 || res.events[0].Bytes != math.MaxInt64 {
+				t.Fatalf("events = %+v, want one with Bytes = MaxInt64", res.events)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_checkpoint_size_bytes")); got < 9e18 {
+				t.Errorf("checkpoint size = %v, want about 2^63", got)
+			}
+		})
+	}
+}
+
+// Step numbers that do not go forward: a line that repeats the previous step
+// (a second report of the same step, say an eval line) is not another step,
+// and a step number that goes back (a trainer restarted under the same output,
+// torchrun's elastic restarts, resuming from a checkpoint) is a step, but the
+// time since the previous line includes the restart and is no step time.
+func TestIngestStepNumbersNotIncreasing(t *testing.T) {
+	input := `{"step": 10, "loss": 2.0}
+{"step": 11, "loss": 1.9}
+{"step": 11, "loss": 1.8}
+{"step": 6, "loss": 2.2}
+{"step": 7, "loss": 2.1}
+{"step": 8, "loss": 2.0, "step_time": 0.75}
+`
+	res := runIngest(t, input)
+	if res.err != nil || len(res.errs) != 0 {
+		t.Fatalf("Ingest: %v, line errors %v", res.err, res.errs)
+	}
+	// Steps: 10, 11, (11 again: not counted), 6 (after a restart), 7, 8.
+	// Durations (clock ticks 1 s a line): 11 -> 1 s; 7 -> 1 s; 8 -> 0.75 s.
+	want := `
+# HELP training_step_duration_seconds Duration of a training step.
+# TYPE training_step_duration_seconds histogram
+training_step_duration_seconds_bucket{le="0.5"} 0
+training_step_duration_seconds_bucket{le="1"} 3
+training_step_duration_seconds_bucket{le="2"} 3
+training_step_duration_seconds_bucket{le="+Inf"} 3
+training_step_duration_seconds_sum 2.75
+training_step_duration_seconds_count 3
+# HELP training_steps_total Training steps completed.
+# TYPE training_steps_total counter
+training_steps_total 5
+# HELP training_loss Training loss of the last step that reported a finite loss.
+# TYPE training_loss gauge
+training_loss 2
+`
+	if err := testutil.CollectAndCompare(res.m, strings.NewReader(want), "training_step_duration_seconds", "training_steps_total", "training_loss"); err != nil {
+		t.Error(err)
+	}
+}

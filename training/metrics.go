@@ -77,7 +77,10 @@ type optionalMetric struct {
 //
 // A zero Loss, LearningRate or GradNorm means "not reported": the gauge keeps
 // its previous value (and is absent until first reported), so a caller that
-// does not track the gradient norm can leave it out. A NaN or infinite Loss
+// does not track the gradient norm can leave it out. To report a true zero
+// (a learning rate of 0 at the start of warmup, a gradient norm of 0 when no
+// gradient flows), call Metrics.SetLearningRate, SetGradNorm or SetLoss for
+// that step and leave the field zero here. A NaN or infinite Loss
 // increments training_nonfinite_loss_total and a non-finite GradNorm
 // training_nonfinite_grad_norm_total; neither is written into its gauge, which
 // keeps the last finite value. A non-finite LearningRate is ignored. Samples
@@ -263,6 +266,40 @@ func (m *Metrics) ObserveCheckpoint(d time.Duration, bytes int64) {
 	m.checkpoint(m.now(), d, float64(max(bytes, 0)))
 }
 
+// SetLoss sets training_loss to loss, zero included, which a StepResult
+// cannot report. A NaN or infinite loss increments
+// training_nonfinite_loss_total instead, as in StepResult. Use it instead of
+// StepResult.Loss for the same step, not as well, or a non-finite loss is
+// counted twice. It does nothing on a nil *Metrics.
+func (m *Metrics) SetLoss(loss float64) {
+	if m == nil {
+		return
+	}
+	m.record(time.Time{}, observation{has: hasLoss, result: StepResult{Loss: loss}})
+}
+
+// SetLearningRate sets training_learning_rate to lr, zero included (the start
+// of a warmup, the end of a schedule), which a StepResult cannot report. A NaN
+// or infinite lr is ignored. It does nothing on a nil *Metrics.
+func (m *Metrics) SetLearningRate(lr float64) {
+	if m == nil {
+		return
+	}
+	m.record(time.Time{}, observation{has: hasLR, result: StepResult{LearningRate: lr}})
+}
+
+// SetGradNorm sets training_grad_norm to norm, zero included (no gradient
+// flows: a frozen or broken model), which a StepResult cannot report. A NaN or
+// infinite norm increments training_nonfinite_grad_norm_total instead. Use it
+// instead of StepResult.GradNorm for the same step, not as well. It does
+// nothing on a nil *Metrics.
+func (m *Metrics) SetGradNorm(norm float64) {
+	if m == nil {
+		return
+	}
+	m.record(time.Time{}, observation{has: hasGradNorm, result: StepResult{GradNorm: norm}})
+}
+
 // SetEpoch sets training_epoch.
 func (m *Metrics) SetEpoch(n int) {
 	if m == nil {
@@ -300,7 +337,8 @@ const (
 
 // observation is one or more steps as reported through the public API or a
 // trainer output line. dur is the duration of one step; steps > 1 when a line
-// covers several steps (a trainer that logs every N steps).
+// covers several steps (a trainer that logs every N steps), 0 when it reports
+// again on a step already recorded (only its values count).
 type observation struct {
 	steps  float64
 	dur    time.Duration
@@ -359,6 +397,9 @@ func (m *Metrics) record(now time.Time, o observation) {
 	}
 	if tokens > 0 {
 		m.tokens.Add(tokens)
+	}
+	if o.steps == 0 {
+		return // a repeated report of a step already recorded
 	}
 	m.steps.Add(o.steps)
 	if o.hasDur {

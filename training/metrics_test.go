@@ -463,3 +463,49 @@ func TestStepDoesNotAllocate(t *testing.T) {
 		t.Errorf("allocations per step = %v, want 0", n)
 	}
 }
+
+// StepResult cannot carry a true zero (zero means "not reported"); the
+// setters can: a learning rate of 0 at the start of warmup or the end of a
+// cosine schedule, a gradient norm of 0 when no gradient flows.
+func TestSettersReportZero(t *testing.T) {
+	m := training.NewMetrics()
+	step := m.StartStep()
+	step.End(training.StepResult{Loss: 2, LearningRate: 3e-4, GradNorm: 1.5})
+	step = m.StartStep()
+	m.SetLearningRate(0)
+	m.SetGradNorm(0)
+	m.SetLoss(0)
+	step.End(training.StepResult{Samples: 1})
+	m.SetLoss(math.NaN())
+	m.SetGradNorm(math.Inf(1))
+	m.SetLearningRate(math.NaN()) // ignored
+	want := `
+# HELP training_grad_norm Gradient norm of the last step that reported a finite one.
+# TYPE training_grad_norm gauge
+training_grad_norm 0
+# HELP training_learning_rate Learning rate of the last step that reported one.
+# TYPE training_learning_rate gauge
+training_learning_rate 0
+# HELP training_loss Training loss of the last step that reported a finite loss.
+# TYPE training_loss gauge
+training_loss 0
+# HELP training_nonfinite_grad_norm_total Steps that reported a NaN or infinite gradient norm.
+# TYPE training_nonfinite_grad_norm_total counter
+training_nonfinite_grad_norm_total 1
+# HELP training_nonfinite_loss_total Steps that reported a NaN or infinite loss.
+# TYPE training_nonfinite_loss_total counter
+training_nonfinite_loss_total 1
+# HELP training_steps_total Training steps completed.
+# TYPE training_steps_total counter
+training_steps_total 2
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "training_grad_norm", "training_learning_rate", "training_loss",
+		"training_nonfinite_grad_norm_total", "training_nonfinite_loss_total", "training_steps_total"); err != nil {
+		t.Error(err)
+	}
+	lint(t, m)
+	var nilM *training.Metrics
+	nilM.SetLoss(1)
+	nilM.SetLearningRate(1)
+	nilM.SetGradNorm(1)
+}

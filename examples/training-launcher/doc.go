@@ -1,7 +1,9 @@
 // Command training-launcher supervises a trainer process that prints JSON
 // lines (see package training), exposes its metrics on /metrics, restarts it
-// on failure with exponential backoff and forwards SIGTERM/SIGINT so it can
-// checkpoint. It exits with the trainer's status.
+// on failure with exponential backoff (up to --max-restarts failures in a row;
+// a run of --healthy-after before a failure starts the count and the backoff
+// over) and forwards SIGTERM/SIGINT so it can checkpoint. It exits with the
+// trainer's status.
 //
 // # Usage
 //

@@ -44,7 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:8082", "address of /metrics and /healthz")
-	maxRestarts := fs.Int("max-restarts", 3, "restarts after a trainer failure before giving up")
+	maxRestarts := fs.Int("max-restarts", 3, "restarts after trainer failures in a row before giving up")
+	healthyAfter := fs.Duration("healthy-after", 10*time.Minute, "a trainer that ran this long before failing starts the restart count and backoff over (negative: never)")
 	backoff := fs.Duration("backoff", time.Second, "wait before the first restart, doubled each time (at most 1m)")
 	grace := fs.Duration("grace", 30*time.Second, "after forwarding SIGTERM/SIGINT, wait this long before SIGKILL")
 	lokiURL := fs.String("loki-url", "", "also push logs to this Loki (e.g. http://127.0.0.1:3100); logs always go to stdout as JSON")
@@ -88,15 +89,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	}
 	metrics := training.NewMetrics(training.WithConstLabels(labels), training.WithFLOPs(*flops, *peak))
 	l := launcher.New(launcher.Config{
-		Command:     command,
-		MaxRestarts: *maxRestarts,
-		Backoff:     *backoff,
-		Grace:       *grace,
-		Metrics:     metrics,
-		Logger:      logger,
-		Stderr:      stderr,
-		Signals:     sigs,
-		Attributes:  []attribute.KeyValue{attribute.String("training.run", *runID), attribute.String("training.job", *job)},
+		Command:      command,
+		MaxRestarts:  *maxRestarts,
+		HealthyAfter: *healthyAfter,
+		Backoff:      *backoff,
+		Grace:        *grace,
+		Metrics:      metrics,
+		Logger:       logger,
+		Stderr:       stderr,
+		Signals:      sigs,
+		Attributes:   []attribute.KeyValue{attribute.String("training.run", *runID), attribute.String("training.job", *job)},
 
 		TracerProvider: tp,
 	}, labels)

@@ -34,11 +34,15 @@ const RestartCountEnv = "MODELTEL_RESTART_COUNT"
 type Config struct {
 	Command     []string      // the trainer and its arguments
 	Env         []string      // added to the launcher's environment
-	MaxRestarts int           // restarts after a failure; negative: 0
+	MaxRestarts int           // restarts after failures in a row (see HealthyAfter); negative: 0
 	Backoff     time.Duration // first wait before a restart, doubled each time; 0: 1s
 	MaxBackoff  time.Duration // 0: 1m
 	Grace       time.Duration // after a forwarded signal, before SIGKILL; 0: 30s
 	Drain       time.Duration // after exit, for the rest of the trainer's stdout; 0: 2s
+	// HealthyAfter: a failed attempt that ran at least this long was a healthy
+	// run, not a crash loop; the failure count and the backoff start over, so
+	// MaxRestarts limits failures in a row. 0: 10m; negative: never.
+	HealthyAfter time.Duration
 
 	Metrics        *training.Metrics    // nil: no training metrics
 	Logger         *slog.Logger         // nil: discard
@@ -78,6 +82,9 @@ func New(cfg Config, constLabels prometheus.Labels) *Launcher {
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
+	}
+	if cfg.HealthyAfter == 0 {
+		cfg.HealthyAfter = 10 * time.Minute
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
@@ -124,7 +131,8 @@ func (l *Launcher) Collect(ch chan<- prometheus.Metric) {
 func (l *Launcher) State() string { return l.state.Load().(string) }
 
 // Run starts the trainer and supervises it until it exits with status 0, fails
-// more than MaxRestarts times, or exits after a forwarded signal. It returns
+// more than MaxRestarts times in a row (an attempt that ran HealthyAfter ends
+// a row), or exits after a forwarded signal. It returns
 // the trainer's last exit code. A cancelled ctx is handled like SIGTERM. The
 // error is non-nil only when the trainer could not be started at all.
 func (l *Launcher) Run(ctx context.Context) (int, error) {
@@ -137,7 +145,9 @@ func (l *Launcher) Run(ctx context.Context) (int, error) {
 	defer l.state.Store("exited")
 
 	backoff := l.cfg.Backoff
+	failures := 0 // in a row: attempts that failed before HealthyAfter
 	for attempt := 0; ; attempt++ {
+		started := time.Now()
 		code, err := l.runOnce(ctx, attempt)
 		if err != nil {
 			span.RecordError(err)
@@ -153,11 +163,18 @@ func (l *Launcher) Run(ctx context.Context) (int, error) {
 		case l.stopping.Load():
 			l.log.InfoContext(ctx, "trainer stopped after a signal", "exit_code", code)
 			return code, nil
-		case attempt >= l.cfg.MaxRestarts:
+		}
+		if l.cfg.HealthyAfter > 0 && time.Since(started) >= l.cfg.HealthyAfter && failures > 0 {
+			l.log.InfoContext(ctx, "trainer ran healthy before failing, restart count starts over",
+				"ran", time.Since(started).Round(time.Second).String(), "failures_before", failures)
+			failures, backoff = 0, l.cfg.Backoff
+		}
+		if failures >= l.cfg.MaxRestarts {
 			span.SetStatus(codes.Error, "trainer failed, restarts exhausted")
 			l.log.ErrorContext(ctx, "trainer failed, not restarting", "exit_code", code, "restarts", attempt, "max_restarts", l.cfg.MaxRestarts)
 			return code, nil
 		}
+		failures++
 		l.state.Store("backoff")
 		l.log.WarnContext(ctx, "trainer failed, restarting", "exit_code", code, "attempt", attempt, "backoff", backoff.String())
 		timer := time.NewTimer(backoff)

@@ -337,3 +337,20 @@ func TestStartFailure(t *testing.T) {
 		t.Error("Run without a command: no error")
 	}
 }
+
+// A trainer that fails after a long healthy run is not in a crash loop: the
+// failure count (and the backoff) start over, so MaxRestarts limits failures
+// in a row, not failures over a week-long run. The trainer fails on its first
+// three attempts, each of which runs longer than HealthyAfter.
+func TestHealthyRunResetsRestarts(t *testing.T) {
+	py := needPython(t)
+	h := newHarnessWith(t, func(c *launcher.Config) { c.HealthyAfter = time.Millisecond }, 1,
+		py, trainer, "--steps", "3", "--step-time", "0.01", "--fail-at", "2", "--fail-times", "3", "--checkpoint-every", "0")
+	code, err := h.l.Run(context.Background())
+	if err != nil || code != 0 {
+		t.Fatalf("Run = %d, %v; want 0: each failure came after a healthy run\nlogs:\n%s", code, err, h.logs)
+	}
+	if got := h.value(t, "training_launcher_restarts_total"); got != 3 {
+		t.Errorf("restarts = %v, want 3", got)
+	}
+}

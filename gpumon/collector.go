@@ -51,6 +51,10 @@ type Collector struct {
 	duration prometheus.Gauge
 	xid      *xidWatcher
 
+	// down is gpu_up 0 for every GPU (nil with DCGM names): what a scrape
+	// reports when no read answered in time.
+	down []sample
+
 	mu       sync.Mutex
 	closed   bool
 	inflight *readCall
@@ -112,6 +116,11 @@ func New(opts ...Option) (*Collector, error) {
 	c.set = newMetricSet(cfg, eventReasons)
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
+	}
+	if c.set.up != nil {
+		for _, d := range c.devs {
+			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
+		}
 	}
 	c.xid = startXIDWatcher(c)
 	return c, nil
@@ -178,9 +187,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the GPU metrics of the current (shared or cached) NVML read,
-// or of the last read when this one exceeds the scrape timeout, plus the XID
-// counters and the self-metrics. After Close it sends only the self-metrics.
-// It is safe for concurrent use.
+// plus gpu_info, the XID counters and the self-metrics. When the read exceeds
+// the scrape timeout it sends gpu_up 0 for every GPU instead of the read's
+// values: no GPU answered this scrape, and values from an earlier read are
+// not passed off as current. After Close it sends only the self-metrics. It
+// is safe for concurrent use.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c == nil {
 		return
@@ -192,7 +203,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- d.info
 			}
 		}
-		if snap != nil {
+		if err != nil {
+			for i := range c.down {
+				ch <- &c.down[i]
+			}
+		} else if snap != nil {
 			for i := range snap.samples {
 				ch <- &snap.samples[i]
 			}
@@ -210,8 +225,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // snapshot returns the values of a fresh, shared or cached NVML read. If the
 // read does not finish within the scrape timeout (or before cancel is
-// closed) it counts a timeout and returns the last completed read, if any,
-// with errTimeout; the read goes on and later calls join it.
+// closed) it counts a timeout and returns errTimeout; the read goes on and
+// later calls join it.
 func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -229,7 +244,6 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 		c.inflight = call
 		go c.run(call)
 	}
-	last := c.last
 	c.mu.Unlock()
 
 	t := time.NewTimer(c.cfg.scrapeTimeout)
@@ -241,7 +255,7 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	case <-cancel:
 	}
 	c.timeouts.Inc()
-	return last, errTimeout
+	return nil, errTimeout
 }
 
 // run performs one NVML read and publishes it.

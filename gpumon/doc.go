@@ -48,7 +48,8 @@
 //
 // Concurrent scrapes share one NVML read, WithCacheTTL lets scrapes reuse a
 // recent one, and WithScrapeTimeout bounds how long a scrape waits for a read
-// that hangs in the driver (it then gets the last values read). A scrape that
+// that hangs in the driver (it then gets gpu_up 0 for every GPU and no stale
+// values). A scrape that
 // reuses a read allocates nothing per metric.
 //
 // # Builds without cgo

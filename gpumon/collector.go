@@ -66,6 +66,7 @@ type Collector struct {
 type readCall struct {
 	done chan struct{}
 	snap *snapshot
+	err  error // set when the read panicked
 }
 
 // New initialises NVML, reads the identity of every GPU (index, UUID, name,
@@ -250,7 +251,7 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	defer t.Stop()
 	select {
 	case <-call.done:
-		return call.snap, nil
+		return call.snap, call.err
 	case <-t.C:
 	case <-cancel:
 	}
@@ -258,17 +259,27 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	return nil, errTimeout
 }
 
-// run performs one NVML read and publishes it.
+// run performs one NVML read and publishes it. It runs on its own goroutine,
+// where nothing else would recover a panic from go-nvml (or from a mock that
+// lacks a func): a panic is counted as call="panic", fails this read (gpu_up
+// 0 for every GPU) and leaves later reads free to start.
 func (c *Collector) run(call *readCall) {
 	start := time.Now()
-	snap := c.read()
-	c.duration.Set(time.Since(start).Seconds())
-	call.snap = snap
-	c.mu.Lock()
-	c.last = snap
-	c.inflight = nil
-	c.mu.Unlock()
-	close(call.done)
+	defer func() {
+		if p := recover(); p != nil {
+			c.countError("panic", nvml.ERROR_UNKNOWN)
+			call.snap, call.err = nil, fmt.Errorf("gpumon: nvml read panicked: %v", p)
+		}
+		c.duration.Set(time.Since(start).Seconds())
+		c.mu.Lock()
+		if call.snap != nil {
+			c.last = call.snap
+		}
+		c.inflight = nil
+		c.mu.Unlock()
+		close(call.done)
+	}()
+	call.snap = c.read()
 }
 
 // Healthy reports whether every GPU is fit to serve: it returns an error

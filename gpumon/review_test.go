@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/modeltel/modeltel/gpumon"
@@ -45,4 +46,85 @@ gpu_up{gpu="1",uuid="GPU-mock-1"} 0
 			t.Errorf("scrape %d during the hang: %v", i+1, err)
 		}
 	}
+}
+
+// TestPanicInRead: a panic inside an NVML call (a go-nvml bug, or a mock that
+// lacks a func) happens on the background read goroutine, where nothing would
+// recover it: it must not take the process down nor wedge later scrapes.
+func TestPanicInRead(t *testing.T) {
+	b := newBox(t, 2)
+	var panics atomic.Bool
+	panics.Store(true)
+	temp := b.devs[1].GetTemperatureFunc
+	b.devs[1].GetTemperatureFunc = func(s nvml.TemperatureSensors) (uint32, nvml.Return) {
+		if panics.Load() {
+			panic("boom")
+		}
+		return temp(s)
+	}
+	c := newCollector(t, b)
+	const want = `
+# HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
+# TYPE gpu_up gauge
+gpu_up{gpu="0",uuid="GPU-mock-0"} 0
+gpu_up{gpu="1",uuid="GPU-mock-1"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), deviceNames...); err != nil {
+		t.Errorf("scrape with a panicking call: %v", err)
+	}
+	// errCount scrapes again: both reads panicked and were counted.
+	if n := errCount(t, c, "panic"); n != 2 {
+		t.Errorf(`gpumon_collect_errors_total{call="panic"} = %v, want 2`, n)
+	}
+	panics.Store(false)
+	if n := testutil.CollectAndCount(c, "gpu_power_usage_watts"); n != 2 {
+		t.Errorf("scrape after the panic: %d gpu_power_usage_watts series, want 2", n)
+	}
+}
+
+// TestPanicInXIDWatcher: a panic in the XID watcher goroutine must not take
+// the process down; Close still frees the event set and shuts NVML down.
+func TestPanicInXIDWatcher(t *testing.T) {
+	b := newBox(t, 2)
+	b.set.WaitFunc = func(uint32) (nvml.EventData, nvml.Return) { panic("boom") }
+	c := newCollector(t, b)
+	for range 2000 {
+		if errCount(t, c, "panic") == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := errCount(t, c, "panic"); n != 1 {
+		t.Errorf(`gpumon_collect_errors_total{call="panic"} = %v, want 1`, n)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if n := b.freed.Load(); n != 1 {
+		t.Errorf("event set freed %d times, want 1", n)
+	}
+}
+
+// errCount is gpumon_collect_errors_total{call} of c, 0 when absent.
+func errCount(t *testing.T, c *gpumon.Collector, call string) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gpumon_collect_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "call" && l.GetValue() == call {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

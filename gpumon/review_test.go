@@ -128,3 +128,32 @@ func errCount(t *testing.T, c *gpumon.Collector, call string) float64 {
 	}
 	return 0
 }
+
+// TestNoPermission: on a MIG-enabled GPU, NVML answers device-level memory
+// and process queries with ERROR_NO_PERMISSION unless the caller is root. The
+// GPU answered; it is not down: the fields are left out and the refusal is
+// counted, but gpu_up stays 1.
+func TestNoPermission(t *testing.T) {
+	b := newBox(t, 2)
+	np := nvml.ERROR_NO_PERMISSION
+	b.devs[0].GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{}, np }
+	b.devs[0].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, np }
+	c := newCollector(t, b, gpumon.WithProcessMetrics())
+	const want = `
+# HELP gpu_memory_used_bytes Device memory in use.
+# TYPE gpu_memory_used_bytes gauge
+gpu_memory_used_bytes{gpu="1",uuid="GPU-mock-1"} 2.147483648e+09
+# HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
+# TYPE gpu_up gauge
+gpu_up{gpu="0",uuid="GPU-mock-0"} 1
+gpu_up{gpu="1",uuid="GPU-mock-1"} 1
+# HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
+# TYPE gpumon_collect_errors_total counter
+gpumon_collect_errors_total{call="GetComputeRunningProcesses"} 1
+gpumon_collect_errors_total{call="GetMemoryInfo"} 1
+gpumon_collect_errors_total{call="timeout"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_up", "gpu_memory_used_bytes", "gpumon_collect_errors_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -51,6 +51,10 @@ type Collector struct {
 	duration prometheus.Gauge
 	xid      *xidWatcher
 
+	// down is gpu_up 0 for every GPU (nil with DCGM names): what a scrape
+	// reports when no read answered in time.
+	down []sample
+
 	mu       sync.Mutex
 	closed   bool
 	inflight *readCall
@@ -62,6 +66,7 @@ type Collector struct {
 type readCall struct {
 	done chan struct{}
 	snap *snapshot
+	err  error // set when the read panicked
 }
 
 // New initialises NVML, reads the identity of every GPU (index, UUID, name,
@@ -112,6 +117,11 @@ func New(opts ...Option) (*Collector, error) {
 	c.set = newMetricSet(cfg, eventReasons)
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
+	}
+	if c.set.up != nil {
+		for _, d := range c.devs {
+			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
+		}
 	}
 	c.xid = startXIDWatcher(c)
 	return c, nil
@@ -178,9 +188,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the GPU metrics of the current (shared or cached) NVML read,
-// or of the last read when this one exceeds the scrape timeout, plus the XID
-// counters and the self-metrics. After Close it sends only the self-metrics.
-// It is safe for concurrent use.
+// plus gpu_info, the XID counters and the self-metrics. When the read exceeds
+// the scrape timeout it sends gpu_up 0 for every GPU instead of the read's
+// values: no GPU answered this scrape, and values from an earlier read are
+// not passed off as current. After Close it sends only the self-metrics. It
+// is safe for concurrent use.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c == nil {
 		return
@@ -192,7 +204,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- d.info
 			}
 		}
-		if snap != nil {
+		if err != nil {
+			for i := range c.down {
+				ch <- &c.down[i]
+			}
+		} else if snap != nil {
 			for i := range snap.samples {
 				ch <- &snap.samples[i]
 			}
@@ -210,8 +226,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 // snapshot returns the values of a fresh, shared or cached NVML read. If the
 // read does not finish within the scrape timeout (or before cancel is
-// closed) it counts a timeout and returns the last completed read, if any,
-// with errTimeout; the read goes on and later calls join it.
+// closed) it counts a timeout and returns errTimeout; the read goes on and
+// later calls join it.
 func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -229,32 +245,41 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 		c.inflight = call
 		go c.run(call)
 	}
-	last := c.last
 	c.mu.Unlock()
 
 	t := time.NewTimer(c.cfg.scrapeTimeout)
 	defer t.Stop()
 	select {
 	case <-call.done:
-		return call.snap, nil
+		return call.snap, call.err
 	case <-t.C:
 	case <-cancel:
 	}
 	c.timeouts.Inc()
-	return last, errTimeout
+	return nil, errTimeout
 }
 
-// run performs one NVML read and publishes it.
+// run performs one NVML read and publishes it. It runs on its own goroutine,
+// where nothing else would recover a panic from go-nvml (or from a mock that
+// lacks a func): a panic is counted as call="panic", fails this read (gpu_up
+// 0 for every GPU) and leaves later reads free to start.
 func (c *Collector) run(call *readCall) {
 	start := time.Now()
-	snap := c.read()
-	c.duration.Set(time.Since(start).Seconds())
-	call.snap = snap
-	c.mu.Lock()
-	c.last = snap
-	c.inflight = nil
-	c.mu.Unlock()
-	close(call.done)
+	defer func() {
+		if p := recover(); p != nil {
+			c.countError("panic", nvml.ERROR_UNKNOWN)
+			call.snap, call.err = nil, fmt.Errorf("gpumon: nvml read panicked: %v", p)
+		}
+		c.duration.Set(time.Since(start).Seconds())
+		c.mu.Lock()
+		if call.snap != nil {
+			c.last = call.snap
+		}
+		c.inflight = nil
+		c.mu.Unlock()
+		close(call.done)
+	}()
+	call.snap = c.read()
 }
 
 // Healthy reports whether every GPU is fit to serve: it returns an error

@@ -441,12 +441,16 @@ func TestTimeoutAndSharedRead(t *testing.T) {
 # TYPE gpu_info gauge
 gpu_info{driver_version="550.54.15",gpu="0",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0",uuid="GPU-mock-0"} 1
 gpu_info{driver_version="550.54.15",gpu="1",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0",uuid="GPU-mock-1"} 1
+# HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
+# TYPE gpu_up gauge
+gpu_up{gpu="0",uuid="GPU-mock-0"} 0
+gpu_up{gpu="1",uuid="GPU-mock-1"} 0
 # HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
 # TYPE gpumon_collect_errors_total counter
 gpumon_collect_errors_total{call="timeout"} %d
 `
 	for i := 1; i <= 2; i++ {
-		// No read has finished: identity only, and the timeout counted.
+		// No read has finished: identity, gpu_up 0, and the timeout counted.
 		want := strings.Replace(wantTimeout, "%d", string(rune('0'+i)), 1)
 		if err := testutil.CollectAndCompare(c, strings.NewReader(want), append([]string{"gpu_info", "gpumon_collect_errors_total"}, deviceNames...)...); err != nil {
 			t.Errorf("scrape %d during the hang: %v", i, err)
@@ -465,7 +469,7 @@ gpumon_collect_errors_total{call="timeout"} %d
 	// The hung read completes in the background; a later scrape shows its
 	// values (or a fresh read's), whichever it gets first.
 	for range 2000 {
-		if testutil.CollectAndCount(c, "gpu_up") == 2 {
+		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 2 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

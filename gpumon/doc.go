@@ -39,7 +39,9 @@
 // # Failures
 //
 // A field a GPU does not support (ERROR_NOT_SUPPORTED) is left out for that
-// GPU. Any other NVML error is counted in
+// GPU. One it refuses (ERROR_NO_PERMISSION: device-level memory and process
+// queries on a MIG-enabled GPU without root) is left out and counted, and the
+// GPU stays up. Any other NVML error is counted in
 // gpumon_collect_errors_total{call} and sets that GPU's gpu_up to 0; the
 // other GPUs and the scrape go on. A GPU lost from the bus is reported, and
 // makes Healthy fail, but is never fatal.
@@ -48,7 +50,8 @@
 //
 // Concurrent scrapes share one NVML read, WithCacheTTL lets scrapes reuse a
 // recent one, and WithScrapeTimeout bounds how long a scrape waits for a read
-// that hangs in the driver (it then gets the last values read). A scrape that
+// that hangs in the driver (it then gets gpu_up 0 for every GPU and no stale
+// values). A scrape that
 // reuses a read allocates nothing per metric.
 //
 // # Builds without cgo

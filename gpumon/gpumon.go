@@ -80,9 +80,11 @@ func WithCacheTTL(d time.Duration) Option {
 }
 
 // WithScrapeTimeout bounds how long a scrape (or Healthy) waits for an NVML
-// read (default 5s). When it expires the scrape returns the last values read,
-// counts gpumon_collect_errors_total{call="timeout"}, and the hung read goes
-// on in the background; later scrapes join it rather than starting another.
+// read (default 5s). When it expires the scrape reports gpu_up 0 for every GPU
+// and none of their values (an earlier read's values would be passed off as
+// current), counts gpumon_collect_errors_total{call="timeout"}, and the hung
+// read goes on in the background; later scrapes join it rather than starting
+// another.
 // Zero or negative keeps the default.
 func WithScrapeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {

@@ -35,13 +35,19 @@ type devRead struct {
 	vals [numFields]uint64
 }
 
-// ok reports whether ret is SUCCESS. NOT_SUPPORTED is quietly false; any
-// other error is counted under call and marks the device down.
+// ok reports whether ret is SUCCESS. NOT_SUPPORTED is quietly false;
+// NO_PERMISSION (what a MIG-enabled GPU answers a non-root caller's
+// device-level memory and process queries) is counted under call but leaves
+// the device up, since the device did answer; any other error is counted
+// and marks the device down.
 func (r *devRead) ok(call string, ret nvml.Return) bool {
 	switch ret {
 	case nvml.SUCCESS:
 		return true
 	case nvml.ERROR_NOT_SUPPORTED:
+		return false
+	case nvml.ERROR_NO_PERMISSION:
+		r.c.countError(call, ret)
 		return false
 	}
 	r.up = false

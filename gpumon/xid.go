@@ -86,6 +86,13 @@ func startXIDWatcher(c *Collector) *xidWatcher {
 
 func (w *xidWatcher) run() {
 	defer close(w.done)
+	// A panic here (go-nvml, or a mock) would take the process down: count it
+	// and stop watching instead.
+	defer func() {
+		if p := recover(); p != nil {
+			w.c.countError("panic", nvml.ERROR_UNKNOWN)
+		}
+	}()
 	defer w.set.Free()
 	ms := uint32(w.c.cfg.xidWait / time.Millisecond)
 	for {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -80,7 +81,8 @@ type LokiConfig struct {
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
 	// retries after the first attempt (default 10; negative: none). A
-	// Retry-After header on a 429 or 503 is honoured up to MaxBackoff.
+	// Retry-After header (seconds or an HTTP-date) on a retried answer
+	// replaces the backoff, up to MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	MaxRetries             int
 	// Timeout bounds one HTTP request (default 10s). Client, when set,
@@ -468,7 +470,7 @@ func (c *lokiCore) push(batch []lokiEntry) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		status, retryAfter, err := c.post(body, contentType)
+		status, retryAfter, hasRetryAfter, err := c.post(body, contentType)
 		if err == nil && status/100 == 2 {
 			c.sentLines.Add(float64(len(batch)))
 			return
@@ -491,7 +493,7 @@ func (c *lokiCore) push(batch []lokiEntry) {
 			return
 		}
 		wait := c.backoff(attempt)
-		if retryAfter > 0 {
+		if hasRetryAfter {
 			wait = min(retryAfter, c.cfg.MaxBackoff)
 		}
 		t := time.NewTimer(wait)
@@ -524,10 +526,10 @@ func (c *lokiCore) backoff(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, err error) {
+func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, hasRetryAfter bool, err error) {
 	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.pushURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "modeltel-logging")
@@ -545,14 +547,33 @@ func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter
 	}
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		retryAfter = time.Duration(s) * time.Second
+	retryAfter, hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return resp.StatusCode, retryAfter, hasRetryAfter, nil
+}
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 10.2.3): delay seconds
+// or an HTTP-date, a date already past meaning now. ok is false when v is
+// absent or neither form.
+func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
 	}
-	return resp.StatusCode, retryAfter, nil
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(min(s, int64(math.MaxInt64/time.Second))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
 }
 
 func (c *lokiCore) streamLabels(l slog.Level) string {

@@ -41,6 +41,7 @@ const (
 	DropRetriesExhausted = "retries_exhausted" // 429, 5xx or network errors past MaxRetries
 	DropClosed           = "closed"            // logged after Close, or still queued when Close's ctx ended
 	DropEncode           = "encode"            // the batch could not be encoded
+	DropTooLarge         = "too_large"         // the line alone is longer than BatchBytes
 )
 
 // LokiConfig configures NewLoki. Only URL is required; zero values of the
@@ -68,7 +69,8 @@ type LokiConfig struct {
 	// Headers are extra HTTP headers sent with every push.
 	Headers map[string]string
 	// BatchLines and BatchBytes bound a batch (default 1000 lines, 1 MiB of
-	// log lines); BatchWait is how long the first line of a batch waits
+	// log lines); a line longer than BatchBytes is dropped (reason
+	// too_large). BatchWait is how long the first line of a batch waits
 	// for more before the batch is sent (default 1s).
 	BatchLines int
 	BatchBytes int
@@ -76,8 +78,11 @@ type LokiConfig struct {
 	// QueueSize bounds the lines waiting to be batched (default 10000).
 	// Handle never blocks: when the queue is full the new line is dropped
 	// (the oldest lines are kept, they are already on their way) and counted
-	// with reason queue_full.
-	QueueSize int
+	// with reason queue_full. QueueBytes bounds the bytes of those lines
+	// likewise (default 16 MiB, and never less than BatchBytes), so that
+	// big records cannot make the queue hold QueueSize times their size.
+	QueueSize  int
+	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
 	// retries after the first attempt (default 10; negative: none). A
@@ -160,6 +165,8 @@ func (c *LokiConfig) setDefaults() {
 	def(&c.BatchLines, 1000)
 	def(&c.BatchBytes, 1<<20)
 	def(&c.QueueSize, 10000)
+	def(&c.QueueBytes, 16<<20)
+	c.QueueBytes = max(c.QueueBytes, c.BatchBytes)
 	defDur(&c.BatchWait, time.Second)
 	defDur(&c.MinBackoff, 250*time.Millisecond)
 	defDur(&c.MaxBackoff, 30*time.Second)
@@ -204,6 +211,9 @@ type lokiCore struct {
 	cfg     LokiConfig
 	pushURL string
 	queue   chan lokiEntry
+	// queuedBytes is the length of the lines in queue, bounded by
+	// QueueBytes: Handle adds before sending, run subtracts on receipt.
+	queuedBytes atomic.Int64
 	// baseStream is the label string of the stream; with LevelLabel,
 	// levelStreams holds those of the four standard levels.
 	baseStream   string
@@ -358,9 +368,23 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	}
 	c.fmtMu.Lock()
 	err := l.fmt.Handle(ctx, r)
-	line := string(bytes.TrimSuffix(c.line, []byte{'\n'}))
-	c.line = c.line[:0]
+	var line string
+	if n := len(bytes.TrimSuffix(c.line, []byte{'\n'})); n <= c.cfg.BatchBytes {
+		line = string(c.line[:n])
+	} else {
+		line, err = "", errTooLarge
+	}
+	if cap(c.line) > maxKeptLineBuf {
+		c.line = nil // do not keep a huge record's buffer for good
+	} else {
+		c.line = c.line[:0]
+	}
 	c.fmtMu.Unlock()
+	if err == errTooLarge {
+		c.drop(DropTooLarge, 1)
+		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("logging: loki: %w", err)
 	}
@@ -373,14 +397,24 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
 		}
 	}
-	select {
-	case c.queue <- e:
-	default:
-		c.drop(DropQueueFull, 1)
-		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize)
+	n := int64(len(line))
+	if c.queuedBytes.Add(n) <= int64(c.cfg.QueueBytes) {
+		select {
+		case c.queue <- e:
+			return nil
+		default:
+		}
 	}
+	c.queuedBytes.Add(-n)
+	c.drop(DropQueueFull, 1)
+	c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
 	return nil
 }
+
+// maxKeptLineBuf is the largest formatting buffer Handle keeps for reuse.
+const maxKeptLineBuf = 64 << 10
+
+var errTooLarge = errors.New("line longer than BatchBytes")
 
 // Close stops accepting lines, pushes what is queued and stops the pushing
 // goroutine. When ctx ends first, the push in flight is abandoned, the lines
@@ -403,7 +437,8 @@ func (l *Loki) Close(ctx context.Context) error {
 	// Lines queued by a Handle that raced with Close.
 	for {
 		select {
-		case <-c.queue:
+		case e := <-c.queue:
+			c.queuedBytes.Add(-int64(len(e.line)))
 			c.drop(DropClosed, 1)
 		default:
 			return err
@@ -444,6 +479,7 @@ func (c *lokiCore) run() {
 	for {
 		select {
 		case e := <-c.queue:
+			c.queuedBytes.Add(-int64(len(e.line)))
 			add(e)
 		case <-timer.C:
 			flush()
@@ -451,6 +487,7 @@ func (c *lokiCore) run() {
 			for {
 				select {
 				case e := <-c.queue:
+					c.queuedBytes.Add(-int64(len(e.line)))
 					add(e)
 				default:
 					flush()

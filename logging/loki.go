@@ -401,6 +401,13 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	if c.queuedBytes.Add(n) <= int64(c.cfg.QueueBytes) {
 		select {
 		case c.queue <- e:
+			select {
+			case <-c.done:
+				// Close raced with this Handle and the pusher is gone:
+				// count what is left rather than strand it.
+				c.drainClosed()
+			default:
+			}
 			return nil
 		default:
 		}
@@ -434,14 +441,21 @@ func (l *Loki) Close(ctx context.Context) error {
 		<-c.done // quick now: every push fails at once
 		err = fmt.Errorf("logging: loki close: %w", ctx.Err())
 	}
-	// Lines queued by a Handle that raced with Close.
+	c.drainClosed() // lines queued by a Handle that raced with Close
+	return err
+}
+
+// drainClosed drops, as closed, what is in the queue once run has returned.
+// Close calls it, and so does a Handle that finds run gone after queueing:
+// every line queued after run's last look is counted by one of the two.
+func (c *lokiCore) drainClosed() {
 	for {
 		select {
 		case e := <-c.queue:
 			c.queuedBytes.Add(-int64(len(e.line)))
 			c.drop(DropClosed, 1)
 		default:
-			return err
+			return
 		}
 	}
 }

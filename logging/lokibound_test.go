@@ -84,3 +84,17 @@ func TestLokiQueueBytes(t *testing.T) {
 		t.Errorf("%d bytes still counted as queued after Close", got)
 	}
 }
+
+// TestLokiHandleRacingClose: a Handle that passed the closed check just
+// before Close, and queues after Close has drained the queue, must still count
+// its line as dropped (reason closed) rather than leave it in the queue
+// uncounted. The race is forced by clearing the closed flag after Close.
+func TestLokiHandleRacingClose(t *testing.T) {
+	f := newFakeLoki(t, nil)
+	l := mustLoki(t, testLokiConfig(f.srv.URL))
+	closeLoki(t, l)
+	l.core.closed.Store(false) // as seen by a Handle that loaded it before Close
+	slog.New(l).Info("late")
+	l.core.closed.Store(true)
+	wantMetrics(t, l, 0, 0, map[string]int{DropClosed: 1}, 0)
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -40,6 +41,7 @@ const (
 	DropRetriesExhausted = "retries_exhausted" // 429, 5xx or network errors past MaxRetries
 	DropClosed           = "closed"            // logged after Close, or still queued when Close's ctx ended
 	DropEncode           = "encode"            // the batch could not be encoded
+	DropTooLarge         = "too_large"         // the line alone is longer than BatchBytes
 )
 
 // LokiConfig configures NewLoki. Only URL is required; zero values of the
@@ -67,7 +69,8 @@ type LokiConfig struct {
 	// Headers are extra HTTP headers sent with every push.
 	Headers map[string]string
 	// BatchLines and BatchBytes bound a batch (default 1000 lines, 1 MiB of
-	// log lines); BatchWait is how long the first line of a batch waits
+	// log lines); a line longer than BatchBytes is dropped (reason
+	// too_large). BatchWait is how long the first line of a batch waits
 	// for more before the batch is sent (default 1s).
 	BatchLines int
 	BatchBytes int
@@ -75,12 +78,16 @@ type LokiConfig struct {
 	// QueueSize bounds the lines waiting to be batched (default 10000).
 	// Handle never blocks: when the queue is full the new line is dropped
 	// (the oldest lines are kept, they are already on their way) and counted
-	// with reason queue_full.
-	QueueSize int
+	// with reason queue_full. QueueBytes bounds the bytes of those lines
+	// likewise (default 16 MiB, and never less than BatchBytes), so that
+	// big records cannot make the queue hold QueueSize times their size.
+	QueueSize  int
+	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
 	// retries after the first attempt (default 10; negative: none). A
-	// Retry-After header on a 429 or 503 is honoured up to MaxBackoff.
+	// Retry-After header (seconds or an HTTP-date) on a retried answer
+	// replaces the backoff, up to MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	MaxRetries             int
 	// Timeout bounds one HTTP request (default 10s). Client, when set,
@@ -158,6 +165,8 @@ func (c *LokiConfig) setDefaults() {
 	def(&c.BatchLines, 1000)
 	def(&c.BatchBytes, 1<<20)
 	def(&c.QueueSize, 10000)
+	def(&c.QueueBytes, 16<<20)
+	c.QueueBytes = max(c.QueueBytes, c.BatchBytes)
 	defDur(&c.BatchWait, time.Second)
 	defDur(&c.MinBackoff, 250*time.Millisecond)
 	defDur(&c.MaxBackoff, 30*time.Second)
@@ -202,6 +211,9 @@ type lokiCore struct {
 	cfg     LokiConfig
 	pushURL string
 	queue   chan lokiEntry
+	// queuedBytes is the length of the lines in queue, bounded by
+	// QueueBytes: Handle adds before sending, run subtracts on receipt.
+	queuedBytes atomic.Int64
 	// baseStream is the label string of the stream; with LevelLabel,
 	// levelStreams holds those of the four standard levels.
 	baseStream   string
@@ -356,9 +368,23 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	}
 	c.fmtMu.Lock()
 	err := l.fmt.Handle(ctx, r)
-	line := string(bytes.TrimSuffix(c.line, []byte{'\n'}))
-	c.line = c.line[:0]
+	var line string
+	if n := len(bytes.TrimSuffix(c.line, []byte{'\n'})); n <= c.cfg.BatchBytes {
+		line = string(c.line[:n])
+	} else {
+		line, err = "", errTooLarge
+	}
+	if cap(c.line) > maxKeptLineBuf {
+		c.line = nil // do not keep a huge record's buffer for good
+	} else {
+		c.line = c.line[:0]
+	}
 	c.fmtMu.Unlock()
+	if err == errTooLarge {
+		c.drop(DropTooLarge, 1)
+		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("logging: loki: %w", err)
 	}
@@ -371,14 +397,31 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
 		}
 	}
-	select {
-	case c.queue <- e:
-	default:
-		c.drop(DropQueueFull, 1)
-		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize)
+	n := int64(len(line))
+	if c.queuedBytes.Add(n) <= int64(c.cfg.QueueBytes) {
+		select {
+		case c.queue <- e:
+			select {
+			case <-c.done:
+				// Close raced with this Handle and the pusher is gone:
+				// count what is left rather than strand it.
+				c.drainClosed()
+			default:
+			}
+			return nil
+		default:
+		}
 	}
+	c.queuedBytes.Add(-n)
+	c.drop(DropQueueFull, 1)
+	c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
 	return nil
 }
+
+// maxKeptLineBuf is the largest formatting buffer Handle keeps for reuse.
+const maxKeptLineBuf = 64 << 10
+
+var errTooLarge = errors.New("line longer than BatchBytes")
 
 // Close stops accepting lines, pushes what is queued and stops the pushing
 // goroutine. When ctx ends first, the push in flight is abandoned, the lines
@@ -398,13 +441,21 @@ func (l *Loki) Close(ctx context.Context) error {
 		<-c.done // quick now: every push fails at once
 		err = fmt.Errorf("logging: loki close: %w", ctx.Err())
 	}
-	// Lines queued by a Handle that raced with Close.
+	c.drainClosed() // lines queued by a Handle that raced with Close
+	return err
+}
+
+// drainClosed drops, as closed, what is in the queue once run has returned.
+// Close calls it, and so does a Handle that finds run gone after queueing:
+// every line queued after run's last look is counted by one of the two.
+func (c *lokiCore) drainClosed() {
 	for {
 		select {
-		case <-c.queue:
+		case e := <-c.queue:
+			c.queuedBytes.Add(-int64(len(e.line)))
 			c.drop(DropClosed, 1)
 		default:
-			return err
+			return
 		}
 	}
 }
@@ -442,6 +493,7 @@ func (c *lokiCore) run() {
 	for {
 		select {
 		case e := <-c.queue:
+			c.queuedBytes.Add(-int64(len(e.line)))
 			add(e)
 		case <-timer.C:
 			flush()
@@ -449,6 +501,7 @@ func (c *lokiCore) run() {
 			for {
 				select {
 				case e := <-c.queue:
+					c.queuedBytes.Add(-int64(len(e.line)))
 					add(e)
 				default:
 					flush()
@@ -468,7 +521,7 @@ func (c *lokiCore) push(batch []lokiEntry) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		status, retryAfter, err := c.post(body, contentType)
+		status, retryAfter, hasRetryAfter, err := c.post(body, contentType)
 		if err == nil && status/100 == 2 {
 			c.sentLines.Add(float64(len(batch)))
 			return
@@ -491,7 +544,7 @@ func (c *lokiCore) push(batch []lokiEntry) {
 			return
 		}
 		wait := c.backoff(attempt)
-		if retryAfter > 0 {
+		if hasRetryAfter {
 			wait = min(retryAfter, c.cfg.MaxBackoff)
 		}
 		t := time.NewTimer(wait)
@@ -524,10 +577,10 @@ func (c *lokiCore) backoff(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, err error) {
+func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, hasRetryAfter bool, err error) {
 	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.pushURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "modeltel-logging")
@@ -545,14 +598,33 @@ func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter
 	}
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		retryAfter = time.Duration(s) * time.Second
+	retryAfter, hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return resp.StatusCode, retryAfter, hasRetryAfter, nil
+}
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 10.2.3): delay seconds
+// or an HTTP-date, a date already past meaning now. ok is false when v is
+// absent or neither form.
+func parseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
 	}
-	return resp.StatusCode, retryAfter, nil
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(min(s, int64(math.MaxInt64/time.Second))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
 }
 
 func (c *lokiCore) streamLabels(l slog.Level) string {

@@ -57,7 +57,7 @@ func wantMetrics(t *testing.T, l *Loki, sent, pushErrors int, dropped map[string
 	fmt.Fprintf(&b, `# HELP logging_loki_dropped_lines_total Log lines dropped before Loki accepted them, by reason.
 # TYPE logging_loki_dropped_lines_total counter
 `)
-	for _, r := range []string{DropClosed, DropEncode, DropQueueFull, DropRejected, DropRetriesExhausted} {
+	for _, r := range []string{DropClosed, DropEncode, DropQueueFull, DropRejected, DropRetriesExhausted, DropTooLarge} {
 		fmt.Fprintf(&b, "logging_loki_dropped_lines_total{reason=%q} %d\n", r, dropped[r])
 	}
 	fmt.Fprintf(&b, `# HELP logging_loki_push_errors_total Failed push attempts to Loki (network errors and non-2xx answers), retried or not.
@@ -462,6 +462,7 @@ func BenchmarkLokiHandle(b *testing.B) {
 		cfg := testLokiConfig(f.srv.URL)
 		cfg.BatchLines = 1
 		cfg.QueueSize = b.N + 1
+		cfg.QueueBytes = (b.N + 1) << 10 // the lines are well under 1 KiB
 		l := mustLoki(b, cfg)
 		logger := slog.New(l)
 		b.ReportAllocs()
@@ -498,6 +499,7 @@ func BenchmarkLokiPush(b *testing.B) {
 			cfg := testLokiConfig(f.srv.URL)
 			cfg.Encoding = enc
 			cfg.QueueSize = b.N + 1
+			cfg.QueueBytes = (b.N + 1) << 10
 			l := mustLoki(b, cfg)
 			logger := slog.New(l)
 			b.ReportAllocs()

@@ -18,7 +18,7 @@ func (c *lokiCore) initMetrics() {
 		Help: "Log lines dropped before Loki accepted them, by reason.",
 	}, []string{"reason"})
 	c.drops = map[string]prometheus.Counter{}
-	for _, r := range []string{DropQueueFull, DropRejected, DropRetriesExhausted, DropClosed, DropEncode} {
+	for _, r := range []string{DropQueueFull, DropRejected, DropRetriesExhausted, DropClosed, DropEncode, DropTooLarge} {
 		c.drops[r] = c.dropped.WithLabelValues(r)
 	}
 	c.queueLen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -4,15 +4,18 @@ import "fmt"
 
 // ChatRequest is the body of POST /v1/chat/completions.
 type ChatRequest struct {
-	Model         string         `json:"model"`
-	Messages      []Message      `json:"messages"`
-	Stream        bool           `json:"stream,omitempty"`
-	MaxTokens     *int           `json:"max_tokens,omitempty"`
-	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
+	Model     string    `json:"model"`
+	Messages  []Message `json:"messages"`
+	Stream    bool      `json:"stream,omitempty"`
+	MaxTokens *int      `json:"max_tokens,omitempty"`
+	// MaxCompletionTokens is what current OpenAI SDKs send instead of the
+	// deprecated MaxTokens; it wins when both are set.
+	MaxCompletionTokens *int           `json:"max_completion_tokens,omitempty"`
+	StreamOptions       *StreamOptions `json:"stream_options,omitempty"`
 }
 
-// StreamOptions is accepted for compatibility; usage is always sent at the end
-// of a stream.
+// StreamOptions are the options of a streaming request: with IncludeUsage the
+// stream ends with a chunk holding the usage and no choices, as OpenAI does.
 type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }

@@ -188,15 +188,25 @@ func envSet(names ...string) bool {
 // your own collectors there too.
 func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
 
-// MetricsHandler serves the registry in the Prometheus exposition formats. A
-// collector that fails is reported in the answer and the others are still
-// served (promhttp.ContinueOnError).
+// MetricsHandler serves the registry in the Prometheus exposition formats.
+// When a collector fails, the others are still served with status 200
+// (promhttp.ContinueOnError); the error is logged as a warning on the
+// logger, once per scrape, and counted in
+// promhttp_metric_handler_errors_total{cause="gathering"}.
 func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{
+		ErrorLog:          promLogger{t.logger},
 		ErrorHandling:     promhttp.ContinueOnError,
 		Registry:          t.reg,
 		EnableOpenMetrics: true,
 	})
+}
+
+// promLogger logs promhttp's errors as warnings.
+type promLogger struct{ l *slog.Logger }
+
+func (p promLogger) Println(v ...any) {
+	p.l.Warn("modeltel: metrics handler: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 }
 
 // Middleware returns the HTTP and gRPC middleware; wrap the server's handler

@@ -239,6 +239,39 @@ func TestMaxCompletionTokens(t *testing.T) {
 	}
 }
 
+// TestContentParts checks the message shapes the OpenAI SDKs send besides a
+// plain string: an array of content parts (text parts are the prompt, others
+// ignored) and null content (an assistant turn with tool calls), and that
+// unknown fields are accepted.
+func TestContentParts(t *testing.T) {
+	e := newEnv(t, fakemodel.Config{}, nil)
+	tests := []struct {
+		name, messages string
+		status         int
+		prompt         float64
+	}{
+		{"string", `[{"role":"user","content":"Why is the sky blue?"}]`, 200, 6},
+		{"parts", `[{"role":"user","content":[{"type":"text","text":"Why is"},{"type":"image_url","image_url":{"url":"data:,"}},{"type":"text","text":"the sky blue?"}]}]`, 200, 6},
+		{"null content and unknown fields", `[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","name":"u","content":"Why is the sky blue?"}]`, 200, 6},
+		{"number content", `[{"role":"user","content":42}]`, 400, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, b := post(t, e.http.URL, `{"model":"fake-llama-3-8b","max_tokens":1,"temperature":0.2,"messages":`+tt.messages+`}`)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %s", status, tt.status, b)
+			}
+			if status != 200 {
+				return
+			}
+			var got struct{ Usage map[string]float64 }
+			if err := json.Unmarshal(b, &got); err != nil || got.Usage["prompt_tokens"] != tt.prompt {
+				t.Errorf("answer %s, want %v prompt tokens", b, tt.prompt)
+			}
+		})
+	}
+}
+
 func TestErrors(t *testing.T) {
 	e := newEnv(t, fakemodel.Config{}, nil)
 	tests := []struct {

@@ -121,7 +121,8 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 		if err != nil {
 			return fail(fmt.Errorf("modeltel: %w", err))
 		}
-		t.tp, t.exporting = tp, true
+		// tracing.NewProvider exports nothing under OTEL_SDK_DISABLED.
+		t.tp, t.exporting = tp, !strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
 		t.closers = append(t.closers, tp.Shutdown)
 	default:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
@@ -224,8 +225,9 @@ func (t *Telemetry) Logger() *slog.Logger { return t.logger }
 // TracerProvider returns the tracer provider of the middleware's spans.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 
-// Exporting reports whether spans are exported (an OTLP endpoint was
-// configured), as opposed to carrying trace ids only.
+// Exporting reports whether spans are exported (an OTLP endpoint or
+// WithTracingOptions was given, and OTEL_SDK_DISABLED is not true), as
+// opposed to carrying trace ids only.
 func (t *Telemetry) Exporting() bool { return t.exporting }
 
 // GPU returns the GPU collector, or nil when there is none (no NVML,

@@ -335,3 +335,19 @@ func TestMetricsHandlerCollectorError(t *testing.T) {
 		t.Errorf("the error is not counted in promhttp_metric_handler_errors_total:\n%s", body)
 	}
 }
+
+// TestSDKDisabled checks that OTEL_SDK_DISABLED=true wins over an OTLP
+// endpoint: nothing is exported, and Exporting says so.
+func TestSDKDisabled(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	tel, err := Start(context.Background(), WithLogger(discard()), WithoutGPU())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	if tel.Exporting() {
+		t.Error("Exporting() = true with OTEL_SDK_DISABLED=true")
+	}
+}

@@ -121,7 +121,8 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 		if err != nil {
 			return fail(fmt.Errorf("modeltel: %w", err))
 		}
-		t.tp, t.exporting = tp, true
+		// tracing.NewProvider exports nothing under OTEL_SDK_DISABLED.
+		t.tp, t.exporting = tp, !strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
 		t.closers = append(t.closers, tp.Shutdown)
 	default:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
@@ -188,15 +189,25 @@ func envSet(names ...string) bool {
 // your own collectors there too.
 func (t *Telemetry) Registry() *prometheus.Registry { return t.reg }
 
-// MetricsHandler serves the registry in the Prometheus exposition formats. A
-// collector that fails is reported in the answer and the others are still
-// served (promhttp.ContinueOnError).
+// MetricsHandler serves the registry in the Prometheus exposition formats.
+// When a collector fails, the others are still served with status 200
+// (promhttp.ContinueOnError); the error is logged as a warning on the
+// logger, once per scrape, and counted in
+// promhttp_metric_handler_errors_total{cause="gathering"}.
 func (t *Telemetry) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{
+		ErrorLog:          promLogger{t.logger},
 		ErrorHandling:     promhttp.ContinueOnError,
 		Registry:          t.reg,
 		EnableOpenMetrics: true,
 	})
+}
+
+// promLogger logs promhttp's errors as warnings.
+type promLogger struct{ l *slog.Logger }
+
+func (p promLogger) Println(v ...any) {
+	p.l.Warn("modeltel: metrics handler: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 }
 
 // Middleware returns the HTTP and gRPC middleware; wrap the server's handler
@@ -214,8 +225,9 @@ func (t *Telemetry) Logger() *slog.Logger { return t.logger }
 // TracerProvider returns the tracer provider of the middleware's spans.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 
-// Exporting reports whether spans are exported (an OTLP endpoint was
-// configured), as opposed to carrying trace ids only.
+// Exporting reports whether spans are exported (an OTLP endpoint or
+// WithTracingOptions was given, and OTEL_SDK_DISABLED is not true), as
+// opposed to carrying trace ids only.
 func (t *Telemetry) Exporting() bool { return t.exporting }
 
 // GPU returns the GPU collector, or nil when there is none (no NVML,

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -297,5 +298,56 @@ func TestGlobals(t *testing.T) {
 	}
 	if _, span := otel.Tracer("t").Start(context.Background(), "x"); !span.SpanContext().IsValid() {
 		t.Error("WithGlobals did not set the tracer provider (spans have no ids)")
+	}
+}
+
+// failing is a collector whose Collect always reports an error.
+type failing struct{ desc *prometheus.Desc }
+
+func (f failing) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
+func (f failing) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(f.desc, errors.New("nvml: GPU is lost"))
+}
+
+// TestMetricsHandlerCollectorError checks that a failing collector does not
+// blank the scrape: the other series are served with 200, and the error is
+// logged and counted, so that it is not silently lost.
+func TestMetricsHandlerCollectorError(t *testing.T) {
+	noOTLP(t)
+	var logs bytes.Buffer
+	tel, err := Start(context.Background(), WithoutGPU(), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	tel.Registry().MustRegister(failing{prometheus.NewDesc("gpu_broken", "x", nil, nil)})
+	h := tel.MetricsHandler()
+	w := serve(t, h, "GET", "/metrics", "")
+	body := w.Body.String()
+	if w.Code != 200 || !hasSeries(body, "go_goroutines", nil, "") {
+		t.Errorf("status %d, want 200 with the other series:\n%s", w.Code, body)
+	}
+	if !strings.Contains(logs.String(), "GPU is lost") || !strings.Contains(logs.String(), `"level":"WARN"`) {
+		t.Errorf("the collector error was not logged as a warning: %q", logs.String())
+	}
+	body = serve(t, h, "GET", "/metrics", "").Body.String()
+	if !hasSeries(body, "promhttp_metric_handler_errors_total", []string{`cause="gathering"`}, "1") {
+		t.Errorf("the error is not counted in promhttp_metric_handler_errors_total:\n%s", body)
+	}
+}
+
+// TestSDKDisabled checks that OTEL_SDK_DISABLED=true wins over an OTLP
+// endpoint: nothing is exported, and Exporting says so.
+func TestSDKDisabled(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	t.Setenv("OTEL_SDK_DISABLED", "true")
+	tel, err := Start(context.Background(), WithLogger(discard()), WithoutGPU())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	if tel.Exporting() {
+		t.Error("Exporting() = true with OTEL_SDK_DISABLED=true")
 	}
 }

@@ -36,9 +36,13 @@ type Result struct {
 	Chunks int
 }
 
-// Chat sends req and reads the whole answer, streaming or not. An error answer
-// is returned as *Error.
+// Chat sends req and reads the whole answer, streaming or not. A streaming
+// req without StreamOptions asks for the usage (include_usage), so that
+// Result.Usage is filled. An error answer is returned as *Error.
 func (c *Client) Chat(ctx context.Context, req ChatRequest) (Result, error) {
+	if req.Stream && req.StreamOptions == nil {
+		req.StreamOptions = &StreamOptions{IncludeUsage: true}
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return Result{}, fmt.Errorf("openai: encode request: %w", err)

@@ -13,7 +13,8 @@ import (
 	"github.com/modeltel/modeltel/examples/internal/openai"
 )
 
-// fake answers like the inference server: "hello world" in two chunks.
+// fake answers like the inference server: "hello world" in two chunks, and the
+// usage chunk only when the request asks for it.
 func fake(w http.ResponseWriter, r *http.Request) {
 	var req openai.ChatRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "m" {
@@ -41,6 +42,9 @@ func fake(w http.ResponseWriter, r *http.Request) {
 		{Choices: []openai.ChunkChoice{{FinishReason: &stop}}},
 		{Choices: []openai.ChunkChoice{}, Usage: usage},
 	} {
+		if ch.Usage != nil && (req.StreamOptions == nil || !req.StreamOptions.IncludeUsage) {
+			continue
+		}
 		b, _ := json.Marshal(ch)
 		fmt.Fprintf(w, "data: %s\n\n", b)
 	}

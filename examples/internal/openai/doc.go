@@ -7,8 +7,9 @@
 // POST /v1/chat/completions takes a [ChatRequest]. Without "stream" the answer
 // is one [ChatCompletion]; with it, server-sent events "data: {json}\n\n" each
 // holding a [ChatCompletionChunk] whose choices[0].delta.content is the next
-// piece of text, then a chunk with empty choices and the [Usage] (as OpenAI sends
-// with stream_options.include_usage), then "data: [DONE]". Errors are an
+// piece of text, then (only with stream_options.include_usage, as OpenAI does)
+// a chunk with empty choices and the [Usage], then "data: [DONE]". The
+// completion limit is max_completion_tokens, or the older max_tokens. Errors are an
 // [ErrorResponse] with a 4xx or 5xx status.
 //
 // # Client

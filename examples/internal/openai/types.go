@@ -1,26 +1,74 @@
 package openai
 
-import "fmt"
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
 
 // ChatRequest is the body of POST /v1/chat/completions.
 type ChatRequest struct {
-	Model         string         `json:"model"`
-	Messages      []Message      `json:"messages"`
-	Stream        bool           `json:"stream,omitempty"`
-	MaxTokens     *int           `json:"max_tokens,omitempty"`
-	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
+	Model     string    `json:"model"`
+	Messages  []Message `json:"messages"`
+	Stream    bool      `json:"stream,omitempty"`
+	MaxTokens *int      `json:"max_tokens,omitempty"`
+	// MaxCompletionTokens is what current OpenAI SDKs send instead of the
+	// deprecated MaxTokens; it wins when both are set.
+	MaxCompletionTokens *int           `json:"max_completion_tokens,omitempty"`
+	StreamOptions       *StreamOptions `json:"stream_options,omitempty"`
 }
 
-// StreamOptions is accepted for compatibility; usage is always sent at the end
-// of a stream.
+// StreamOptions are the options of a streaming request: with IncludeUsage the
+// stream ends with a chunk holding the usage and no choices, as OpenAI does.
 type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
 }
 
-// Message is one chat message.
+// Message is one chat message. Its content is a string on the wire, or null,
+// or (in requests) an array of content parts, whose text parts are joined
+// with spaces into Content and whose other parts (images, audio) are ignored.
 type Message struct {
 	Role    string `json:"role"`
 	Content string `json:"content"`
+}
+
+// UnmarshalJSON accepts a string, null or an array of content parts as the
+// content.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	m.Role, m.Content = raw.Role, ""
+	c := bytes.TrimSpace(raw.Content)
+	switch {
+	case len(c) == 0 || bytes.Equal(c, []byte("null")):
+		return nil
+	case c[0] == '[':
+		var parts []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(c, &parts); err != nil {
+			return fmt.Errorf("message content: %w", err)
+		}
+		var texts []string
+		for _, p := range parts {
+			if p.Type == "text" {
+				texts = append(texts, p.Text)
+			}
+		}
+		m.Content = strings.Join(texts, " ")
+		return nil
+	}
+	if err := json.Unmarshal(c, &m.Content); err != nil {
+		return fmt.Errorf("message content: %w", err)
+	}
+	return nil
 }
 
 // ChatCompletion is the non-streaming answer.

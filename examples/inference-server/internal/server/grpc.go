@@ -48,7 +48,7 @@ func (s *Server) Generate(req *generate.Request, stream grpc.ServerStreamingServ
 	if req.MaxTokens != 0 {
 		maxTokens = &req.MaxTokens
 	}
-	j, aerr := s.validate(req.Model, 1, maxTokens) // one prompt, maybe empty
+	j, aerr := s.validate(req.Model, 1, maxTokens, "max_tokens") // one prompt, maybe empty
 	if aerr != nil {
 		return grpcError(aerr)
 	}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,4 +204,58 @@ func sum(mfs []*dto.MetricFamily, name string, labels map[string]string) float64
 		}
 	}
 	return n
+}
+
+// endless is a request body of n bytes (a JSON string that never closes),
+// produced as it is read; read counts what the server took.
+type endless struct {
+	n       int64
+	read    atomic.Int64 // the transport may still be reading after Do
+	started bool
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	read := e.read.Load()
+	if read >= e.n {
+		return 0, io.EOF
+	}
+	k := 0
+	if !e.started {
+		e.started = true
+		k = copy(p, `{"model":"fake-llama-3-8b","messages":[{"role":"user","content":"`)
+	}
+	for ; k < len(p) && read+int64(k) < e.n; k++ {
+		p[k] = 'x'
+	}
+	e.read.Add(int64(k))
+	return k, nil
+}
+
+// TestHugeBody sends a 1 GB body through the whole stack (middleware reading
+// the model, then the handler): it must be refused with 413 in the OpenAI
+// error shape after reading a bounded prefix, not buffered.
+func TestHugeBody(t *testing.T) {
+	st := newStack(t)
+	body := &endless{n: 1 << 30}
+	req, err := http.NewRequest("POST", st.http.URL+"/v1/chat/completions", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = body.n
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		// The server may close the connection before the client sends
+		// everything; that is a refusal too, as long as little was read.
+		t.Logf("client: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), `"code":"request_too_large"`) {
+			t.Errorf("status %d %s, want 413 request_too_large", resp.StatusCode, b)
+		}
+	}
+	if n := body.read.Load(); n > 64<<20 {
+		t.Errorf("the client had to send %d bytes, want the server to stop reading near %d", n, server.MaxBodyBytes)
+	}
 }

@@ -208,8 +208,10 @@ type job struct {
 	explicit  bool // maxTokens was asked for, not the default
 }
 
-// validate checks a decoded request against the served models and limits.
-func (s *Server) validate(model string, messages int, maxTokens *int) (job, *apiError) {
+// validate checks a decoded request against the served models and limits;
+// maxTokens is the completion limit asked for (nil: none), param names the
+// field it came from.
+func (s *Server) validate(model string, messages int, maxTokens *int, param string) (job, *apiError) {
 	if model == "" {
 		return job{}, invalid("model", "missing_required_parameter", "Missing required parameter: 'model'.")
 	}
@@ -229,8 +231,8 @@ func (s *Server) validate(model string, messages int, maxTokens *int) (job, *api
 	max := s.cfg.MaxTokens
 	if maxTokens != nil {
 		if *maxTokens < 1 || *maxTokens > s.cfg.MaxTokens {
-			return job{}, invalid("max_tokens", "invalid_value",
-				"Invalid 'max_tokens': %d; this server allows 1 to %d.", *maxTokens, s.cfg.MaxTokens)
+			return job{}, invalid(param, "invalid_value",
+				"Invalid '%s': %d; this server allows 1 to %d.", param, *maxTokens, s.cfg.MaxTokens)
 		}
 		max = *maxTokens
 	}
@@ -307,7 +309,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			"We could not parse the JSON body of your request: %v.", err))
 		return
 	}
-	j, aerr := s.validate(req.Model, len(req.Messages), req.MaxTokens)
+	limit, param := req.MaxTokens, "max_tokens"
+	if req.MaxCompletionTokens != nil {
+		limit, param = req.MaxCompletionTokens, "max_completion_tokens"
+	}
+	j, aerr := s.validate(req.Model, len(req.Messages), limit, param)
 	if aerr != nil {
 		s.writeError(w, r, aerr)
 		return
@@ -329,7 +335,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		err    error
 	)
 	if req.Stream {
-		out, finish, err = s.stream(w, r, j)
+		out, finish, err = s.stream(w, r, j, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 	} else {
 		out, finish, err = s.complete(w, r, j)
 	}
@@ -379,8 +385,10 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, j job) (int, s
 	return n, seq.FinishReason(), nil
 }
 
-// stream answers with server-sent events, one chunk per token, flushed.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job) (int, string, error) {
+// stream answers with server-sent events, one chunk per token, flushed, then
+// the finish reason, the usage when includeUsage (stream_options.include_usage)
+// and [DONE].
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, includeUsage bool) (int, string, error) {
 	ctx := r.Context()
 	rec := inference.FromContext(ctx)
 	seq, err := prefill(ctx, j)
@@ -431,10 +439,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job) (int, str
 		return seq.Generated(), finish, err
 	}
 	n := seq.Generated()
-	chunk.Choices = []openai.ChunkChoice{}
-	chunk.Usage = &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n}
-	if err := send(chunk); err != nil {
-		return n, finish, err
+	if includeUsage {
+		chunk.Choices = []openai.ChunkChoice{}
+		chunk.Usage = &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n}
+		if err := send(chunk); err != nil {
+			return n, finish, err
+		}
 	}
 	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
 		return n, finish, err

@@ -142,37 +142,133 @@ func TestChatStreamingAndPlainAgree(t *testing.T) {
 	}
 }
 
+// TestStreamWireFormat checks the SSE framing and that the usage chunk (whose
+// choices are empty) comes only when stream_options.include_usage asks for
+// it, as OpenAI does: clients that index choices[0] of every chunk (the
+// OpenAI quickstart does) break on an usage chunk they did not ask for.
 func TestStreamWireFormat(t *testing.T) {
 	e := newEnv(t, fakemodel.Config{}, nil)
-	resp, err := http.Post(e.http.URL+"/v1/chat/completions", "application/json",
-		strings.NewReader(`{"model":"fake-llama-3-8b","stream":true,"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name, opts string
+		usage      bool
+	}{
+		{"no stream_options", ``, false},
+		{"include_usage false", `"stream_options":{"include_usage":false},`, false},
+		{"include_usage", `"stream_options":{"include_usage":true},`, true},
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Errorf("Content-Type = %q", ct)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Post(e.http.URL+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model":"fake-llama-3-8b","stream":true,`+tt.opts+`"max_tokens":2,"messages":[{"role":"user","content":"hi"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if !strings.HasSuffix(string(b), "\n\ndata: [DONE]\n\n") {
+				t.Errorf("stream does not end with data: [DONE]:\n%s", b)
+			}
+			events := strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\n")
+			// role, 2 tokens, finish, [usage], [DONE]
+			n := 5
+			if tt.usage {
+				n = 6
+			}
+			if len(events) != n || events[n-1] != "data: [DONE]" {
+				t.Fatalf("%d events, want %d:\n%s", len(events), n, b)
+			}
+			chunks := make([]map[string]any, n-1)
+			for i := range chunks {
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(events[i], "data: ")), &chunks[i]); err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+			}
+			first, fin := chunks[0], chunks[3]
+			if first["object"] != "chat.completion.chunk" || !strings.HasPrefix(first["id"].(string), "chatcmpl-") {
+				t.Errorf("first chunk %v", first)
+			}
+			if got := fin["choices"].([]any)[0].(map[string]any)["finish_reason"]; got != "length" {
+				t.Errorf("finish chunk %v", fin)
+			}
+			for i, c := range chunks[:4] {
+				if len(c["choices"].([]any)) != 1 || c["usage"] != nil {
+					t.Errorf("chunk %d: %v, want one choice and no usage", i, c)
+				}
+			}
+			if !tt.usage {
+				return
+			}
+			usage := chunks[4]
+			if u, _ := usage["usage"].(map[string]any); u["completion_tokens"] != 2.0 || u["prompt_tokens"] != 1.0 || len(usage["choices"].([]any)) != 0 {
+				t.Errorf("usage chunk %v", usage)
+			}
+		})
 	}
-	events := strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\n")
-	// role, 2 tokens, finish, usage, [DONE]
-	if len(events) != 6 || events[5] != "data: [DONE]" {
-		t.Fatalf("events:\n%s", b)
+}
+
+// TestMaxCompletionTokens checks max_completion_tokens, which the current
+// OpenAI SDKs send instead of the deprecated max_tokens, and that it wins
+// over max_tokens when both are given.
+func TestMaxCompletionTokens(t *testing.T) {
+	e := newEnv(t, fakemodel.Config{}, nil)
+	tests := []struct {
+		name, limits string
+		want         float64
+	}{
+		{"max_completion_tokens", `"max_completion_tokens":3`, 3},
+		{"max_tokens", `"max_tokens":4`, 4},
+		{"both", `"max_tokens":4,"max_completion_tokens":2`, 2},
 	}
-	var first, fin, usage map[string]any
-	for i, dst := range map[int]*map[string]any{0: &first, 3: &fin, 4: &usage} {
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(events[i], "data: ")), dst); err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, b := post(t, e.http.URL, `{"model":"fake-llama-3-8b",`+tt.limits+`,"messages":[{"role":"user","content":"Why is the sky blue?"}]}`)
+			var got struct {
+				Usage   map[string]float64 `json:"usage"`
+				Choices []map[string]any   `json:"choices"`
+			}
+			if err := json.Unmarshal(b, &got); err != nil || status != 200 {
+				t.Fatalf("%d %s: %v", status, b, err)
+			}
+			if got.Usage["completion_tokens"] != tt.want || len(got.Choices) != 1 || got.Choices[0]["finish_reason"] != "length" {
+				t.Errorf("answer %s, want %v completion tokens, finish length", b, tt.want)
+			}
+		})
 	}
-	if first["object"] != "chat.completion.chunk" || !strings.HasPrefix(first["id"].(string), "chatcmpl-") {
-		t.Errorf("first chunk %v", first)
+}
+
+// TestContentParts checks the message shapes the OpenAI SDKs send besides a
+// plain string: an array of content parts (text parts are the prompt, others
+// ignored) and null content (an assistant turn with tool calls), and that
+// unknown fields are accepted.
+func TestContentParts(t *testing.T) {
+	e := newEnv(t, fakemodel.Config{}, nil)
+	tests := []struct {
+		name, messages string
+		status         int
+		prompt         float64
+	}{
+		{"string", `[{"role":"user","content":"Why is the sky blue?"}]`, 200, 6},
+		{"parts", `[{"role":"user","content":[{"type":"text","text":"Why is"},{"type":"image_url","image_url":{"url":"data:,"}},{"type":"text","text":"the sky blue?"}]}]`, 200, 6},
+		{"null content and unknown fields", `[{"role":"assistant","content":null,"tool_calls":[]},{"role":"user","name":"u","content":"Why is the sky blue?"}]`, 200, 6},
+		{"number content", `[{"role":"user","content":42}]`, 400, 0},
 	}
-	if got := fin["choices"].([]any)[0].(map[string]any)["finish_reason"]; got != "length" {
-		t.Errorf("finish chunk %v", fin)
-	}
-	if u := usage["usage"].(map[string]any); u["completion_tokens"] != 2.0 || u["prompt_tokens"] != 1.0 || len(usage["choices"].([]any)) != 0 {
-		t.Errorf("usage chunk %v", usage)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, b := post(t, e.http.URL, `{"model":"fake-llama-3-8b","max_tokens":1,"temperature":0.2,"messages":`+tt.messages+`}`)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %s", status, tt.status, b)
+			}
+			if status != 200 {
+				return
+			}
+			var got struct{ Usage map[string]float64 }
+			if err := json.Unmarshal(b, &got); err != nil || got.Usage["prompt_tokens"] != tt.prompt {
+				t.Errorf("answer %s, want %v prompt tokens", b, tt.prompt)
+			}
+		})
 	}
 }
 
@@ -191,6 +287,7 @@ func TestErrors(t *testing.T) {
 		{"unknown model", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, 404, "model", "model_not_found", "model_not_found"},
 		{"too many tokens", `{"model":"fake-llama-3-8b","max_tokens":65,"messages":[{"role":"user","content":"hi"}]}`, 400, "max_tokens", "invalid_value", "invalid_value"},
 		{"zero tokens", `{"model":"fake-llama-3-8b","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}`, 400, "max_tokens", "invalid_value", "invalid_value"},
+		{"too many completion tokens", `{"model":"fake-llama-3-8b","max_completion_tokens":65,"messages":[{"role":"user","content":"hi"}]}`, 400, "max_completion_tokens", "invalid_value", "invalid_value"},
 		{"context length", `{"model":"fake-mistral-7b","max_tokens":10,"messages":[{"role":"user","content":"one two three four five six seven"}]}`, 400, "messages", "context_length_exceeded", "context_length_exceeded"},
 	}
 	for _, tt := range tests {

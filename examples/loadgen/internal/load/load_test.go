@@ -69,7 +69,7 @@ func TestSummarize(t *testing.T) {
 }
 
 // server is a fake inference server: HTTP chat completions that fail for the
-// model "bad", and a gRPC Generate.
+// model "bad" (streams with the usage only when asked), and a gRPC Generate.
 type server struct{ http, grpc atomic.Int64 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -90,8 +90,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b, _ := json.Marshal(openai.ChatCompletionChunk{Choices: []openai.ChunkChoice{{Delta: openai.Delta{Content: c}}}})
 		fmt.Fprintf(w, "data: %s\n\n", b)
 	}
-	b, _ := json.Marshal(openai.ChatCompletionChunk{Choices: []openai.ChunkChoice{}, Usage: usage})
-	fmt.Fprintf(w, "data: %s\n\ndata: [DONE]\n\n", b)
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage { // as OpenAI: usage only when asked
+		b, _ := json.Marshal(openai.ChatCompletionChunk{Choices: []openai.ChunkChoice{}, Usage: usage})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
 func (s *server) Generate(req *generate.Request, stream grpc.ServerStreamingServer[generate.Response]) error {

@@ -49,6 +49,7 @@ func run() error {
 	lokiURL := flag.String("loki-url", "", "also push logs to this Loki (http://127.0.0.1:3100)")
 	modelList := flag.String("models", strings.Join(fakemodel.DefaultModels, ","), "comma-separated model names to serve")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
+	drainDelay := flag.Duration("drain-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listeners (e.g. a readiness probe period)")
 	flag.Parse()
 
 	var models []*fakemodel.Model
@@ -133,10 +134,13 @@ func run() error {
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
+		log.Info("shutting down", "timeout", shutdownTimeout.String())
 	case err := <-errc:
 		log.Error("server stopped", "error", err)
 	}
+	stop()      // a second SIGINT/SIGTERM now ends the process at once
+	srv.Drain() // /readyz answers 503, so load balancers stop sending new requests
+	time.Sleep(*drainDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
 	if gs != nil {
@@ -148,7 +152,13 @@ func run() error {
 			gs.Stop()
 		}
 	}
-	return hs.Shutdown(sctx)
+	if err := hs.Shutdown(sctx); err != nil {
+		// Streams outlived the timeout: cut them off rather than exit with
+		// connections still open.
+		_ = hs.Close()
+		return fmt.Errorf("shutdown: in-flight requests outlived --shutdown-timeout %s: %w", *shutdownTimeout, err)
+	}
+	return nil
 }
 
 // grpcModel names the model of a gRPC Generate request for the middleware, by

@@ -52,7 +52,9 @@ type Server struct {
 	cfg    Config
 	models map[string]*fakemodel.Model
 	ready  atomic.Bool
-	log    *slog.Logger
+	// draining is set by Drain when the server shuts down.
+	draining atomic.Bool
+	log      *slog.Logger
 }
 
 // New returns a server whose models are not loaded yet: call Load.
@@ -126,8 +128,14 @@ func (s *Server) spanOpts() []tracing.SpanOption {
 	return []tracing.SpanOption{tracing.WithTracerProvider(s.cfg.TracerProvider)}
 }
 
-// Ready reports whether every model has loaded.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready reports whether every model has loaded and the server is not
+// draining.
+func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
+
+// Drain marks the server as shutting down: /readyz answers 503 from then on,
+// so a load balancer stops sending new requests while those in flight finish.
+// Requests that still arrive are served.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Handler returns the HTTP API: POST /v1/chat/completions, GET /v1/models,
 // GET /healthz and GET /readyz. /metrics is the caller's to add.
@@ -139,7 +147,11 @@ func (s *Server) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.Ready() {
+		switch {
+		case s.draining.Load():
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		case !s.ready.Load():
 			http.Error(w, "loading models", http.StatusServiceUnavailable)
 			return
 		}

@@ -350,6 +350,19 @@ func TestNotReady(t *testing.T) {
 	if w.Code != 200 {
 		t.Errorf("/readyz after load: %d", w.Code)
 	}
+
+	// Draining: not ready any more, but requests that still arrive are served.
+	srv.Drain()
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "shutting down") || srv.Ready() {
+		t.Errorf("/readyz while draining: %d %q, Ready() = %v", w.Code, w.Body, srv.Ready())
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(`{"model":"fake-llama-3-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`)))
+	if w.Code != 200 {
+		t.Errorf("chat while draining: %d %s", w.Code, w.Body)
+	}
 }
 
 func TestModels(t *testing.T) {

@@ -502,3 +502,54 @@ func TestNativeHistogramsLint(t *testing.T) {
 
 // nilCtx returns a nil context, which FromContext must tolerate.
 func nilCtx() context.Context { return nil }
+
+func TestBound(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []Option
+		reqs []Request
+		want []Request
+	}{
+		{"cap", []Option{WithMaxModels(2)},
+			[]Request{{"a", "chat"}, {"b", "chat"}, {"c", "chat"}, {"a", "chat"}},
+			[]Request{{"a", "chat"}, {"b", "chat"}, {OtherModel, "chat"}, {"a", "chat"}}},
+		{"allowlist", []Option{WithModels("b")},
+			[]Request{{"a", "chat"}, {"b", "chat"}},
+			[]Request{{OtherModel, "chat"}, {"b", "chat"}}},
+		{"operations", []Option{WithMaxOperations(1)},
+			[]Request{{"a", "chat"}, {"a", "embeddings"}},
+			[]Request{{"a", "chat"}, {"a", OtherModel}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, _ := newTestMetrics(t, tt.opts...)
+			for i, req := range tt.reqs {
+				got := m.Bound(req)
+				if got != tt.want[i] {
+					t.Errorf("Bound(%v) = %v, want %v", req, got, tt.want[i])
+				}
+				// Starting with the bounded request records the same series.
+				_, rec := m.Start(context.Background(), got)
+				if rec.Request() != got {
+					t.Errorf("Start(Bound(%v)).Request() = %v, want %v", req, rec.Request(), got)
+				}
+				rec.End(nil)
+			}
+			if n := testutil.CollectAndCount(m, "gen_ai_server_request_duration_seconds"); n != distinct(tt.want) {
+				t.Errorf("duration series = %d, want %d", n, distinct(tt.want))
+			}
+		})
+	}
+	var nilM *Metrics
+	if got := nilM.Bound(Request{"x", "chat"}); got != (Request{"x", "chat"}) {
+		t.Errorf("nil Bound = %v", got)
+	}
+}
+
+func distinct(reqs []Request) int {
+	set := map[Request]bool{}
+	for _, r := range reqs {
+		set[r] = true
+	}
+	return len(set)
+}

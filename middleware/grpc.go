@@ -214,10 +214,14 @@ func (c *grpcCall) startRecorder(ctx context.Context, msg any) context.Context {
 			op = o
 		}
 	}
+	// The span is named after the bounded model, as the metrics label it:
+	// model names are client input.
+	req := m.cfg.inference.Bound(inference.Request{Model: c.model, Operation: op})
+	c.model = req.Model
 	if c.tracer != nil {
-		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, op, c.model)
+		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, req.Operation, req.Model)
 	}
-	ctx, c.rec = m.cfg.inference.Start(ctx, inference.Request{Model: c.model, Operation: op})
+	ctx, c.rec = m.cfg.inference.Start(ctx, req)
 	return ctx
 }
 

@@ -553,3 +553,22 @@ func distinct(reqs []Request) int {
 	}
 	return len(set)
 }
+
+// The zero Recorder (a test fake, a field not yet set) records nothing, as
+// the nil one does, instead of panicking in handler code.
+func TestZeroRecorder(t *testing.T) {
+	var r Recorder
+	r.InputTokens(1)
+	r.OutputTokens(1)
+	r.End(nil)
+	r.End(errors.New("x"))
+	if in, out := r.Tokens(); in != 0 || out != 0 {
+		t.Errorf("zero recorder tokens = %d, %d", in, out)
+	}
+	if got := r.Request(); got != (Request{}) {
+		t.Errorf("zero recorder Request = %v", got)
+	}
+	if ended, err := r.Ended(); ended || err != nil {
+		t.Errorf("zero recorder Ended = %v, %v", ended, err)
+	}
+}

@@ -309,9 +309,13 @@ func (m *Middleware) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		panicked := true
 		defer func() {
 			if panicked {
+				// p is nil when the handler called runtime.Goexit,
+				// which goes on by itself.
 				p := recover()
 				c.end(nil, true)
-				panic(p)
+				if p != nil {
+					panic(p)
+				}
 			}
 		}()
 		resp, err = handler(ctx, req)
@@ -336,9 +340,13 @@ func (m *Middleware) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		panicked := true
 		defer func() {
 			if panicked {
+				// p is nil when the handler called runtime.Goexit,
+				// which goes on by itself.
 				p := recover()
 				c.end(nil, true)
-				panic(p)
+				if p != nil {
+					panic(p)
+				}
 			}
 		}()
 		err = handler(srv, ws)

@@ -141,3 +141,34 @@ func TestGRPCGoexitNotPanic(t *testing.T) {
 type fakeStream struct{ grpc.ServerStream }
 
 func (fakeStream) Context() context.Context { return context.Background() }
+
+// msgStream is a server stream whose RecvMsg always succeeds.
+type msgStream struct{ fakeStream }
+
+func (msgStream) RecvMsg(any) error { return nil }
+
+// A message received after the handler returned (a reader goroutine the
+// handler left behind) must not start a recorder the interceptor has
+// already ended: it would never end, and inference_requests_active would
+// leak.
+func TestGRPCStreamRecvAfterReturn(t *testing.T) {
+	inf := inference.NewMetrics()
+	m := New(WithInference(inf), WithGRPCModel(func(context.Context, string, any) string { return "m" }))
+	info := &grpc.StreamServerInfo{FullMethod: "/llm.Chat/Stream", IsClientStream: true, IsServerStream: true}
+	var left grpc.ServerStream
+	err := m.StreamServerInterceptor()(nil, msgStream{}, info, func(_ any, ss grpc.ServerStream) error {
+		left = ss
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = left.RecvMsg(new(string))
+	if inference.FromContext(left.Context()) != nil {
+		t.Error("a recorder was started after the RPC ended")
+	}
+	// No recorder, so no in-flight series left at 1.
+	if n := testutil.CollectAndCount(inf, "inference_requests_active"); n != 0 {
+		t.Errorf("inference_requests_active has %d series after the RPC ended, want none", n)
+	}
+}

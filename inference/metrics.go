@@ -196,6 +196,22 @@ func (s *series) errorDuration(m *Metrics, errType string) prometheus.Observer {
 	return o.(prometheus.Observer)
 }
 
+// Bound returns req with its operation and model as the metrics label them:
+// each name itself while it is within the bounds (the allowlist of
+// WithModels, the caps of WithMaxModels and WithMaxOperations), OtherModel
+// beyond them. A name seen for the first time is admitted against the caps
+// exactly as Start would admit it, and Start(ctx, m.Bound(req)) records the
+// same series as Start(ctx, req). Use it for anything else that must stay
+// bounded, such as the name of the span the recorder reports on. On a nil
+// *Metrics it returns req unchanged. Safe for concurrent use.
+func (m *Metrics) Bound(req Request) Request {
+	if m == nil {
+		return req
+	}
+	s := m.lookup(req.Operation, req.Model)
+	return Request{Model: s.model, Operation: s.op}
+}
+
 // Start begins recording req and returns a context that carries the recorder
 // (see FromContext) and the recorder itself. The caller must call End once the
 // response is complete. On a nil *Metrics, Start returns ctx unchanged and a

@@ -502,3 +502,73 @@ func TestNativeHistogramsLint(t *testing.T) {
 
 // nilCtx returns a nil context, which FromContext must tolerate.
 func nilCtx() context.Context { return nil }
+
+func TestBound(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []Option
+		reqs []Request
+		want []Request
+	}{
+		{"cap", []Option{WithMaxModels(2)},
+			[]Request{{"a", "chat"}, {"b", "chat"}, {"c", "chat"}, {"a", "chat"}},
+			[]Request{{"a", "chat"}, {"b", "chat"}, {OtherModel, "chat"}, {"a", "chat"}}},
+		{"allowlist", []Option{WithModels("b")},
+			[]Request{{"a", "chat"}, {"b", "chat"}},
+			[]Request{{OtherModel, "chat"}, {"b", "chat"}}},
+		{"operations", []Option{WithMaxOperations(1)},
+			[]Request{{"a", "chat"}, {"a", "embeddings"}},
+			[]Request{{"a", "chat"}, {"a", OtherModel}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, _ := newTestMetrics(t, tt.opts...)
+			for i, req := range tt.reqs {
+				got := m.Bound(req)
+				if got != tt.want[i] {
+					t.Errorf("Bound(%v) = %v, want %v", req, got, tt.want[i])
+				}
+				// Starting with the bounded request records the same series.
+				_, rec := m.Start(context.Background(), got)
+				if rec.Request() != got {
+					t.Errorf("Start(Bound(%v)).Request() = %v, want %v", req, rec.Request(), got)
+				}
+				rec.End(nil)
+			}
+			if n := testutil.CollectAndCount(m, "gen_ai_server_request_duration_seconds"); n != distinct(tt.want) {
+				t.Errorf("duration series = %d, want %d", n, distinct(tt.want))
+			}
+		})
+	}
+	var nilM *Metrics
+	if got := nilM.Bound(Request{"x", "chat"}); got != (Request{"x", "chat"}) {
+		t.Errorf("nil Bound = %v", got)
+	}
+}
+
+func distinct(reqs []Request) int {
+	set := map[Request]bool{}
+	for _, r := range reqs {
+		set[r] = true
+	}
+	return len(set)
+}
+
+// The zero Recorder (a test fake, a field not yet set) records nothing, as
+// the nil one does, instead of panicking in handler code.
+func TestZeroRecorder(t *testing.T) {
+	var r Recorder
+	r.InputTokens(1)
+	r.OutputTokens(1)
+	r.End(nil)
+	r.End(errors.New("x"))
+	if in, out := r.Tokens(); in != 0 || out != 0 {
+		t.Errorf("zero recorder tokens = %d, %d", in, out)
+	}
+	if got := r.Request(); got != (Request{}) {
+		t.Errorf("zero recorder Request = %v", got)
+	}
+	if ended, err := r.Ended(); ended || err != nil {
+		t.Errorf("zero recorder Ended = %v, %v", ended, err)
+	}
+}

@@ -41,7 +41,8 @@ func FromContext(ctx context.Context) *Recorder {
 
 // Recorder records one inference request; Metrics.Start returns it. Its
 // methods are safe for concurrent use (a streaming handler may report tokens
-// from several goroutines) and do nothing on a nil *Recorder or after End.
+// from several goroutines) and do nothing on a nil or zero Recorder or after
+// End.
 type Recorder struct {
 	m     *Metrics
 	s     *series
@@ -67,7 +68,7 @@ func (r *Recorder) isEnded() bool { return r.end.Load() != nil }
 
 // InputTokens adds n input (prompt) tokens. n <= 0 does nothing.
 func (r *Recorder) InputTokens(n int) {
-	if r == nil || n <= 0 || r.isEnded() {
+	if r == nil || r.s == nil || n <= 0 || r.isEnded() {
 		return
 	}
 	r.in.Add(int64(n))
@@ -78,7 +79,7 @@ func (r *Recorder) InputTokens(n int) {
 // first token: it fixes the time to first token and adds the
 // gen_ai.first_token event to a recording span. n <= 0 does nothing.
 func (r *Recorder) OutputTokens(n int) {
-	if r == nil || n <= 0 || r.isEnded() {
+	if r == nil || r.s == nil || n <= 0 || r.isEnded() {
 		return
 	}
 	if r.first.Load() == 0 {
@@ -103,7 +104,7 @@ func (r *Recorder) markFirst() {
 // to first token, time per output token and decode rate, and sets the usage
 // attributes on the span. Only the first End counts; later calls do nothing.
 func (r *Recorder) End(err error) {
-	if r == nil || r.isEnded() {
+	if r == nil || r.s == nil || r.isEnded() {
 		return
 	}
 	p := &endNil
@@ -182,7 +183,7 @@ func (r *Recorder) Tokens() (input, output int64) {
 // Request returns the operation and model the recorder's series are labelled
 // with, after the cardinality bounds ("other" for a model beyond them).
 func (r *Recorder) Request() Request {
-	if r == nil {
+	if r == nil || r.s == nil {
 		return Request{}
 	}
 	return Request{Model: r.s.model, Operation: r.s.op}

@@ -95,6 +95,9 @@
 // [WithPropagators]) and a server span started with the global tracer
 // provider (or [WithTracerProvider]), named "{method} {route}" once the route
 // is known. With a model, the GenAI span "{operation} {model}" is its child
-// and the parent of whatever the handler starts. With no provider set,
-// tracing costs nothing.
+// and the parent of whatever the handler starts. Model names are client
+// input, so the span name, its gen_ai.request.model attribute and the log
+// line's "model" carry the model as the inference metrics bound it
+// ([inference.Metrics.Bound]): "other" beyond the allowlist or cap, never an
+// unbounded set of span names. With no provider set, tracing costs nothing.
 package middleware

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -214,10 +215,14 @@ func (c *grpcCall) startRecorder(ctx context.Context, msg any) context.Context {
 			op = o
 		}
 	}
+	// The span is named after the bounded model, as the metrics label it:
+	// model names are client input.
+	req := m.cfg.inference.Bound(inference.Request{Model: c.model, Operation: op})
+	c.model = req.Model
 	if c.tracer != nil {
-		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, op, c.model)
+		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, req.Operation, req.Model)
 	}
-	ctx, c.rec = m.cfg.inference.Start(ctx, inference.Request{Model: c.model, Operation: op})
+	ctx, c.rec = m.cfg.inference.Start(ctx, req)
 	return ctx
 }
 
@@ -305,9 +310,13 @@ func (m *Middleware) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		panicked := true
 		defer func() {
 			if panicked {
+				// p is nil when the handler called runtime.Goexit,
+				// which goes on by itself.
 				p := recover()
 				c.end(nil, true)
-				panic(p)
+				if p != nil {
+					panic(p)
+				}
 			}
 		}()
 		resp, err = handler(ctx, req)
@@ -332,13 +341,19 @@ func (m *Middleware) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		panicked := true
 		defer func() {
 			if panicked {
+				// p is nil when the handler called runtime.Goexit,
+				// which goes on by itself.
 				p := recover()
+				ws.finish()
 				c.end(nil, true)
-				panic(p)
+				if p != nil {
+					panic(p)
+				}
 			}
 		}()
 		err = handler(srv, ws)
 		panicked = false
+		ws.finish()
 		c.end(err, false)
 		return err
 	}
@@ -348,12 +363,23 @@ type ctxBox struct{ context.Context }
 
 // serverStream counts messages and starts the recorder at the first message
 // received. Context may be called from the sending and receiving goroutines
-// at once, so the context is swapped atomically.
+// at once, so the context is swapped atomically. mu orders the start of the
+// recorder before the interceptor's end: a message a left-behind goroutine
+// receives after the handler returned starts nothing (it would never end).
 type serverStream struct {
 	grpc.ServerStream
 	call    *grpcCall
 	ctx     atomic.Pointer[ctxBox]
 	started atomic.Bool
+	mu      sync.Mutex
+	done    bool // the handler returned; under mu
+}
+
+// finish marks the handler returned, waiting for a recorder start under way.
+func (s *serverStream) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
 }
 
 func (s *serverStream) Context() context.Context { return s.ctx.Load().Context }
@@ -363,9 +389,13 @@ func (s *serverStream) RecvMsg(msg any) error {
 	if err == nil {
 		s.call.s.received.Inc()
 		if s.started.CompareAndSwap(false, true) {
-			if ctx := s.call.startRecorder(s.Context(), msg); ctx != s.Context() {
-				s.ctx.Store(&ctxBox{ctx})
+			s.mu.Lock()
+			if !s.done {
+				if ctx := s.call.startRecorder(s.Context(), msg); ctx != s.Context() {
+					s.ctx.Store(&ctxBox{ctx})
+				}
 			}
+			s.mu.Unlock()
 		}
 	}
 	return err

@@ -77,10 +77,14 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 					op = o
 				}
 			}
+			// The span is named after the bounded model, as the metrics
+			// label it: model names are client input.
+			req := m.cfg.inference.Bound(inference.Request{Model: model, Operation: op})
+			model = req.Model
 			if tracer != nil {
-				ctx, gspan = genai.StartRequestSpan(ctx, tracer, op, model)
+				ctx, gspan = genai.StartRequestSpan(ctx, tracer, req.Operation, req.Model)
 			}
-			ctx, rec = m.cfg.inference.Start(ctx, inference.Request{Model: model, Operation: op})
+			ctx, rec = m.cfg.inference.Start(ctx, req)
 		}
 	}
 	if ctx != reqCtx {

@@ -91,7 +91,10 @@ func WithInference(m *inference.Metrics) Option {
 
 // WithModel names the model an HTTP request asks for; "" means the request
 // serves no model and gets no recorder. It runs before the handler, on the
-// incoming request (see ModelFromJSONBody for OpenAI-style bodies).
+// incoming request (see ModelFromJSONBody for OpenAI-style bodies). The
+// name is bounded by the inference metrics (inference.WithModels,
+// inference.WithMaxModels) before it labels anything, the GenAI span
+// included.
 func WithModel(f func(*http.Request) string) Option {
 	return optionFunc(func(c *config) { c.model = f })
 }

@@ -135,6 +135,39 @@ func checkHist(t *testing.T, reg prometheus.Gatherer, name string, count uint64,
 
 func close(a, b float64) bool { d := a - b; return d < 1e-9 && d > -1e-9 }
 
+// TestRecorderOneBatch: a handler that reports all its output in one call
+// (usage at the end of a non-streaming answer) timed no decoding: its time to
+// first token is observed, its time per output token and decode rate are not.
+// A stream whose first call carries several tokens still is.
+func TestRecorderOneBatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		batches []int // OutputTokens calls, 100 ms apart; End 50 ms after the last
+		want    uint64
+		tpot    float64 // (duration - TTFT) / (output - 1)
+		rate    float64 // its inverse
+	}{
+		{"all at once", []int{40}, 0, 0, 0},
+		{"first batch then more", []int{4, 1, 1}, 1, 0.25 / 5, 5 / 0.25},
+		{"one by one", []int{1, 1, 1}, 1, 0.25 / 2, 2 / 0.25},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, clk, reg := newTestMetrics(t)
+			_, rec := m.Start(context.Background(), Request{Model: "m", Operation: "chat"})
+			for _, n := range tt.batches {
+				clk.advance(100 * time.Millisecond)
+				rec.OutputTokens(n)
+			}
+			clk.advance(50 * time.Millisecond)
+			rec.End(nil)
+			checkHist(t, reg, "gen_ai_server_time_to_first_token_seconds", 1, 0.1)
+			checkHist(t, reg, "gen_ai_server_time_per_output_token_seconds", tt.want, tt.tpot)
+			checkHist(t, reg, "inference_output_tokens_per_second", tt.want, tt.rate)
+		})
+	}
+}
+
 func TestRecorderOutcomes(t *testing.T) {
 	tests := []struct {
 		name       string

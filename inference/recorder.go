@@ -51,6 +51,7 @@ type Recorder struct {
 
 	in, out atomic.Int64
 	first   atomic.Int64 // time to first token in ns; 0 until the first token
+	firstN  atomic.Int64 // tokens the first OutputTokens call delivered
 	// end is nil until End, then points at the error End was given. One
 	// pointer, so Ended never sees "ended" without its error.
 	end atomic.Pointer[error]
@@ -83,18 +84,22 @@ func (r *Recorder) OutputTokens(n int) {
 		return
 	}
 	if r.first.Load() == 0 {
-		r.markFirst()
+		r.markFirst(int64(n))
 	}
 	r.out.Add(int64(n))
 	r.s.outTokens.Add(float64(n))
 }
 
-func (r *Recorder) markFirst() {
+func (r *Recorder) markFirst(n int64) {
 	d := int64(r.m.cfg.now().Sub(r.start))
 	if d <= 0 {
 		d = 1 // 0 means "no first token yet"
 	}
-	if r.first.CompareAndSwap(0, d) && r.span != nil {
+	if !r.first.CompareAndSwap(0, d) {
+		return
+	}
+	r.firstN.Store(n)
+	if r.span != nil {
 		r.span.AddEvent(genai.FirstTokenEvent)
 	}
 }
@@ -102,7 +107,11 @@ func (r *Recorder) markFirst() {
 // End completes the recording: it observes the duration (labelled with
 // ErrorType(err) when err is not nil) and, for a successful request, the time
 // to first token, time per output token and decode rate, and sets the usage
-// attributes on the span. Only the first End counts; later calls do nothing.
+// attributes on the span. Time per output token and the decode rate need
+// tokens reported after the first OutputTokens call: a request whose output
+// arrived in one call (a non-streaming handler reporting usage at the end)
+// timed no decoding, so it observes neither rather than a rate near infinity.
+// Only the first End counts; later calls do nothing.
 func (r *Recorder) End(err error) {
 	if r == nil || r.s == nil || r.isEnded() {
 		return
@@ -130,7 +139,7 @@ func (r *Recorder) End(err error) {
 		s.durationOK.Observe(d.Seconds())
 		if first > 0 {
 			s.ttft.Observe(first.Seconds())
-			if decode := d - first; out > 1 && decode > 0 {
+			if decode := d - first; out > 1 && out > r.firstN.Load() && decode > 0 {
 				s.tpot.Observe(decode.Seconds() / float64(out-1))
 				s.tps.Observe(float64(out-1) / decode.Seconds())
 			}

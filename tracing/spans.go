@@ -92,7 +92,10 @@ func StartForward(ctx context.Context, opts ...SpanOption) (context.Context, tra
 
 // StartRequest starts the GenAI request span, named "{operation} {model}" (or
 // "{operation}" when model is empty), with gen_ai.operation.name and
-// gen_ai.request.model, exactly as the middleware names it.
+// gen_ai.request.model, exactly as the middleware names it. The model becomes
+// part of the span name, which tracing backends index: when it comes from a
+// request, pass a bounded value (the label inference.Metrics.Bound returns,
+// "other" beyond the allowlist or cap), never the raw string a client sent.
 func StartRequest(ctx context.Context, operation, model string, opts ...SpanOption) (context.Context, trace.Span) {
 	tp, attrs := resolve(ctx, nil, opts)
 	return genai.StartRequestSpan(ctx, tp.Tracer(genai.TracerName), operation, model, attrs...)

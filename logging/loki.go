@@ -26,6 +26,8 @@ import (
 	"github.com/grafana/loki/pkg/push"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/modeltel/modeltel/internal/ratelimit"
 )
 
 // Encodings of the Loki push body.
@@ -230,9 +232,7 @@ type lokiCore struct {
 	ctx       context.Context // cancelled when Close's ctx ends first
 	cancel    context.CancelFunc
 
-	warnMu     sync.Mutex
-	lastWarn   time.Time
-	suppressed int
+	warnGate ratelimit.Gate
 
 	sentLines  prometheus.Counter
 	pushErrors prometheus.Counter
@@ -707,17 +707,11 @@ func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
 
 // warn logs to the fallback handler at most once per WarnInterval.
 func (c *lokiCore) warn(msg string, args ...any) {
-	c.warnMu.Lock()
 	now := time.Now()
-	if !c.lastWarn.IsZero() && now.Sub(c.lastWarn) < c.cfg.WarnInterval {
-		c.suppressed++
-		c.warnMu.Unlock()
+	ok, suppressed := c.warnGate.Allow(now, c.cfg.WarnInterval)
+	if !ok {
 		return
 	}
-	c.lastWarn = now
-	suppressed := c.suppressed
-	c.suppressed = 0
-	c.warnMu.Unlock()
 	r := slog.NewRecord(now, slog.LevelWarn, msg, 0)
 	r.Add(args...)
 	r.Add("suppressed_warnings", suppressed, "url", c.pushURL)

@@ -2,10 +2,11 @@ package tracing
 
 import (
 	"log/slog"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
+
+	"github.com/modeltel/modeltel/internal/ratelimit"
 )
 
 // DefaultErrorInterval is how often, at most, the handler from
@@ -31,26 +32,17 @@ type errorHandler struct {
 	every  time.Duration
 	now    func() time.Time
 
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
+	gate ratelimit.Gate
 }
 
 func (h *errorHandler) Handle(err error) {
 	if err == nil {
 		return
 	}
-	h.mu.Lock()
-	now := h.now()
-	if !h.last.IsZero() && now.Sub(h.last) < h.every {
-		h.suppressed++
-		h.mu.Unlock()
+	ok, suppressed := h.gate.Allow(h.now(), h.every)
+	if !ok {
 		return
 	}
-	h.last = now
-	suppressed := h.suppressed
-	h.suppressed = 0
-	h.mu.Unlock()
 
 	l := h.logger
 	if l == nil {

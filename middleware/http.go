@@ -104,7 +104,12 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 			p = recover()
 		}
 		status := st.Status
-		if status == 0 {
+		switch {
+		case status == 0 && st.Hijacked:
+			// The handler took the connection over (a websocket upgrade)
+			// and answered on it: a protocol switch, whatever it wrote.
+			status = http.StatusSwitchingProtocols
+		case status == 0:
 			status = http.StatusOK
 		}
 		var recErr error
@@ -167,7 +172,9 @@ func delivered(ctx context.Context, st *respwriter.State, rec *inference.Recorde
 	if writeFailed(st.Err) {
 		return false
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil || st.Hijacked {
+		// A hijacked connection is the handler's: what a canceled context
+		// says about the client no longer concerns the response we saw.
 		return true
 	}
 	if ended, err := rec.Ended(); ended {

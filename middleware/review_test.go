@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel/inference"
@@ -89,6 +90,13 @@ func TestResponseControllerThroughWrapper(t *testing.T) {
 		srv.Close() // waits for the handler
 		if n := testutil.CollectAndCount(m, "http_server_request_duration_seconds"); n != 1 {
 			t.Errorf("duration series = %d, want 1", n)
+		}
+		got, err := testutil.CollectAndFormat(m, expfmt.TypeTextPlain, "http_server_request_duration_seconds")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `http_response_status_code="101"`; !strings.Contains(string(got), want) {
+			t.Errorf("a hijacked upgrade is not recorded as %s:\n%s", want, got)
 		}
 		if v := testutil.ToFloat64(m.activeBy[0][0]); v != 0 {
 			t.Errorf("active = %v after a hijacked request", v)

@@ -32,6 +32,10 @@ func WithNVML(lib nvml.Interface) Option {
 
 var errTimeout = errors.New("gpumon: nvml read timed out")
 
+// errCanceled is what a Healthy call whose context ended before the NVML read
+// finished gets from snapshot.
+var errCanceled = errors.New("gpumon: canceled")
+
 // Collector is a prometheus.Collector of NVML GPU metrics. It reads device
 // identity once, in New, and the changing values at scrape time: concurrent
 // scrapes share one NVML read, a read can be cached (WithCacheTTL), and a
@@ -64,9 +68,10 @@ type Collector struct {
 }
 
 type readCall struct {
-	done chan struct{}
-	snap *snapshot
-	err  error // set when the read panicked
+	start time.Time // when the read began: a scrape waits for it until start + scrape timeout
+	done  chan struct{}
+	snap  *snapshot
+	err   error // set when the read panicked
 }
 
 // New initialises NVML, reads the identity of every GPU (index, UUID, name,
@@ -225,9 +230,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // snapshot returns the values of a fresh, shared or cached NVML read. If the
-// read does not finish within the scrape timeout (or before cancel is
-// closed) it counts a timeout and returns errTimeout; the read goes on and
-// later calls join it.
+// read does not finish within the scrape timeout of its start it counts a
+// timeout and returns errTimeout; if cancel is closed first it returns
+// errCanceled and counts nothing. The read goes on and later calls join it.
 func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -241,19 +246,33 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	}
 	call := c.inflight
 	if call == nil {
-		call = &readCall{done: make(chan struct{})}
+		call = &readCall{start: time.Now(), done: make(chan struct{})}
 		c.inflight = call
 		go c.run(call)
 	}
 	c.mu.Unlock()
 
-	t := time.NewTimer(c.cfg.scrapeTimeout)
+	// The timeout runs from the start of the shared read, not of this wait:
+	// a scrape that joins a read already hung past the timeout gives up at
+	// once instead of waiting a full timeout more.
+	t := time.NewTimer(c.cfg.scrapeTimeout - time.Since(call.start))
 	defer t.Stop()
 	select {
 	case <-call.done:
 		return call.snap, call.err
-	case <-t.C:
 	case <-cancel:
+		select {
+		case <-call.done:
+			return call.snap, call.err
+		default:
+		}
+		return nil, errCanceled // the caller gave up: no NVML timeout to count
+	case <-t.C:
+	}
+	select {
+	case <-call.done:
+		return call.snap, call.err
+	default:
 	}
 	c.timeouts.Inc()
 	return nil, errTimeout
@@ -294,6 +313,9 @@ func (c *Collector) Healthy(ctx context.Context) error {
 		return fmt.Errorf("gpumon: health: %w", ErrNVMLUnavailable)
 	}
 	snap, err := c.snapshot(ctx.Done())
+	if errors.Is(err, errCanceled) {
+		return fmt.Errorf("gpumon: health: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		return fmt.Errorf("gpumon: health: %w", err)
 	}

@@ -81,8 +81,10 @@ func WithHeaders(headers map[string]string) Option {
 	return optionFunc(func(c *config) { c.headers = h })
 }
 
-// WithSampler sets the sampler. It is ignored when OTEL_TRACES_SAMPLER is set,
-// which the SDK then reads (with OTEL_TRACES_SAMPLER_ARG). Without either the
+// WithSampler sets the sampler. It is ignored when OTEL_TRACES_SAMPLER names a
+// sampler, which the SDK then reads (with OTEL_TRACES_SAMPLER_ARG); a value the
+// SDK does not know is reported through otel.Handle and leaves this one in
+// force. Without either the
 // sampler is ParentBased(AlwaysSample). A nil sampler is ignored.
 func WithSampler(s sdktrace.Sampler) Option {
 	return optionFunc(func(c *config) { c.sampler = s })

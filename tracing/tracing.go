@@ -82,9 +82,10 @@ func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, err
 		sdktrace.WithBatcher(exp, cfg.batchOpts...),
 	}
 	// The SDK reads OTEL_TRACES_SAMPLER itself, but an explicit sampler
-	// option would override it: the variable wins, so pass ours only
-	// when it is unset.
-	if cfg.sampler != nil && os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+	// option would override it: the variable wins, so pass ours only when
+	// it names no sampler the SDK knows (unset, or a typo the SDK reports
+	// through otel.Handle and ignores).
+	if cfg.sampler != nil && !envSampler() {
 		tpOpts = append(tpOpts, sdktrace.WithSampler(cfg.sampler))
 	}
 	return sdktrace.NewTracerProvider(tpOpts...), nil
@@ -155,4 +156,15 @@ func newResource(ctx context.Context, cfg config) (*resource.Resource, error) {
 		otel.Handle(fmt.Errorf("tracing: resource: %w", err))
 	}
 	return res, nil
+}
+
+// envSampler reports whether OTEL_TRACES_SAMPLER names a sampler the SDK
+// reads (the names of the SDK's sampler_env.go).
+func envSampler() bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER"))) {
+	case "always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+		return true
+	}
+	return false
 }

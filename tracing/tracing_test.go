@@ -192,6 +192,16 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
+			name: "an OTEL_TRACES_SAMPLER the SDK does not know leaves WithSampler in force",
+			env:  map[string]string{"OTEL_TRACES_SAMPLER": "always-off"},
+			opts: []Option{WithSampler(sdktrace.NeverSample())},
+			check: func(t *testing.T, span trace.Span, exp *tracetest.InMemoryExporter) {
+				if n := len(exp.GetSpans()); n != 0 || span.IsRecording() {
+					t.Errorf("exported %d spans (recording %v), want none: WithSampler(NeverSample) ignored", n, span.IsRecording())
+				}
+			},
+		},
+		{
 			name: "OTEL_TRACES_SAMPLER=traceidratio with arg 0",
 			env:  map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
 			check: func(t *testing.T, span trace.Span, exp *tracetest.InMemoryExporter) {

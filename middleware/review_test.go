@@ -66,7 +66,7 @@ func TestResponseControllerThroughWrapper(t *testing.T) {
 	}
 	t.Run("hijack", func(t *testing.T) {
 		m := New()
-		srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, brw, err := http.NewResponseController(w).Hijack()
 			if err != nil {
 				t.Error(err)
@@ -75,7 +75,15 @@ func TestResponseControllerThroughWrapper(t *testing.T) {
 			defer conn.Close()
 			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 			_ = brw.Flush()
-		})))
+		}))
+		// httptest.Server.Close stops tracking a hijacked connection, so
+		// it does not wait for the handler: wait for the middleware to
+		// return instead.
+		done := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(done)
+			inner.ServeHTTP(w, r)
+		}))
 		defer srv.Close()
 		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 		if err != nil {
@@ -87,7 +95,11 @@ func TestResponseControllerThroughWrapper(t *testing.T) {
 		if !strings.Contains(line, "101") {
 			t.Fatalf("status line %q", line)
 		}
-		srv.Close() // waits for the handler
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the hijacking handler did not return")
+		}
 		if n := testutil.CollectAndCount(m, "http_server_request_duration_seconds"); n != 1 {
 			t.Errorf("duration series = %d, want 1", n)
 		}

@@ -63,14 +63,14 @@ func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
 	tests := []struct {
 		name string
 		log  func(l *slog.Logger, ctx context.Context)
-		want string // the line without time, as JSON
+		want string // the line without time, as JSON; the ids lead the record's own attributes
 	}{
 		{"plain", func(l *slog.Logger, ctx context.Context) {
 			l.InfoContext(ctx, "m", "a", 1)
-		}, `{"level":"INFO","msg":"m","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1}`},
 		{"with attrs", func(l *slog.Logger, ctx context.Context) {
 			l.With("w", "x").InfoContext(ctx, "m", "a", 1)
-		}, `{"level":"INFO","msg":"m","w":"x","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		}, `{"level":"INFO","msg":"m","w":"x","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1}`},
 		{"group", func(l *slog.Logger, ctx context.Context) {
 			l.WithGroup("g").InfoContext(ctx, "m", "a", 1)
 		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","g":{"a":1}}`},
@@ -85,7 +85,7 @@ func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
 		}, `{"level":"INFO","msg":"m","g":{"a":1}}`},
 		{"many attrs", func(l *slog.Logger, ctx context.Context) {
 			l.InfoContext(ctx, "m", "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
-		}, `{"level":"INFO","msg":"m","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
+		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1,"b":2,"c":3,"d":4,"e":5,"f":6}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +187,23 @@ func BenchmarkHandler(b *testing.B) {
 			l.LogAttrs(c, slog.LevelInfo, "request done",
 				slog.String("route", "/v1/chat/completions"), slog.Int("status", 200), slog.Duration("took", time.Millisecond))
 		}
+	})
+	// The record the middleware writes for every HTTP request (see
+	// middleware/http.go): the line an inference server logs most.
+	requestLog := func(b *testing.B, h slog.Handler) {
+		l := slog.New(h)
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(ctx, slog.LevelInfo, "http request",
+				slog.String("method", "POST"), slog.String("route", "/v1/chat/completions"),
+				slog.Int("status", 200), slog.Duration("duration", 1234567*time.Microsecond),
+				slog.Int64("request_bytes", 182), slog.Int64("response_bytes", 4711),
+				slog.String("model", "llama-3-8b-instruct"))
+		}
+	}
+	b.Run("baseline/JSONHandler/request-log", func(b *testing.B) { requestLog(b, slog.NewJSONHandler(io.Discard, nil)) })
+	b.Run("NewHandler/JSONHandler/request-log", func(b *testing.B) {
+		requestLog(b, NewHandler(slog.NewJSONHandler(io.Discard, nil)))
 	})
 	b.Run("baseline/JSONHandler/group", func(b *testing.B) {
 		run(b, slog.NewJSONHandler(io.Discard, nil).WithGroup("g").WithAttrs([]slog.Attr{slog.Int("x", 1)}))

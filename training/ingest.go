@@ -60,7 +60,9 @@ func WithErrorHandler(f func(*LineError)) IngestOption {
 }
 
 // WithMaxLineBytes sets the longest line Ingest reads whole (default
-// DefaultMaxLineBytes). Values below 64 keep the default.
+// DefaultMaxLineBytes); a longer line is skipped and counted as overlong.
+// Values below 64 keep the default. Memory follows the lines that arrive, not
+// the limit: a large limit costs nothing until a line that long is read.
 func WithMaxLineBytes(n int) IngestOption {
 	return ingestOptionFunc(func(c *ingestConfig) {
 		if n >= 64 {
@@ -171,7 +173,11 @@ type rawLine struct {
 }
 
 func readLines(r io.Reader, maxLine int, out chan<- rawLine, done <-chan struct{}) {
-	br := bufio.NewReaderSize(r, maxLine)
+	// The reader's buffer is at most readBufferBytes, whatever maxLine is:
+	// a line longer than that is gathered in a buffer of its own that grows
+	// with the line, so a large limit costs memory only when a line that long
+	// arrives.
+	br := bufio.NewReaderSize(r, min(maxLine, readBufferBytes))
 	send := func(l rawLine) bool {
 		select {
 		case out <- l:
@@ -180,13 +186,26 @@ func readLines(r io.Reader, maxLine int, out chan<- rawLine, done <-chan struct{
 			return false
 		}
 	}
+	var long []byte // a line longer than the reader's buffer, so far
 	for {
 		b, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) || long != nil {
+			if n := len(long) + len(b); n > maxLine && (n > maxLine+1 || b[len(b)-1] != '\n') {
+				long = nil
+				for errors.Is(err, bufio.ErrBufferFull) {
+					_, err = br.ReadSlice('\n')
+				}
+				if !send(rawLine{overlong: true, err: err}) || err != nil {
+					return
+				}
+				continue
 			}
-			if !send(rawLine{overlong: true, err: err}) || err != nil {
+			long = append(long, b...)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			b, long = long, nil
+			if !send(rawLine{b: b, err: err}) || err != nil {
 				return
 			}
 			continue
@@ -203,6 +222,9 @@ func readLines(r io.Reader, maxLine int, out chan<- rawLine, done <-chan struct{
 		}
 	}
 }
+
+// readBufferBytes is the most the line reader buffers up front.
+const readBufferBytes = 64 << 10
 
 type ingester struct {
 	cfg  *ingestConfig

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,6 +254,57 @@ func TestIngestOverlong(t *testing.T) {
 	}
 	if len(res.text) != 0 {
 		t.Errorf("text = %q, want none", res.text)
+	}
+}
+
+// The limit counts a line's bytes without its newline, whether or not the
+// line is longer than the reader's own buffer, and a large limit costs
+// nothing up front.
+func TestIngestLineLimit(t *testing.T) {
+	line := func(n int) string { // a text line of n bytes
+		return strings.Repeat("z", n)
+	}
+	tests := []struct {
+		name     string
+		limit    int
+		input    string
+		text     []int // lengths of the text lines passed on
+		overlong []int // line numbers counted overlong
+	}{
+		{"under", 100, line(99) + "\n", []int{99}, nil},
+		{"at", 100, line(100) + "\n", []int{100}, nil},
+		{"at, no newline", 100, line(100), []int{100}, nil},
+		{"over", 100, line(101) + "\n" + line(3) + "\n", []int{3}, []int{1}},
+		{"over, no newline", 100, line(3) + "\n" + line(101), []int{3}, []int{2}},
+		{"longer than the read buffer", 1 << 20, line(200<<10) + "\n" + line(5) + "\n", []int{200 << 10, 5}, nil},
+		{"at, longer than the read buffer", 1 << 20, line(1<<20) + "\n", []int{1 << 20}, nil},
+		{"over, longer than the read buffer", 1 << 20, line(1<<20+1) + "\n" + line(5), []int{5}, []int{1}},
+		{"huge limit", 1 << 40, line(10) + "\n" + line(70<<10) + "\n", []int{10, 70 << 10}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := runIngest(t, tt.input, training.WithMaxLineBytes(tt.limit))
+			if res.err != nil {
+				t.Fatalf("Ingest: %v", res.err)
+			}
+			var text []int
+			for _, l := range res.text {
+				if strings.Trim(l, "z") != "" {
+					t.Fatalf("text line changed: %.40q", l)
+				}
+				text = append(text, len(l))
+			}
+			var overlong []int
+			for _, e := range res.errs {
+				if e.Reason != training.ReasonOverlong {
+					t.Errorf("line %d: %s, want only overlong errors", e.Line, e.Reason)
+				}
+				overlong = append(overlong, e.Line)
+			}
+			if !slices.Equal(text, tt.text) || !slices.Equal(overlong, tt.overlong) {
+				t.Errorf("text lines %v, overlong %v; want %v, %v", text, overlong, tt.text, tt.overlong)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,9 @@ import (
 
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
+
+// chatPath is the path of the chat completions endpoint.
+const chatPath = "/v1/chat/completions"
 
 // Operation is the gen_ai.operation.name of every request this server serves.
 const Operation = "chat"
@@ -73,7 +77,8 @@ func New(cfg Config) *Server {
 }
 
 // ModelFunc returns the function to give middleware.WithModel: the "model"
-// field of a JSON request body, as middleware.ModelFromJSONBody reads it (at
+// field of the JSON body of a POST /v1/chat/completions (any other request is
+// no chat request: ""), as middleware.ModelFromJSONBody reads it (at
 // most MaxBodyBytes; the body is restored for the handler), when it is one of
 // models; "other" for any other model (model names are user input: they must
 // not grow span names or label values without bound); and "" when the body
@@ -85,7 +90,7 @@ func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
 	}
 	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
-		if r.Method != http.MethodPost {
+		if r.Method != http.MethodPost || r.URL.Path != chatPath {
 			return ""
 		}
 		switch m := fromBody(r); {
@@ -139,26 +144,70 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Handler returns the HTTP API: POST /v1/chat/completions, GET /v1/models,
 // GET /healthz and GET /readyz. /metrics is the caller's to add.
+//
+// Every other request gets an error in OpenAI's shape, worded as
+// api.openai.com words it: a path the API does not serve a 404 ("Invalid URL
+// (POST /v1/foo)"), a method a served path does not allow a 405 with Allow
+// ("Not allowed to GET on /v1/chat/completions. ..."). The mux names their
+// patterns, so the middleware's http_route stays bounded: a 405 is recorded
+// under the path it was sent to, every 404 under the catch-all NotFoundRoute.
 func (s *Server) Handler() http.Handler {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, chatPath, s.chat},
+		{http.MethodGet, "/v1/models", s.listModels},
+		{http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok\n")
+		}},
+		{http.MethodGet, "/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			switch {
+			case s.draining.Load():
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+				return
+			case !s.ready.Load():
+				http.Error(w, "loading models", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ready\n")
+		}},
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	mux.HandleFunc("GET /v1/models", s.listModels)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case s.draining.Load():
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		case !s.ready.Load():
-			http.Error(w, "loading models", http.StatusServiceUnavailable)
-			return
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		if allowed[rt.path] == nil {
+			paths = append(paths, rt.path)
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			allowed[rt.path] = append(allowed[rt.path], http.MethodHead) // as the mux serves it
+		}
+	}
+	// A pattern without a method is less specific than one with, so these
+	// see only the methods the path does not serve.
+	for _, p := range paths {
+		methods := allowed[p]
+		slices.Sort(methods)
+		allow := strings.Join(slices.Compact(methods), ", ")
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error",
+				msg: fmt.Sprintf("Not allowed to %s on %s. (HINT: Perhaps you meant to use a different HTTP method?)", r.Method, r.URL.Path)})
+		})
+	}
+	mux.HandleFunc(NotFoundRoute, func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
+			msg: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
 	})
 	return mux
 }
+
+// NotFoundRoute is the catch-all pattern of Handler that answers the paths
+// the API does not serve: the http_route of every 404.
+const NotFoundRoute = "/{path...}"
 
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.cfg.Models))}
@@ -202,7 +251,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError)
 	if e.code != "" {
 		body.Error.Code = &e.code
 	}
-	s.log.WarnContext(r.Context(), "chat completion rejected", "status", e.status, "error_type", e.ErrorType(), "error", e.msg)
+	s.log.WarnContext(r.Context(), "request rejected", "status", e.status, "error_type", e.ErrorType(), "error", e.msg)
 	writeJSON(w, e.status, body)
 }
 

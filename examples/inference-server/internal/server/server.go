@@ -44,7 +44,11 @@ type Config struct {
 	// Inference records gRPC requests when no interceptor started a recorder;
 	// nil records nothing there.
 	Inference *inference.Metrics
-	// Logger gets one line per request and the model loads; nil discards.
+	// Logger gets the model loads and, for a request no middleware logs
+	// (middleware.WithLogger), one line per request; nil discards. A request
+	// the middleware logs is one line, the middleware's, with the server's
+	// detail added (the error of a failed request, the tokens of a
+	// completion): see middleware.AddLogAttrs.
 	Logger *slog.Logger
 	// TracerProvider is used for spans started outside a request (model.load)
 	// and for gRPC requests without a span; nil uses the global provider.
@@ -194,12 +198,12 @@ func (s *Server) Handler() http.Handler {
 		allow := strings.Join(slices.Compact(methods), ", ")
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			s.writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error",
+			s.reject(w, r, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error",
 				msg: fmt.Sprintf("Not allowed to %s on %s. (HINT: Perhaps you meant to use a different HTTP method?)", r.Method, r.URL.Path)})
 		})
 	}
 	mux.HandleFunc(NotFoundRoute, func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
+		s.reject(w, r, &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
 			msg: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
 	})
 	return mux
@@ -242,6 +246,26 @@ func invalid(param, code, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// reject answers a request refused before generation with e, and logs it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, e *apiError) {
+	s.writeError(w, r, e)
+	s.logRequest(r.Context(), slog.LevelWarn, "request rejected", []slog.Attr{slog.Int("status", e.status)},
+		slog.String("error_type", e.ErrorType()), slog.String("error", e.msg))
+}
+
+// logRequest puts attrs on the line the middleware logs for the request, so
+// that a request is one log line; where no middleware logs it, it logs msg at
+// level with own and attrs itself. own are attributes the middleware's line
+// has already (status, model).
+func (s *Server) logRequest(ctx context.Context, level slog.Level, msg string, own []slog.Attr, attrs ...slog.Attr) {
+	if middleware.AddLogAttrs(ctx, attrs...) {
+		return
+	}
+	s.log.LogAttrs(ctx, level, msg, append(own, attrs...)...)
+}
+
+// writeError ends the request's recorder with e and answers it in OpenAI's
+// error shape.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	inference.FromContext(r.Context()).End(e)
 	body := openai.ErrorResponse{Error: openai.Error{Message: e.msg, Type: e.typ}}
@@ -251,7 +275,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError)
 	if e.code != "" {
 		body.Error.Code = &e.code
 	}
-	s.log.WarnContext(r.Context(), "request rejected", "status", e.status, "error_type", e.ErrorType(), "error", e.msg)
 	writeJSON(w, e.status, body)
 }
 
@@ -363,10 +386,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &mbe) {
 			e := invalid("", "request_too_large", "The request body exceeds %d bytes.", MaxBodyBytes)
 			e.status = http.StatusRequestEntityTooLarge
-			s.writeError(w, r, e)
+			s.reject(w, r, e)
 			return
 		}
-		s.writeError(w, r, invalid("", "invalid_json",
+		s.reject(w, r, invalid("", "invalid_json",
 			"We could not parse the JSON body of your request: %v.", err))
 		return
 	}
@@ -376,7 +399,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	j, aerr := s.validate(req.Model, len(req.Messages), limit, param)
 	if aerr != nil {
-		s.writeError(w, r, aerr)
+		s.reject(w, r, aerr)
 		return
 	}
 	contents := make([]string, len(req.Messages))
@@ -384,7 +407,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		contents[i] = m.Content
 	}
 	if aerr := tokenize(ctx, &j, contents); aerr != nil {
-		s.writeError(w, r, aerr)
+		s.reject(w, r, aerr)
 		return
 	}
 	rec := inference.FromContext(ctx)
@@ -408,13 +431,20 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	// Ended right after the last event or the JSON body, so a client that
 	// closes once it has the whole answer is not counted as gone.
 	rec.End(err)
-	attrs := []any{"model", j.model.Name(), "stream", req.Stream, "prompt_tokens", len(j.prompt),
-		"completion_tokens", out, "finish_reason", finish, "duration_seconds", time.Since(start).Seconds()}
+	own := []slog.Attr{slog.String("model", j.model.Name())}
+	attrs := []slog.Attr{slog.Bool("stream", req.Stream), slog.Int("prompt_tokens", len(j.prompt)),
+		slog.Int("completion_tokens", out), slog.String("finish_reason", finish),
+		slog.Float64("generation_seconds", time.Since(start).Seconds())}
 	if err != nil {
-		s.log.WarnContext(ctx, "chat completion failed", append(attrs, "error", err)...)
+		var ae *apiError
+		if errors.As(err, &ae) { // answered by generationError
+			own = append(own, slog.Int("status", ae.status))
+			attrs = append(attrs, slog.String("error_type", ae.ErrorType()))
+		}
+		s.logRequest(ctx, slog.LevelWarn, "chat completion failed", own, append(attrs, slog.String("error", err.Error()))...)
 		return
 	}
-	s.log.InfoContext(ctx, "chat completion", attrs...)
+	s.logRequest(ctx, slog.LevelInfo, "chat completion", append(own, slog.Int("status", http.StatusOK)), attrs...)
 }
 
 // complete answers with one JSON document.

@@ -89,6 +89,16 @@
 // grpc_server_handling_seconds, grpc_server_msg_received_total and
 // grpc_server_msg_sent_total, labelled grpc_type, grpc_service, grpc_method.
 //
+// # Logs
+//
+// With [WithLogger], one line per request ("http request": method, route,
+// status, duration, body sizes, model) and per RPC ("grpc request"), at Info,
+// Warn from 400 (and for a client that went away), Error from 500. A handler
+// puts its own detail (the error behind a 400, the tokens of a completion) on
+// the request's line with [AddLogAttrs] instead of logging a second line; it
+// reports false where no middleware logs the request, so the handler can log
+// the detail itself.
+//
 // # Tracing
 //
 // The incoming trace context is extracted with the global propagator (or

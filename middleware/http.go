@@ -87,6 +87,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 			ctx, rec = m.cfg.inference.Start(ctx, req)
 		}
 	}
+	var lc *attrCtx
+	if m.cfg.logger != nil {
+		lc = &attrCtx{Context: ctx}
+		ctx = lc
+	}
 	if ctx != reqCtx {
 		r = r.WithContext(ctx)
 	}
@@ -147,7 +152,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 			endServerSpan(span, method, r.Method, route, status, recErr)
 		}
 		if m.cfg.logger != nil {
-			m.logHTTP(logCtx, r, route, status, d, reqBytes, st.Bytes, model, p != nil)
+			m.logHTTP(logCtx, r, route, status, d, reqBytes, st.Bytes, model, p != nil, lc.take())
 		}
 		if p != nil {
 			panic(p)
@@ -262,7 +267,7 @@ func endServerSpan(span trace.Span, idx uint8, method, route string, status int,
 }
 
 func (m *Middleware) logHTTP(ctx context.Context, r *http.Request, route string, status int, d time.Duration,
-	reqBytes, respBytes int64, model string, panicked bool) {
+	reqBytes, respBytes int64, model string, panicked bool, extra []slog.Attr) {
 	level := slog.LevelInfo
 	switch {
 	case status >= 500:
@@ -273,7 +278,7 @@ func (m *Middleware) logHTTP(ctx context.Context, r *http.Request, route string,
 	if !m.cfg.logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 9)
+	attrs := make([]slog.Attr, 0, 16) // constant: on the stack, room for a handler's attributes
 	attrs = append(attrs,
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -288,6 +293,7 @@ func (m *Middleware) logHTTP(ctx context.Context, r *http.Request, route string,
 	if panicked {
 		attrs = append(attrs, slog.Bool("panic", true))
 	}
+	attrs = append(attrs, extra...)
 	m.cfg.logger.LogAttrs(ctx, level, "http request", attrs...)
 }
 

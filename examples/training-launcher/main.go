@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	healthyAfter := fs.Duration("healthy-after", 10*time.Minute, "a trainer that ran this long before failing starts the restart count and backoff over (negative: never)")
 	backoff := fs.Duration("backoff", time.Second, "wait before the first restart, doubled each time (at most 1m)")
 	grace := fs.Duration("grace", 30*time.Second, "after forwarding SIGTERM/SIGINT, wait this long before SIGKILL")
+	orphanGrace := fs.Duration("orphan-grace", 5*time.Second, "after the trainer exits, give what it left running in its process group this long after SIGTERM before SIGKILL")
 	lokiURL := fs.String("loki-url", "", "also push logs to this Loki (e.g. http://127.0.0.1:3100); logs always go to stdout as JSON")
 	runID := fs.String("run", "", "run identity: the run label on every series")
 	job := fs.String("job", "", "training job name: the training_job label on every series")
@@ -94,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 		HealthyAfter: *healthyAfter,
 		Backoff:      *backoff,
 		Grace:        *grace,
+		OrphanGrace:  *orphanGrace,
 		Metrics:      metrics,
 		Logger:       logger,
 		Stderr:       stderr,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,9 @@ import (
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
 
+// chatPath is the path of the chat completions endpoint.
+const chatPath = "/v1/chat/completions"
+
 // Operation is the gen_ai.operation.name of every request this server serves.
 const Operation = "chat"
 
@@ -40,7 +44,11 @@ type Config struct {
 	// Inference records gRPC requests when no interceptor started a recorder;
 	// nil records nothing there.
 	Inference *inference.Metrics
-	// Logger gets one line per request and the model loads; nil discards.
+	// Logger gets the model loads and, for a request no middleware logs
+	// (middleware.WithLogger), one line per request; nil discards. A request
+	// the middleware logs is one line, the middleware's, with the server's
+	// detail added (the error of a failed request, the tokens of a
+	// completion): see middleware.AddLogAttrs.
 	Logger *slog.Logger
 	// TracerProvider is used for spans started outside a request (model.load)
 	// and for gRPC requests without a span; nil uses the global provider.
@@ -73,7 +81,8 @@ func New(cfg Config) *Server {
 }
 
 // ModelFunc returns the function to give middleware.WithModel: the "model"
-// field of a JSON request body, as middleware.ModelFromJSONBody reads it (at
+// field of the JSON body of a POST /v1/chat/completions (any other request is
+// no chat request: ""), as middleware.ModelFromJSONBody reads it (at
 // most MaxBodyBytes; the body is restored for the handler), when it is one of
 // models; "other" for any other model (model names are user input: they must
 // not grow span names or label values without bound); and "" when the body
@@ -85,7 +94,7 @@ func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
 	}
 	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
-		if r.Method != http.MethodPost {
+		if r.Method != http.MethodPost || r.URL.Path != chatPath {
 			return ""
 		}
 		switch m := fromBody(r); {
@@ -139,26 +148,70 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Handler returns the HTTP API: POST /v1/chat/completions, GET /v1/models,
 // GET /healthz and GET /readyz. /metrics is the caller's to add.
+//
+// Every other request gets an error in OpenAI's shape, worded as
+// api.openai.com words it: a path the API does not serve a 404 ("Invalid URL
+// (POST /v1/foo)"), a method a served path does not allow a 405 with Allow
+// ("Not allowed to GET on /v1/chat/completions. ..."). The mux names their
+// patterns, so the middleware's http_route stays bounded: a 405 is recorded
+// under the path it was sent to, every 404 under the catch-all NotFoundRoute.
 func (s *Server) Handler() http.Handler {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, chatPath, s.chat},
+		{http.MethodGet, "/v1/models", s.listModels},
+		{http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok\n")
+		}},
+		{http.MethodGet, "/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			switch {
+			case s.draining.Load():
+				http.Error(w, "shutting down", http.StatusServiceUnavailable)
+				return
+			case !s.ready.Load():
+				http.Error(w, "loading models", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ready\n")
+		}},
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	mux.HandleFunc("GET /v1/models", s.listModels)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case s.draining.Load():
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		case !s.ready.Load():
-			http.Error(w, "loading models", http.StatusServiceUnavailable)
-			return
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		if allowed[rt.path] == nil {
+			paths = append(paths, rt.path)
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == http.MethodGet {
+			allowed[rt.path] = append(allowed[rt.path], http.MethodHead) // as the mux serves it
+		}
+	}
+	// A pattern without a method is less specific than one with, so these
+	// see only the methods the path does not serve.
+	for _, p := range paths {
+		methods := allowed[p]
+		slices.Sort(methods)
+		allow := strings.Join(slices.Compact(methods), ", ")
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.reject(w, r, &apiError{status: http.StatusMethodNotAllowed, typ: "invalid_request_error",
+				msg: fmt.Sprintf("Not allowed to %s on %s. (HINT: Perhaps you meant to use a different HTTP method?)", r.Method, r.URL.Path)})
+		})
+	}
+	mux.HandleFunc(NotFoundRoute, func(w http.ResponseWriter, r *http.Request) {
+		s.reject(w, r, &apiError{status: http.StatusNotFound, typ: "invalid_request_error",
+			msg: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
 	})
 	return mux
 }
+
+// NotFoundRoute is the catch-all pattern of Handler that answers the paths
+// the API does not serve: the http_route of every 404.
+const NotFoundRoute = "/{path...}"
 
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.cfg.Models))}
@@ -193,6 +246,26 @@ func invalid(param, code, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", param: param, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// reject answers a request refused before generation with e, and logs it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, e *apiError) {
+	s.writeError(w, r, e)
+	s.logRequest(r.Context(), slog.LevelWarn, "request rejected", []slog.Attr{slog.Int("status", e.status)},
+		slog.String("error_type", e.ErrorType()), slog.String("error", e.msg))
+}
+
+// logRequest puts attrs on the line the middleware logs for the request, so
+// that a request is one log line; where no middleware logs it, it logs msg at
+// level with own and attrs itself. own are attributes the middleware's line
+// has already (status, model).
+func (s *Server) logRequest(ctx context.Context, level slog.Level, msg string, own []slog.Attr, attrs ...slog.Attr) {
+	if middleware.AddLogAttrs(ctx, attrs...) {
+		return
+	}
+	s.log.LogAttrs(ctx, level, msg, append(own, attrs...)...)
+}
+
+// writeError ends the request's recorder with e and answers it in OpenAI's
+// error shape.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
 	inference.FromContext(r.Context()).End(e)
 	body := openai.ErrorResponse{Error: openai.Error{Message: e.msg, Type: e.typ}}
@@ -202,7 +275,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError)
 	if e.code != "" {
 		body.Error.Code = &e.code
 	}
-	s.log.WarnContext(r.Context(), "chat completion rejected", "status", e.status, "error_type", e.ErrorType(), "error", e.msg)
 	writeJSON(w, e.status, body)
 }
 
@@ -314,10 +386,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &mbe) {
 			e := invalid("", "request_too_large", "The request body exceeds %d bytes.", MaxBodyBytes)
 			e.status = http.StatusRequestEntityTooLarge
-			s.writeError(w, r, e)
+			s.reject(w, r, e)
 			return
 		}
-		s.writeError(w, r, invalid("", "invalid_json",
+		s.reject(w, r, invalid("", "invalid_json",
 			"We could not parse the JSON body of your request: %v.", err))
 		return
 	}
@@ -327,7 +399,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	j, aerr := s.validate(req.Model, len(req.Messages), limit, param)
 	if aerr != nil {
-		s.writeError(w, r, aerr)
+		s.reject(w, r, aerr)
 		return
 	}
 	contents := make([]string, len(req.Messages))
@@ -335,7 +407,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		contents[i] = m.Content
 	}
 	if aerr := tokenize(ctx, &j, contents); aerr != nil {
-		s.writeError(w, r, aerr)
+		s.reject(w, r, aerr)
 		return
 	}
 	rec := inference.FromContext(ctx)
@@ -359,13 +431,20 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	// Ended right after the last event or the JSON body, so a client that
 	// closes once it has the whole answer is not counted as gone.
 	rec.End(err)
-	attrs := []any{"model", j.model.Name(), "stream", req.Stream, "prompt_tokens", len(j.prompt),
-		"completion_tokens", out, "finish_reason", finish, "duration_seconds", time.Since(start).Seconds()}
+	own := []slog.Attr{slog.String("model", j.model.Name())}
+	attrs := []slog.Attr{slog.Bool("stream", req.Stream), slog.Int("prompt_tokens", len(j.prompt)),
+		slog.Int("completion_tokens", out), slog.String("finish_reason", finish),
+		slog.Float64("generation_seconds", time.Since(start).Seconds())}
 	if err != nil {
-		s.log.WarnContext(ctx, "chat completion failed", append(attrs, "error", err)...)
+		var ae *apiError
+		if errors.As(err, &ae) { // answered by generationError
+			own = append(own, slog.Int("status", ae.status))
+			attrs = append(attrs, slog.String("error_type", ae.ErrorType()))
+		}
+		s.logRequest(ctx, slog.LevelWarn, "chat completion failed", own, append(attrs, slog.String("error", err.Error()))...)
 		return
 	}
-	s.log.InfoContext(ctx, "chat completion", attrs...)
+	s.logRequest(ctx, slog.LevelInfo, "chat completion", append(own, slog.Int("status", http.StatusOK)), attrs...)
 }
 
 // complete answers with one JSON document.

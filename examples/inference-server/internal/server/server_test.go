@@ -384,20 +384,24 @@ func TestModels(t *testing.T) {
 func TestModelFunc(t *testing.T) {
 	f := ModelFunc([]*fakemodel.Model{fakemodel.New("fake-llama-3-8b", fakemodel.Config{})})
 	big := `{"model":"fake-llama-3-8b","messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}]}`
+	const chat = "/v1/chat/completions"
 	tests := []struct {
-		name, method, body, want string
+		name, method, path, body, want string
 	}{
-		{"served", "POST", `{"model":"fake-llama-3-8b","messages":[]}`, "fake-llama-3-8b"},
-		{"unknown", "POST", `{"model":"gpt-9"}`, "other"},
-		{"no model", "POST", `{"messages":[]}`, ""},
-		{"bad json", "POST", `{"model":`, ""},
-		{"get", "GET", "", ""},
-		{"model before the bound", "POST", big, "fake-llama-3-8b"},
-		{"model after the bound", "POST", `{"messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}],"model":"fake-llama-3-8b"}`, ""},
+		{"served", "POST", chat, `{"model":"fake-llama-3-8b","messages":[]}`, "fake-llama-3-8b"},
+		{"unknown", "POST", chat, `{"model":"gpt-9"}`, "other"},
+		{"no model", "POST", chat, `{"messages":[]}`, ""},
+		{"bad json", "POST", chat, `{"model":`, ""},
+		{"get", "GET", chat, "", ""},
+		{"model before the bound", "POST", chat, big, "fake-llama-3-8b"},
+		{"model after the bound", "POST", chat, `{"messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}],"model":"fake-llama-3-8b"}`, ""},
+		// A path the API does not serve (a 404) is no chat request.
+		{"unknown path", "POST", "/v1/completions", `{"model":"fake-llama-3-8b","prompt":"hi"}`, ""},
+		{"trailing slash", "POST", chat + "/", `{"model":"fake-llama-3-8b","messages":[]}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequest(tt.method, "/v1/chat/completions", strings.NewReader(tt.body))
+			r := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
 			if got := f(r); got != tt.want {
 				t.Errorf("model = %q, want %q", got, tt.want)
 			}

@@ -14,6 +14,15 @@
 // is killed. Run returns the trainer's last exit status (128+signal when a
 // signal ended it).
 //
+// When the trainer exits, crashed or not, whatever it left running in its
+// group (torchrun's workers, a shell's background job) is stopped before Run
+// returns or restarts it: SIGTERM, then SIGKILL after Config.OrphanGrace. So
+// nothing holds the GPU or the trainer's pipes, and a restart never runs next
+// to the previous attempt's workers. The trainer's stdout and stderr are
+// pipes the launcher reads itself, for at most Config.Drain after the exit: a
+// process that escaped the group (setsid) and keeps them open cannot hold the
+// launcher up. Without process groups (not unix) only the trainer is stopped.
+//
 // # Example
 //
 //	sigs := make(chan os.Signal, 1)

@@ -39,6 +39,10 @@ type Config struct {
 	MaxBackoff  time.Duration // 0: 1m
 	Grace       time.Duration // after a forwarded signal, before SIGKILL; 0: 30s
 	Drain       time.Duration // after exit, for the rest of the trainer's stdout; 0: 2s
+	// OrphanGrace: after the trainer exits, how long what it left running in
+	// its process group (workers, a shell's background job) has to exit on
+	// SIGTERM before SIGKILL. 0: 5s.
+	OrphanGrace time.Duration
 	// HealthyAfter: a failed attempt that ran at least this long was a healthy
 	// run, not a crash loop; the failure count and the backoff start over, so
 	// MaxRestarts limits failures in a row. 0: 10m; negative: never.
@@ -82,6 +86,9 @@ func New(cfg Config, constLabels prometheus.Labels) *Launcher {
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 2 * time.Second
+	}
+	if cfg.OrphanGrace <= 0 {
+		cfg.OrphanGrace = 5 * time.Second
 	}
 	if cfg.HealthyAfter == 0 {
 		cfg.HealthyAfter = 10 * time.Minute
@@ -211,14 +218,41 @@ func (l *Launcher) runOnce(ctx context.Context, attempt int) (int, error) {
 	defer pr.Close()
 	cmd := exec.Command(l.cfg.Command[0], l.cfg.Command[1:]...)
 	cmd.Stdout = pw
-	cmd.Stderr = l.cfg.Stderr
+	// The trainer's stdout and stderr are files, so that cmd.Wait returns
+	// when the trainer exits, not when the last process holding them (a
+	// child it left behind) does: exec copies to any other writer in a
+	// goroutine Wait waits for. An io.Writer Stderr gets a pipe the launcher
+	// copies from, bounded by Drain like stdout.
+	var er *os.File
+	stderrDone := make(chan struct{})
+	if f, ok := l.cfg.Stderr.(*os.File); ok {
+		cmd.Stderr = f
+		close(stderrDone)
+	} else {
+		var ew *os.File
+		if er, ew, err = os.Pipe(); err != nil {
+			pw.Close()
+			return 1, fmt.Errorf("launcher: pipe: %w", err)
+		}
+		defer er.Close()
+		cmd.Stderr = ew
+	}
 	cmd.Env = append(append(os.Environ(), "PYTHONUNBUFFERED=1", RestartCountEnv+"="+strconv.Itoa(attempt)), l.cfg.Env...)
-	cmd.WaitDelay = l.cfg.Grace
+	cmd.WaitDelay = l.cfg.Drain // a backstop: exec has no I/O of its own to wait for
 	setProcessGroup(cmd)
 	err = cmd.Start()
-	pw.Close() // the trainer holds the write end now
+	pw.Close() // the trainer holds the write ends now
+	if er != nil {
+		cmd.Stderr.(*os.File).Close()
+	}
 	if err != nil {
 		return 1, fmt.Errorf("launcher: start %s: %w", l.cfg.Command[0], err)
+	}
+	if er != nil {
+		go func() {
+			defer close(stderrDone)
+			_, _ = io.Copy(l.cfg.Stderr, er)
+		}()
 	}
 
 	ctx, span := l.tracer.Start(ctx, "training.attempt", trace.WithAttributes(
@@ -275,15 +309,33 @@ wait:
 			break wait
 		}
 	}
-	// The trainer has exited; read what it printed last, unless something it
-	// started keeps the pipe open.
+	// The trainer has exited: stop what it left running, so that nothing
+	// holds the GPU (or its pipes) and a restart starts clean.
+	l.stopLeftovers(ctx, span, cmd.Process.Pid)
+	// Read what it printed last, unless something that escaped its process
+	// group (setsid) keeps a pipe open.
 	drain := time.NewTimer(l.cfg.Drain)
-	select {
-	case <-ingestDone:
-	case <-drain.C:
-		cancelIngest()
-		pr.Close()
-		<-ingestDone
+	for ingestDone != nil || stderrDone != nil {
+		select {
+		case <-ingestDone:
+			ingestDone = nil
+		case <-stderrDone:
+			stderrDone = nil
+		case <-drain.C:
+			l.log.WarnContext(ctx, "trainer's output still open after it exited, no longer reading it", "drain", l.cfg.Drain.String())
+			cancelIngest()
+			pr.Close()
+			if er != nil {
+				er.Close()
+			}
+			if ingestDone != nil {
+				<-ingestDone
+			}
+			if stderrDone != nil {
+				<-stderrDone
+			}
+			ingestDone, stderrDone = nil, nil
+		}
 	}
 	drain.Stop()
 
@@ -299,6 +351,43 @@ wait:
 	}
 	l.log.Log(ctx, level, "trainer exited", "pid", cmd.Process.Pid, "exit_code", code, "wait", errString(waitErr))
 	return code, nil
+}
+
+// stopLeftovers ends the processes the trainer (the leader of process group
+// pgid) left running when it exited: torchrun's workers after torchrun
+// crashed, a shell's background job. SIGTERM first, so they can clean up;
+// SIGKILL for those still running OrphanGrace later. It returns when none
+// runs, or after another OrphanGrace for those SIGKILL did not end (a process
+// stuck in the kernel), which it logs. Where process groups do not exist it
+// does nothing.
+func (l *Launcher) stopLeftovers(ctx context.Context, span trace.Span, pgid int) {
+	if !groupRunning(pgid) {
+		return
+	}
+	l.log.WarnContext(ctx, "trainer exited and left processes behind, stopping them",
+		"pgid", pgid, "grace", l.cfg.OrphanGrace.String())
+	span.AddEvent("stop leftover processes", trace.WithAttributes(attribute.Int("process.group.id", pgid)))
+	signalGroup(pgid, syscall.SIGTERM)
+	if waitGroupGone(pgid, l.cfg.OrphanGrace) {
+		return
+	}
+	l.log.WarnContext(ctx, "processes the trainer left behind did not exit on SIGTERM, killing them", "pgid", pgid)
+	signalGroup(pgid, syscall.SIGKILL)
+	if !waitGroupGone(pgid, l.cfg.OrphanGrace) {
+		l.log.ErrorContext(ctx, "processes the trainer left behind survived SIGKILL", "pgid", pgid)
+	}
+}
+
+// waitGroupGone polls until no process of group pgid runs, for at most d.
+func waitGroupGone(pgid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for groupRunning(pgid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // event handles an event line of the trainer: a checkpoint becomes a span

@@ -17,6 +17,12 @@ func signalProcess(p *os.Process, sig os.Signal) {
 
 func killProcess(p *os.Process) { _ = p.Kill() }
 
+// Without process groups the launcher cannot tell what the trainer left
+// running: it stops only the trainer.
+func signalGroup(int, os.Signal) {}
+
+func groupRunning(int) bool { return false }
+
 func exitCode(ps *os.ProcessState) int {
 	if ps == nil || ps.ExitCode() < 0 {
 		return 1

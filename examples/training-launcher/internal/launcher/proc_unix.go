@@ -5,6 +5,8 @@ package launcher
 import (
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -41,4 +43,60 @@ func exitCode(ps *os.ProcessState) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// signalGroup sends sig to every process of group pgid.
+func signalGroup(pgid int, sig os.Signal) {
+	if s, ok := sig.(syscall.Signal); ok {
+		_ = syscall.Kill(-pgid, s)
+	}
+}
+
+// groupRunning reports whether a process of group pgid still runs. The group
+// is the trainer's: its id is the trainer's pid, which the kernel does not
+// give to another process while the group has a member.
+//
+// kill(2) counts zombies, which hold nothing (no memory, no GPU, no pipe) but
+// wait for their parent, init once orphaned, to collect their status; a
+// container's PID 1 that does not reap leaves them forever. Where /proc lists
+// the processes (Linux), zombies do not count.
+func groupRunning(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); err != nil {
+		return false // ESRCH: none; EPERM: none the launcher may signal
+	}
+	running, ok := procGroupRunning(pgid)
+	return running || !ok
+}
+
+// procGroupRunning reads /proc for a process of group pgid that is not a
+// zombie; ok is false where /proc cannot say.
+func procGroupRunning(pgid int) (running, ok bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false, false
+	}
+	want := strconv.Itoa(pgid)
+	seen := false
+	for _, e := range entries {
+		name := e.Name()
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		seen = true
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and ')'.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) >= 3 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+			return true, true
+		}
+	}
+	return false, seen
 }

@@ -92,7 +92,8 @@
 // # Logs
 //
 // With [WithLogger], one line per request ("http request": method, route,
-// status, duration, body sizes, model) and per RPC ("grpc request"), at Info,
+// status, duration, body sizes, model) and per RPC ("grpc request": method,
+// code, duration, model, and the status message of a failure), at Info,
 // Warn from 400 (and for a client that went away), Error from 500. A handler
 // puts its own detail (the error behind a 400, the tokens of a completion) on
 // the request's line with [AddLogAttrs] instead of logging a second line; it

@@ -182,6 +182,9 @@ type grpcCall struct {
 	rec        *inference.Recorder
 	model      string
 	logCtx     context.Context
+	// logAttrs carries AddLogAttrs' attributes (with a logger only); it is
+	// part of the call's allocation.
+	logAttrs attrCtx
 }
 
 func (m *Middleware) startCall(ctx context.Context, typ, fullMethod string) (context.Context, *grpcCall) {
@@ -194,6 +197,10 @@ func (m *Middleware) startCall(ctx context.Context, typ, fullMethod string) (con
 		ctx, c.span = c.tracer.Start(ctx, strings.TrimPrefix(fullMethod, "/"),
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(semconv.RPCSystemGRPC, semconv.RPCService(service), semconv.RPCMethod(method)))
+	}
+	if m.cfg.logger != nil {
+		c.logAttrs.Context = ctx
+		ctx = &c.logAttrs
 	}
 	c.logCtx = ctx
 	return ctx, c
@@ -254,15 +261,21 @@ func (c *grpcCall) end(err error, panicked bool) {
 		case code != codes.OK:
 			level = slog.LevelWarn
 		}
+		extra := c.logAttrs.take()
 		if l.Enabled(c.logCtx, level) {
-			attrs := []slog.Attr{
+			attrs := make([]slog.Attr, 0, 16) // constant: on the stack, room for a handler's attributes
+			attrs = append(attrs,
 				slog.String("method", c.fullMethod),
 				slog.String("code", code.String()),
 				slog.Duration("duration", d),
-			}
+			)
 			if c.model != "" {
 				attrs = append(attrs, slog.String("model", c.model))
 			}
+			if err != nil && code != codes.OK {
+				attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
+			}
+			attrs = append(attrs, extra...)
 			l.LogAttrs(c.logCtx, level, "grpc request", attrs...)
 		}
 	}

@@ -1,11 +1,16 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
@@ -28,6 +33,7 @@ type streamingServer struct {
 
 func (streamingServer) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream testpb.TestService_StreamingOutputCallServer) error {
 	rec := inference.FromContext(stream.Context())
+	AddLogAttrs(stream.Context(), slog.Int("responses", len(req.GetResponseParameters())))
 	for _, p := range req.GetResponseParameters() {
 		rec.OutputTokens(1)
 		if err := stream.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
@@ -42,7 +48,80 @@ func (streamingServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest)
 		return nil, status.Error(codes.Code(req.GetResponseStatus().GetCode()), "requested")
 	}
 	inference.FromContext(ctx).OutputTokens(int(req.GetResponseSize()))
+	AddLogAttrs(ctx, slog.Int("response_size", int(req.GetResponseSize())))
 	return &testpb.SimpleResponse{}, nil
+}
+
+// syncBuffer is a bytes.Buffer that the server's goroutines can write to
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// One line per RPC, carrying the status message of a failure and what the
+// handler added with AddLogAttrs.
+func TestGRPCLogLine(t *testing.T) {
+	var buf syncBuffer
+	noTime := func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "duration" {
+			return slog.Attr{}
+		}
+		return a
+	}
+	m := New(WithLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: noTime}))), WithTracerProvider(nil))
+	conn := startGRPC(t, m)
+	ctx := context.Background()
+	tc := testpb.NewTestServiceClient(conn)
+	if _, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.UnaryCall(ctx, &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.ResourceExhausted)}}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("unary error: %v", err)
+	}
+	stream, err := tc.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{
+		ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 2}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server logs after it has sent the status: wait for the lines.
+	want := []string{
+		`{"level":"INFO","msg":"grpc request","method":"/grpc.testing.TestService/UnaryCall","code":"OK","response_size":7}`,
+		`{"level":"WARN","msg":"grpc request","method":"/grpc.testing.TestService/UnaryCall","code":"ResourceExhausted","error":"requested"}`,
+		`{"level":"INFO","msg":"grpc request","method":"/grpc.testing.TestService/StreamingOutputCall","code":"OK","responses":2}`,
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var got []string
+	for {
+		got = strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func startGRPC(t *testing.T, m *Middleware) *grpc.ClientConn {

@@ -7,7 +7,7 @@ import (
 )
 
 // AddLogAttrs adds attrs to the line the middleware logs for the HTTP request
-// whose context is ctx (WithLogger), so that a handler's details (the error
+// or gRPC call whose context is ctx (WithLogger), so that a handler's details (the error
 // behind a 400, the tokens of a completion) go on the request's one line
 // rather than on a second one. It reports whether they will: false when no
 // middleware with a logger serves the request (none at all, no WithLogger, a
@@ -18,8 +18,9 @@ import (
 //		logger.WarnContext(ctx, "request rejected", "error", err)
 //	}
 //
-// Keys should not repeat the middleware's own (method, route, status,
-// duration, request_bytes, response_bytes, model, panic). Safe for concurrent
+// Keys should not repeat the middleware's own (HTTP: method, route, status,
+// duration, request_bytes, response_bytes, model, panic; gRPC: method, code,
+// duration, model, error). Safe for concurrent
 // use; a nil or empty attrs only reports.
 func AddLogAttrs(ctx context.Context, attrs ...slog.Attr) bool {
 	lc, _ := ctx.Value(logAttrsKey{}).(*attrCtx)

@@ -118,8 +118,12 @@ func New(opts ...Option) (*Collector, error) {
 	if !cfg.hostnameSet {
 		hostname, _ = os.Hostname()
 	}
-	eventReasons := lib.Extensions().LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
-	c.set = newMetricSet(cfg, eventReasons)
+	// Calling a function the driver's library lacks crashes the process:
+	// newer calls are used only where the symbol is there.
+	ext := lib.Extensions()
+	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
+	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
+	c.set = newMetricSet(cfg, eventReasons, memoryV2)
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
 	}
@@ -303,7 +307,8 @@ func (c *Collector) run(call *readCall) {
 
 // Healthy reports whether every GPU is fit to serve: it returns an error
 // wrapping ErrUnhealthy, naming the GPU, when a GPU is lost (or could not be
-// opened), has uncorrected ECC errors since the driver loaded, or has had a
+// opened), has uncorrected ECC errors since the driver loaded, reports a
+// failed row remapping (no spare memory row was left), or has had a
 // critical XID error (any XID but the application ones 13, 31, 43, 45, 68,
 // 109) since New. It uses the same shared NVML read as scrapes, bounded by ctx
 // and the scrape timeout. After Close it returns an error. It is safe for
@@ -328,6 +333,9 @@ func (c *Collector) Healthy(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): lost", ErrUnhealthy, d.index, d.uuid))
 		case h.uncorrected > 0:
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): %d uncorrected ECC errors", ErrUnhealthy, d.index, d.uuid, h.uncorrected))
+		}
+		if h.remapFailed {
+			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): row remapping failed", ErrUnhealthy, d.index, d.uuid))
 		}
 		if x := critical[i]; x != 0 {
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): critical XID %d", ErrUnhealthy, d.index, d.uuid, x))

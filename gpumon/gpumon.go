@@ -57,8 +57,9 @@ func newConfig(opts []Option) config {
 }
 
 // WithDCGMNames makes the Collector emit dcgm-exporter's default metric names,
-// units and labels (gpu, UUID, device, modelName, Hostname, pci_bus_id), for
-// example DCGM_FI_DEV_GPU_UTIL in percent and DCGM_FI_DEV_FB_USED in MiB, so
+// units and labels (gpu, UUID, device, modelName, Hostname, pci_bus_id,
+// DCGM_FI_DRIVER_VERSION), for example DCGM_FI_DEV_GPU_UTIL in percent and
+// DCGM_FI_DEV_FB_USED in MiB (reserved memory left out, as DCGM does), so
 // that dashboards and alerts written for dcgm-exporter work unchanged. The
 // gpumon_* self-metrics and the opt-in process metrics keep their own names.
 func WithDCGMNames() Option {

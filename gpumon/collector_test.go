@@ -447,9 +447,10 @@ func TestNewUnavailable(t *testing.T) {
 
 // TestTimeoutAndSharedRead: a hung NVML call bounds the scrape; a second
 // scrape joins the hung read instead of starting another; once it returns,
-// scrapes get fresh values again.
+// scrapes get fresh values again. (One GPU: TestHungDeviceIsolated has the
+// others go on.)
 func TestTimeoutAndSharedRead(t *testing.T) {
-	b := newBox(t, 2)
+	b := newBox(t, 1)
 	release := make(chan struct{})
 	var once sync.Once
 	hang := make(chan struct{})
@@ -475,11 +476,9 @@ func TestTimeoutAndSharedRead(t *testing.T) {
 # HELP gpu_info GPU identity; always 1.
 # TYPE gpu_info gauge
 gpu_info{driver_version="550.54.15",gpu="0",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0",uuid="GPU-mock-0"} 1
-gpu_info{driver_version="550.54.15",gpu="1",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0",uuid="GPU-mock-1"} 1
 # HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
 # TYPE gpu_up gauge
 gpu_up{gpu="0",uuid="GPU-mock-0"} 0
-gpu_up{gpu="1",uuid="GPU-mock-1"} 0
 # HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
 # TYPE gpumon_collect_errors_total counter
 gpumon_collect_errors_total{call="timeout"} %d
@@ -497,14 +496,11 @@ gpumon_collect_errors_total{call="timeout"} %d
 	if n := len(b.devs[0].GetUtilizationRatesCalls()); n != 1 {
 		t.Errorf("GetUtilizationRates called %d times while hung, want 1 (scrapes share the read)", n)
 	}
-	if n := len(b.devs[1].GetUtilizationRatesCalls()); n != 0 {
-		t.Errorf("device 1 read %d times while device 0 hung, want 0", n)
-	}
 	close(release)
 	// The hung read completes in the background; a later scrape shows its
 	// values (or a fresh read's), whichever it gets first.
 	for range 2000 {
-		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 2 {
+		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 1 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

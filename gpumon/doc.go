@@ -52,11 +52,12 @@
 //
 // # Cost
 //
-// Concurrent scrapes share one NVML read, WithCacheTTL lets scrapes reuse a
-// recent one, and WithScrapeTimeout bounds how long a scrape waits for a read
-// that hangs in the driver (it then gets gpu_up 0 for every GPU and no stale
-// values). A scrape that
-// reuses a read allocates nothing per metric.
+// Each GPU is read on its own goroutine, and concurrent scrapes share a GPU's
+// read in progress; WithCacheTTL lets scrapes reuse a recent read, and
+// WithScrapeTimeout bounds how long a scrape waits for a read that hangs in
+// the driver: that GPU then gets gpu_up 0 and no stale values, the others
+// report as usual, and the hung GPU is not read again until its call
+// returns. A scrape allocates nothing per metric.
 //
 // # Builds without cgo
 //

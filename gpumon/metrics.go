@@ -90,8 +90,11 @@ type metricSet struct {
 	eventReasons bool             // the driver has nvmlDeviceGetCurrentClocksEventReasons
 	memoryV2     bool             // read memory with nvmlDeviceGetMemoryInfo_v2 (reserved apart from used)
 	labels       *prometheus.Desc // template whose labels are the per-device ones
-	perDevice    int              // most samples one device yields
 }
+
+// maxPerDevice is the most samples one device yields in either metric set
+// (gpu_up, the fields, the clock reasons, ECC and remapped rows by type).
+const maxPerDevice = 1 + int(numFields) + len(clockReasons) + 2*len(eccTypes)
 
 var defaultLabels = []string{"gpu", "uuid"}
 
@@ -171,7 +174,6 @@ func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
 			"Device memory used by a compute process running on the GPU at scrape time.",
 			[]string{"gpu", "uuid", "pid", "process"}, nil)
 	}
-	s.perDevice = 1 + int(numFields) + len(clockReasons) + 2*len(eccTypes)
 	return s
 }
 
@@ -219,6 +221,10 @@ type device struct {
 	// the last one has returned), so one buffer serves them all and a
 	// scrape allocates none.
 	fields [1]nvml.FieldValue
+
+	// inflight is the NVML read of this device in progress, if any; a
+	// scrape joins it rather than start another. Guarded by Collector.mu.
+	inflight *devCall
 }
 
 // labelDevice builds d's label pairs and gpu_info.

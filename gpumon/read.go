@@ -15,12 +15,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// snapshot is one NVML read of every GPU. It is immutable once published.
+// snapshot is what one scrape (or Healthy) got from NVML: each GPU's latest
+// read, or why there is none. It is immutable once published.
 type snapshot struct {
-	at      time.Time
+	at   time.Time    // when the oldest of its reads started
+	devs []*devResult // by device; nil where the GPU did not answer (errs says why)
+	errs []error      // by device; nil when every GPU answered
+}
+
+// devResult is one NVML read of one GPU. It is immutable once published.
+type devResult struct {
 	samples []sample
 	extra   []prometheus.Metric // process metrics
-	health  []devHealth         // by device
+	health  devHealth
 }
 
 type devHealth struct {
@@ -66,24 +73,9 @@ func (r *devRead) set(f field, v uint64) {
 	r.has |= 1 << f
 }
 
-// read reads the changing values of every GPU.
-func (c *Collector) read() *snapshot {
-	s := &snapshot{
-		at:      time.Now(),
-		samples: make([]sample, 0, len(c.devs)*c.set.perDevice),
-		health:  make([]devHealth, len(c.devs)),
-	}
-	var lastXID []uint64
-	if c.set.fields[fXIDLast].desc != nil {
-		lastXID = c.xid.lastXIDs()
-	}
-	for i, d := range c.devs {
-		c.readDevice(s, i, d, lastXID)
-	}
-	return s
-}
-
-func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) {
+// readDevice reads the changing values of GPU i into s, whose samples are
+// empty.
+func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	set := c.set
 	r := devRead{c: c, up: d.handle != nil, lost: d.handle == nil}
 	var reasons uint64
@@ -210,8 +202,8 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 			remapFailed = failed
 		}
 	}
-	if !r.lost && lastXID != nil {
-		r.set(fXIDLast, lastXID[i])
+	if !r.lost && set.fields[fXIDLast].desc != nil {
+		r.set(fXIDLast, c.xid.lastXID(i))
 	}
 	if !r.lost && set.process != nil {
 		if procs, ret := h.GetComputeRunningProcesses(); r.ok("GetComputeRunningProcesses", ret) {
@@ -219,7 +211,7 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 		}
 	}
 
-	s.health[i] = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED], remapFailed: remapFailed}
+	s.health = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED], remapFailed: remapFailed}
 	if set.up != nil {
 		s.samples = append(s.samples, sample{set.up, d.base, prometheus.GaugeValue, b2f(r.up)})
 	}

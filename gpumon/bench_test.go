@@ -61,6 +61,7 @@ func BenchmarkCollectCached(b *testing.B) {
 func BenchmarkMockReads(b *testing.B) {
 	bx := benchBox(b)
 	var sink uint64
+	var fv [1]nvml.FieldValue // gpumon keeps one such buffer per device
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, d := range bx.devs {
@@ -77,7 +78,11 @@ func BenchmarkMockReads(b *testing.B) {
 			cr, _ := d.GetCurrentClocksEventReasons()
 			e1, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
 			e2, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
+			fv[0] = nvml.FieldValue{FieldId: nvml.FI_DEV_MEMORY_TEMP}
+			_ = d.GetFieldValues(fv[:])
+			rc, ru, _, _, _ := d.GetRemappedRows()
 			sink += uint64(u.Gpu) + m.Used + uint64(t+p+l+sm+mc+f) + e + uint64(r) + cr + e1 + e2
+			sink += uint64(fv[0].Value[0]) + uint64(rc+ru)
 		}
 	}
 	_ = sink

@@ -37,10 +37,12 @@ var errTimeout = errors.New("gpumon: nvml read timed out")
 var errCanceled = errors.New("gpumon: canceled")
 
 // Collector is a prometheus.Collector of NVML GPU metrics. It reads device
-// identity once, in New, and the changing values at scrape time: concurrent
-// scrapes share one NVML read, a read can be cached (WithCacheTTL), and a
-// scrape waits for it no longer than the scrape timeout. A background
-// goroutine counts XID errors from an NVML event set until Close.
+// identity once, in New, and the changing values at scrape time, each GPU on
+// its own goroutine: concurrent scrapes share a GPU's read in progress, a
+// read can be cached (WithCacheTTL), and a scrape waits for a GPU's read no
+// longer than the scrape timeout, so one hung GPU does not hold up the
+// others. A background goroutine counts XID errors from an NVML event set
+// until Close.
 //
 // A Collector is safe for concurrent use. The methods of a nil *Collector do
 // nothing (Healthy returns an error matching ErrNVMLUnavailable).
@@ -55,23 +57,29 @@ type Collector struct {
 	duration prometheus.Gauge
 	xid      *xidWatcher
 
-	// down is gpu_up 0 for every GPU (nil with DCGM names): what a scrape
-	// reports when no read answered in time.
+	// down is gpu_up 0, by GPU (nil with DCGM names): what a scrape reports
+	// for a GPU whose read did not answer in time.
 	down []sample
 
-	mu       sync.Mutex
-	closed   bool
-	inflight *readCall
-	last     *snapshot
+	mu     sync.Mutex
+	closed bool
+	last   *snapshot // the last one in which every GPU answered
+	// Each device's read in progress is its inflight, also guarded by mu.
 
 	closeOnce sync.Once
 }
 
-type readCall struct {
+// devCall is one NVML read of one GPU, on its own goroutine. It holds the
+// result and room for its samples, so that a read makes few allocations.
+type devCall struct {
 	start time.Time // when the read began: a scrape waits for it until start + scrape timeout
 	done  chan struct{}
-	snap  *snapshot
-	err   error // set when the read panicked
+	took  time.Duration // set, with res and err, before done is closed
+	res   *devResult    // &result; nil when the read panicked
+	err   error
+
+	result devResult
+	buf    [maxPerDevice]sample
 }
 
 // New initialises NVML, reads the identity of every GPU (index, UUID, name,
@@ -100,7 +108,7 @@ func New(opts ...Option) (*Collector, error) {
 		}, []string{"call"}),
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gpumon_collect_duration_seconds",
-			Help: "Time the last NVML read of all GPUs took.",
+			Help: "Time the slowest GPU's NVML read in the last scrape took (GPUs are read concurrently; a hung read counts until the scrape gave up on it).",
 		}),
 	}
 	c.timeouts = c.errors.WithLabelValues("timeout")
@@ -118,8 +126,12 @@ func New(opts ...Option) (*Collector, error) {
 	if !cfg.hostnameSet {
 		hostname, _ = os.Hostname()
 	}
-	eventReasons := lib.Extensions().LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
-	c.set = newMetricSet(cfg, eventReasons)
+	// Calling a function the driver's library lacks crashes the process:
+	// newer calls are used only where the symbol is there.
+	ext := lib.Extensions()
+	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
+	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
+	c.set = newMetricSet(cfg, eventReasons, memoryV2)
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
 	}
@@ -192,12 +204,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.duration.Desc()
 }
 
-// Collect sends the GPU metrics of the current (shared or cached) NVML read,
-// plus gpu_info, the XID counters and the self-metrics. When the read exceeds
-// the scrape timeout it sends gpu_up 0 for every GPU instead of the read's
-// values: no GPU answered this scrape, and values from an earlier read are
-// not passed off as current. After Close it sends only the self-metrics. It
-// is safe for concurrent use.
+// Collect sends the GPU metrics of the current (shared or cached) NVML reads,
+// plus gpu_info, the XID counters and the self-metrics. For a GPU whose read
+// exceeds the scrape timeout (or panicked) it sends gpu_up 0 instead of the
+// read's values: the GPU did not answer this scrape, and values from an
+// earlier read are not passed off as current; the other GPUs are unaffected.
+// After Close it sends only the self-metrics. It is safe for concurrent use.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c == nil {
 		return
@@ -209,15 +221,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- d.info
 			}
 		}
-		if err != nil {
-			for i := range c.down {
-				ch <- &c.down[i]
+		for i, res := range snap.devs {
+			if res == nil {
+				if c.down != nil {
+					ch <- &c.down[i]
+				}
+				continue
 			}
-		} else if snap != nil {
-			for i := range snap.samples {
-				ch <- &snap.samples[i]
+			for k := range res.samples {
+				ch <- &res.samples[k]
 			}
-			for _, m := range snap.extra {
+			for _, m := range res.extra {
 				ch <- m
 			}
 		}
@@ -229,10 +243,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- c.duration
 }
 
-// snapshot returns the values of a fresh, shared or cached NVML read. If the
-// read does not finish within the scrape timeout of its start it counts a
-// timeout and returns errTimeout; if cancel is closed first it returns
-// errCanceled and counts nothing. The read goes on and later calls join it.
+// snapshot returns each GPU's values from a fresh, shared or cached NVML
+// read. A GPU with no read in progress gets a new one, on its own goroutine;
+// one whose read is in progress (perhaps hung in the driver) is joined, never
+// read twice at once. A GPU whose read does not finish within the scrape
+// timeout of its start is left out (errTimeout in snap.errs), and the scrape
+// counts one timeout and returns errTimeout with the others' values. If
+// cancel is closed first it returns errCanceled and counts nothing. Reads go
+// on in the background and later calls join them.
 func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -244,66 +262,130 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 		c.mu.Unlock()
 		return s, nil
 	}
-	call := c.inflight
-	if call == nil {
-		call = &readCall{start: time.Now(), done: make(chan struct{})}
-		c.inflight = call
-		go c.run(call)
+	now := time.Now()
+	calls := make([]*devCall, len(c.devs))
+	for i, d := range c.devs {
+		call := d.inflight
+		if call == nil {
+			call = &devCall{start: now, done: make(chan struct{})}
+			d.inflight = call
+			go c.runDevice(i, d, call)
+		}
+		calls[i] = call
 	}
 	c.mu.Unlock()
 
-	// The timeout runs from the start of the shared read, not of this wait:
-	// a scrape that joins a read already hung past the timeout gives up at
-	// once instead of waiting a full timeout more.
-	t := time.NewTimer(c.cfg.scrapeTimeout - time.Since(call.start))
-	defer t.Stop()
-	select {
-	case <-call.done:
-		return call.snap, call.err
-	case <-cancel:
-		select {
-		case <-call.done:
-			return call.snap, call.err
-		default:
+	snap := &snapshot{at: now, devs: make([]*devResult, len(calls))}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
 		}
-		return nil, errCanceled // the caller gave up: no NVML timeout to count
-	case <-t.C:
+	}()
+	var timedOut bool
+	var took time.Duration
+	for i, call := range calls {
+		snap.at = minTime(snap.at, call.start)
+		// The timeout runs from the start of the GPU's read, not of this
+		// wait: a scrape that joins a read already hung past the timeout
+		// gives up on it at once instead of waiting a full timeout more.
+		done := isDone(call)
+		if !done {
+			if left := c.cfg.scrapeTimeout - time.Since(call.start); left > 0 {
+				if t == nil {
+					t = time.NewTimer(left)
+				} else {
+					t.Reset(left)
+				}
+				select {
+				case <-call.done:
+					done = true
+				case <-cancel:
+					if !isDone(call) {
+						return nil, errCanceled // the caller gave up: no NVML timeout to count
+					}
+					done = true
+				case <-t.C:
+					done = isDone(call)
+				}
+			}
+		}
+		if !done {
+			timedOut = true
+			took = max(took, time.Since(call.start))
+			snap.setErr(i, len(calls), errTimeout)
+			continue
+		}
+		took = max(took, call.took)
+		if call.res == nil {
+			snap.setErr(i, len(calls), call.err)
+			continue
+		}
+		snap.devs[i] = call.res
 	}
-	select {
-	case <-call.done:
-		return call.snap, call.err
-	default:
+	c.duration.Set(took.Seconds())
+	if timedOut {
+		c.timeouts.Inc()
+		return snap, errTimeout
 	}
-	c.timeouts.Inc()
-	return nil, errTimeout
+	if snap.errs == nil {
+		c.mu.Lock()
+		if c.last == nil || c.last.at.Before(snap.at) {
+			c.last = snap
+		}
+		c.mu.Unlock()
+	}
+	return snap, nil
 }
 
-// run performs one NVML read and publishes it. It runs on its own goroutine,
-// where nothing else would recover a panic from go-nvml (or from a mock that
-// lacks a func): a panic is counted as call="panic", fails this read (gpu_up
-// 0 for every GPU) and leaves later reads free to start.
-func (c *Collector) run(call *readCall) {
-	start := time.Now()
+func (s *snapshot) setErr(i, n int, err error) {
+	if s.errs == nil {
+		s.errs = make([]error, n)
+	}
+	s.errs[i] = err
+}
+
+func isDone(call *devCall) bool {
+	select {
+	case <-call.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// runDevice performs one NVML read of GPU i and publishes it. It runs on its
+// own goroutine, where nothing else would recover a panic from go-nvml (or
+// from a mock that lacks a func): a panic is counted as call="panic", fails
+// this read of this GPU (gpu_up 0) and leaves later reads free to start.
+func (c *Collector) runDevice(i int, d *device, call *devCall) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.countError("panic", nvml.ERROR_UNKNOWN)
-			call.snap, call.err = nil, fmt.Errorf("gpumon: nvml read panicked: %v", p)
+			call.res, call.err = nil, fmt.Errorf("gpumon: nvml read panicked: %v", p)
 		}
-		c.duration.Set(time.Since(start).Seconds())
+		call.took = time.Since(call.start)
 		c.mu.Lock()
-		if call.snap != nil {
-			c.last = call.snap
-		}
-		c.inflight = nil
+		d.inflight = nil
 		c.mu.Unlock()
 		close(call.done)
 	}()
-	call.snap = c.read()
+	call.result.samples = call.buf[:0]
+	c.readDevice(i, d, &call.result)
+	call.res = &call.result
 }
 
 // Healthy reports whether every GPU is fit to serve: it returns an error
 // wrapping ErrUnhealthy, naming the GPU, when a GPU is lost (or could not be
-// opened), has uncorrected ECC errors since the driver loaded, or has had a
+// opened), has uncorrected ECC errors since the driver loaded, reports a
+// failed row remapping (no spare memory row was left), or has had a
 // critical XID error (any XID but the application ones 13, 31, 43, 45, 68,
 // 109) since New. It uses the same shared NVML read as scrapes, bounded by ctx
 // and the scrape timeout. After Close it returns an error. It is safe for
@@ -316,18 +398,26 @@ func (c *Collector) Healthy(ctx context.Context) error {
 	if errors.Is(err, errCanceled) {
 		return fmt.Errorf("gpumon: health: %w", context.Cause(ctx))
 	}
-	if err != nil {
+	if errors.Is(err, errClosed) {
 		return fmt.Errorf("gpumon: health: %w", err)
 	}
 	critical := c.xid.criticalXIDs()
 	var errs []error
 	for i, d := range c.devs {
-		h := snap.health[i]
+		res := snap.devs[i]
+		if res == nil {
+			errs = append(errs, fmt.Errorf("gpumon: health: gpu %d (%s): %w", d.index, d.uuid, snap.errs[i]))
+			continue
+		}
+		h := res.health
 		switch {
 		case h.lost:
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): lost", ErrUnhealthy, d.index, d.uuid))
 		case h.uncorrected > 0:
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): %d uncorrected ECC errors", ErrUnhealthy, d.index, d.uuid, h.uncorrected))
+		}
+		if h.remapFailed {
+			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): row remapping failed", ErrUnhealthy, d.index, d.uuid))
 		}
 		if x := critical[i]; x != 0 {
 			errs = append(errs, fmt.Errorf("%w: gpu %d (%s): critical XID %d", ErrUnhealthy, d.index, d.uuid, x))
@@ -353,14 +443,19 @@ func (c *Collector) Close() error {
 func (c *Collector) close() error {
 	c.mu.Lock()
 	c.closed = true
-	call := c.inflight
+	var calls []*devCall
+	for _, d := range c.devs {
+		if d.inflight != nil {
+			calls = append(calls, d.inflight)
+		}
+	}
 	c.mu.Unlock()
 	wait := time.NewTimer(c.cfg.scrapeTimeout + 4*c.cfg.xidWait)
 	defer wait.Stop()
 	if !c.xid.stop(wait.C) {
 		return errors.New("gpumon: close: xid watcher still in EventSetWait; nvml left initialised")
 	}
-	if call != nil {
+	for _, call := range calls {
 		select {
 		case <-call.done:
 		case <-wait.C:

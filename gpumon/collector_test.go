@@ -18,6 +18,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modeltel/modeltel/gpumon"
 )
@@ -29,6 +30,8 @@ var deviceNames = []string{
 	"gpu_memory_free_bytes", "gpu_memory_total_bytes", "gpu_temperature_celsius", "gpu_power_usage_watts",
 	"gpu_power_limit_watts", "gpu_energy_consumed_joules_total", "gpu_sm_clock_hertz", "gpu_memory_clock_hertz",
 	"gpu_fan_speed_ratio", "gpu_clock_event_active", "gpu_pcie_replay_errors_total", "gpu_ecc_errors_total",
+	"gpu_memory_temperature_celsius", "gpu_memory_remapped_rows_total", "gpu_memory_row_remap_pending",
+	"gpu_memory_row_remap_failed",
 }
 
 const wantDefault = `
@@ -114,6 +117,24 @@ gpu_ecc_errors_total{gpu="0",type="corrected",uuid="GPU-mock-0"} 0
 gpu_ecc_errors_total{gpu="0",type="uncorrected",uuid="GPU-mock-0"} 0
 gpu_ecc_errors_total{gpu="1",type="corrected",uuid="GPU-mock-1"} 3
 gpu_ecc_errors_total{gpu="1",type="uncorrected",uuid="GPU-mock-1"} 0
+# HELP gpu_memory_temperature_celsius Device memory temperature (absent where the GPU reports none).
+# TYPE gpu_memory_temperature_celsius gauge
+gpu_memory_temperature_celsius{gpu="0",uuid="GPU-mock-0"} 60
+gpu_memory_temperature_celsius{gpu="1",uuid="GPU-mock-1"} 61
+# HELP gpu_memory_remapped_rows_total Device memory rows remapped to spare rows, by the type of the error that caused it (kept across reboots).
+# TYPE gpu_memory_remapped_rows_total counter
+gpu_memory_remapped_rows_total{gpu="0",type="corrected",uuid="GPU-mock-0"} 0
+gpu_memory_remapped_rows_total{gpu="0",type="uncorrected",uuid="GPU-mock-0"} 0
+gpu_memory_remapped_rows_total{gpu="1",type="corrected",uuid="GPU-mock-1"} 2
+gpu_memory_remapped_rows_total{gpu="1",type="uncorrected",uuid="GPU-mock-1"} 1
+# HELP gpu_memory_row_remap_pending 1 when a row remapping waits for the next GPU reset to take effect, else 0.
+# TYPE gpu_memory_row_remap_pending gauge
+gpu_memory_row_remap_pending{gpu="0",uuid="GPU-mock-0"} 0
+gpu_memory_row_remap_pending{gpu="1",uuid="GPU-mock-1"} 1
+# HELP gpu_memory_row_remap_failed 1 when a row remapping has failed (no spare row was left), else 0.
+# TYPE gpu_memory_row_remap_failed gauge
+gpu_memory_row_remap_failed{gpu="0",uuid="GPU-mock-0"} 0
+gpu_memory_row_remap_failed{gpu="1",uuid="GPU-mock-1"} 0
 # HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
 # TYPE gpumon_collect_errors_total counter
 gpumon_collect_errors_total{call="timeout"} 0
@@ -255,6 +276,20 @@ func TestUnsupported(t *testing.T) {
 		{"pcie replay", func(d *dgxa100.Device) {
 			d.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return 0, ns }
 		}, []string{"gpu_pcie_replay_errors_total"}},
+		{"memory temperature field", func(d *dgxa100.Device) {
+			d.GetFieldValuesFunc = func(values []nvml.FieldValue) nvml.Return {
+				for k := range values {
+					values[k].NvmlReturn = uint32(ns)
+				}
+				return nvml.SUCCESS
+			}
+		}, []string{"gpu_memory_temperature_celsius"}},
+		{"field values call", func(d *dgxa100.Device) {
+			d.GetFieldValuesFunc = func([]nvml.FieldValue) nvml.Return { return ns }
+		}, []string{"gpu_memory_temperature_celsius"}},
+		{"remapped rows", func(d *dgxa100.Device) {
+			d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, ns }
+		}, []string{"gpu_memory_remapped_rows_total", "gpu_memory_row_remap_pending", "gpu_memory_row_remap_failed"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBox(t, 2)
@@ -263,7 +298,7 @@ func TestUnsupported(t *testing.T) {
 			for _, name := range tc.absent {
 				got := testutil.CollectAndCount(c, name)
 				full := testutil.CollectAndCount(newCollector(t, newBox(t, 2)), name)
-				if got*2 != full {
+				if full == 0 || got*2 != full {
 					t.Errorf("%s: %d series, want %d (device 1's absent)", name, got, full/2)
 				}
 			}
@@ -412,9 +447,10 @@ func TestNewUnavailable(t *testing.T) {
 
 // TestTimeoutAndSharedRead: a hung NVML call bounds the scrape; a second
 // scrape joins the hung read instead of starting another; once it returns,
-// scrapes get fresh values again.
+// scrapes get fresh values again. (One GPU: TestHungDeviceIsolated has the
+// others go on.)
 func TestTimeoutAndSharedRead(t *testing.T) {
-	b := newBox(t, 2)
+	b := newBox(t, 1)
 	release := make(chan struct{})
 	var once sync.Once
 	hang := make(chan struct{})
@@ -440,11 +476,9 @@ func TestTimeoutAndSharedRead(t *testing.T) {
 # HELP gpu_info GPU identity; always 1.
 # TYPE gpu_info gauge
 gpu_info{driver_version="550.54.15",gpu="0",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0",uuid="GPU-mock-0"} 1
-gpu_info{driver_version="550.54.15",gpu="1",name="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0",uuid="GPU-mock-1"} 1
 # HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
 # TYPE gpu_up gauge
 gpu_up{gpu="0",uuid="GPU-mock-0"} 0
-gpu_up{gpu="1",uuid="GPU-mock-1"} 0
 # HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
 # TYPE gpumon_collect_errors_total counter
 gpumon_collect_errors_total{call="timeout"} %d
@@ -462,14 +496,11 @@ gpumon_collect_errors_total{call="timeout"} %d
 	if n := len(b.devs[0].GetUtilizationRatesCalls()); n != 1 {
 		t.Errorf("GetUtilizationRates called %d times while hung, want 1 (scrapes share the read)", n)
 	}
-	if n := len(b.devs[1].GetUtilizationRatesCalls()); n != 0 {
-		t.Errorf("device 1 read %d times while device 0 hung, want 0", n)
-	}
 	close(release)
 	// The hung read completes in the background; a later scrape shows its
 	// values (or a fresh read's), whichever it gets first.
 	for range 2000 {
-		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 2 {
+		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 1 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -628,56 +659,76 @@ func TestXIDUnsupported(t *testing.T) {
 const wantDCGM = `
 # HELP DCGM_FI_DEV_DEC_UTIL Decoder utilization (in %).
 # TYPE DCGM_FI_DEV_DEC_UTIL gauge
-DCGM_FI_DEV_DEC_UTIL{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 9
-DCGM_FI_DEV_DEC_UTIL{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 9
+DCGM_FI_DEV_DEC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 9
+DCGM_FI_DEV_DEC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 9
 # HELP DCGM_FI_DEV_ENC_UTIL Encoder utilization (in %).
 # TYPE DCGM_FI_DEV_ENC_UTIL gauge
-DCGM_FI_DEV_ENC_UTIL{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 7
-DCGM_FI_DEV_ENC_UTIL{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 7
+DCGM_FI_DEV_ENC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 7
+DCGM_FI_DEV_ENC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 7
 # HELP DCGM_FI_DEV_FB_FREE Framebuffer memory free (in MiB).
 # TYPE DCGM_FI_DEV_FB_FREE gauge
-DCGM_FI_DEV_FB_FREE{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 39936
-DCGM_FI_DEV_FB_FREE{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 38912
+DCGM_FI_DEV_FB_FREE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 39936
+DCGM_FI_DEV_FB_FREE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 38912
 # HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
 # TYPE DCGM_FI_DEV_FB_USED gauge
-DCGM_FI_DEV_FB_USED{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1024
-DCGM_FI_DEV_FB_USED{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 2048
+DCGM_FI_DEV_FB_USED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 512
+DCGM_FI_DEV_FB_USED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1536
 # HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).
 # TYPE DCGM_FI_DEV_GPU_TEMP gauge
-DCGM_FI_DEV_GPU_TEMP{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 30
-DCGM_FI_DEV_GPU_TEMP{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 31
+DCGM_FI_DEV_GPU_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 30
+DCGM_FI_DEV_GPU_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 31
 # HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
 # TYPE DCGM_FI_DEV_GPU_UTIL gauge
-DCGM_FI_DEV_GPU_UTIL{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 50
-DCGM_FI_DEV_GPU_UTIL{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 60
+DCGM_FI_DEV_GPU_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 50
+DCGM_FI_DEV_GPU_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 60
 # HELP DCGM_FI_DEV_MEM_CLOCK Memory clock frequency (in MHz).
 # TYPE DCGM_FI_DEV_MEM_CLOCK gauge
-DCGM_FI_DEV_MEM_CLOCK{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1215
-DCGM_FI_DEV_MEM_CLOCK{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1215
+DCGM_FI_DEV_MEM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1215
+DCGM_FI_DEV_MEM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1215
 # HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %).
 # TYPE DCGM_FI_DEV_MEM_COPY_UTIL gauge
-DCGM_FI_DEV_MEM_COPY_UTIL{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 20
-DCGM_FI_DEV_MEM_COPY_UTIL{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 25
+DCGM_FI_DEV_MEM_COPY_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 20
+DCGM_FI_DEV_MEM_COPY_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 25
 # HELP DCGM_FI_DEV_PCIE_REPLAY_COUNTER Total number of PCIe retries.
 # TYPE DCGM_FI_DEV_PCIE_REPLAY_COUNTER counter
-DCGM_FI_DEV_PCIE_REPLAY_COUNTER{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
-DCGM_FI_DEV_PCIE_REPLAY_COUNTER{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1
+DCGM_FI_DEV_PCIE_REPLAY_COUNTER{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_PCIE_REPLAY_COUNTER{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1
 # HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
 # TYPE DCGM_FI_DEV_POWER_USAGE gauge
-DCGM_FI_DEV_POWER_USAGE{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 50
-DCGM_FI_DEV_POWER_USAGE{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 51
+DCGM_FI_DEV_POWER_USAGE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 50
+DCGM_FI_DEV_POWER_USAGE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 51
 # HELP DCGM_FI_DEV_SM_CLOCK SM clock frequency (in MHz).
 # TYPE DCGM_FI_DEV_SM_CLOCK gauge
-DCGM_FI_DEV_SM_CLOCK{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1410
-DCGM_FI_DEV_SM_CLOCK{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1410
+DCGM_FI_DEV_SM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1410
+DCGM_FI_DEV_SM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1410
 # HELP DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION Total energy consumption since boot (in mJ).
 # TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter
-DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1000500
-DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 2000500
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1000500
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 2000500
 # HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.
 # TYPE DCGM_FI_DEV_XID_ERRORS gauge
-DCGM_FI_DEV_XID_ERRORS{Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
-DCGM_FI_DEV_XID_ERRORS{Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} %s
+DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} %s
+# HELP DCGM_FI_DEV_FB_RESERVED Framebuffer memory reserved (in MiB).
+# TYPE DCGM_FI_DEV_FB_RESERVED gauge
+DCGM_FI_DEV_FB_RESERVED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 512
+DCGM_FI_DEV_FB_RESERVED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 512
+# HELP DCGM_FI_DEV_MEMORY_TEMP Memory temperature (in C).
+# TYPE DCGM_FI_DEV_MEMORY_TEMP gauge
+DCGM_FI_DEV_MEMORY_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 60
+DCGM_FI_DEV_MEMORY_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 61
+# HELP DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS Number of remapped rows for uncorrectable errors
+# TYPE DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS counter
+DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1
+# HELP DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS Number of remapped rows for correctable errors
+# TYPE DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS counter
+DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 2
+# HELP DCGM_FI_DEV_ROW_REMAP_FAILURE Whether remapping of rows has failed
+# TYPE DCGM_FI_DEV_ROW_REMAP_FAILURE gauge
+DCGM_FI_DEV_ROW_REMAP_FAILURE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_ROW_REMAP_FAILURE{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 0
 `
 
 // TestDCGMNames checks dcgm-exporter's names, units and labels exactly (they
@@ -713,6 +764,98 @@ func TestDCGMNames(t *testing.T) {
 	}
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDCGMUnsupported: with DCGM names, a value device 1 cannot give is left
+// out for it alone, with no error counted; without GetMemoryInfo_v2 (driver
+// before R510, or the call unsupported) FB_USED falls back to
+// GetMemoryInfo's used memory, reserved memory included, and FB_RESERVED is
+// left out.
+func TestDCGMUnsupported(t *testing.T) {
+	ns := nvml.ERROR_NOT_SUPPORTED
+	for _, tc := range []struct {
+		name   string
+		set    func(b *box)
+		absent []string
+		left   int    // series of each absent name left (device 0's)
+		fbUsed string // DCGM_FI_DEV_FB_USED of device 1
+	}{
+		{"memory info v2", func(b *box) {
+			b.devs[1].GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, ns }
+		}, []string{"DCGM_FI_DEV_FB_RESERVED"}, 1, "2048"},
+		{"no v2 symbol", func(b *box) {
+			b.LookupSymbolFunc = func(sym string) error {
+				if sym == "nvmlDeviceGetMemoryInfo_v2" {
+					return errors.New("undefined symbol")
+				}
+				return nil
+			}
+			for _, d := range b.devs {
+				d.GetMemoryInfo_v2Func = nil // the mock panics if it is called
+			}
+		}, []string{"DCGM_FI_DEV_FB_RESERVED"}, 0, "2048"},
+		{"memory temperature", func(b *box) {
+			b.devs[1].GetFieldValuesFunc = func([]nvml.FieldValue) nvml.Return { return ns }
+		}, []string{"DCGM_FI_DEV_MEMORY_TEMP"}, 1, "1536"},
+		{"remapped rows", func(b *box) {
+			b.devs[1].GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, ns }
+		}, []string{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_ROW_REMAP_FAILURE"}, 1, "1536"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBox(t, 2)
+			tc.set(b)
+			c := newCollector(t, b, gpumon.WithDCGMNames(), gpumon.WithHostname("node-a"))
+			for _, name := range tc.absent {
+				if n := testutil.CollectAndCount(c, name); n != tc.left {
+					t.Errorf("%s: %d series, want %d (device 1's absent)", name, n, tc.left)
+				}
+			}
+			want := `
+# HELP DCGM_FI_DEV_FB_USED Framebuffer memory used (in MiB).
+# TYPE DCGM_FI_DEV_FB_USED gauge
+DCGM_FI_DEV_FB_USED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} ` + tc.fbUsed + `
+# HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
+# TYPE gpumon_collect_errors_total counter
+gpumon_collect_errors_total{call="timeout"} 0
+`
+			if err := testutil.CollectAndCompare(onlyGPU(c, "1"), strings.NewReader(want), "DCGM_FI_DEV_FB_USED", "gpumon_collect_errors_total"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// onlyGPU is c without the per-GPU series of the other GPUs.
+func onlyGPU(c prometheus.Collector, gpu string) prometheus.Collector {
+	return filtered{c, gpu}
+}
+
+type filtered struct {
+	c   prometheus.Collector
+	gpu string
+}
+
+func (f filtered) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
+
+func (f filtered) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 1024)
+	f.c.Collect(all)
+	close(all)
+	for m := range all {
+		var out dto.Metric
+		if err := m.Write(&out); err != nil {
+			continue
+		}
+		keep := true
+		for _, l := range out.GetLabel() {
+			if l.GetName() == "gpu" && l.GetValue() != f.gpu {
+				keep = false
+			}
+		}
+		if keep {
+			ch <- m
+		}
 	}
 }
 
@@ -785,6 +928,9 @@ func TestHealthy(t *testing.T) {
 		{"lost", func(b *box) {
 			b.devs[0].GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{}, nvml.ERROR_GPU_IS_LOST }
 		}, "gpu 0 (GPU-mock-0): lost"},
+		{"row remapping failed", func(b *box) {
+			b.devs[1].GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 512, false, true, nvml.SUCCESS }
+		}, "gpu 1 (GPU-mock-1): row remapping failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBox(t, 2)

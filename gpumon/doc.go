@@ -29,12 +29,16 @@
 // identity. gpu_up is 1 when every NVML call for the GPU succeeded in the
 // last read. Values are in base units: gpu_utilization_ratio,
 // gpu_memory_used_bytes, gpu_temperature_celsius, gpu_power_usage_watts,
-// gpu_energy_consumed_joules_total, gpu_sm_clock_hertz and so on.
+// gpu_energy_consumed_joules_total, gpu_sm_clock_hertz and so on. Memory
+// health has gpu_ecc_errors_total{type} and, on GPUs that remap rows,
+// gpu_memory_remapped_rows_total{type}, gpu_memory_row_remap_pending and
+// gpu_memory_row_remap_failed.
 // gpu_xid_errors_total{xid} is a counter fed by an NVML event set watched in
 // the background. WithProcessMetrics adds
 // gpu_process_memory_used_bytes{pid,process} for the processes alive at
 // scrape time. WithDCGMNames emits dcgm-exporter's default names, units and
-// labels instead, for existing DCGM dashboards.
+// labels instead (those of dcgm-exporter's default counters that NVML can
+// give), for existing DCGM dashboards.
 //
 // # Failures
 //
@@ -48,11 +52,12 @@
 //
 // # Cost
 //
-// Concurrent scrapes share one NVML read, WithCacheTTL lets scrapes reuse a
-// recent one, and WithScrapeTimeout bounds how long a scrape waits for a read
-// that hangs in the driver (it then gets gpu_up 0 for every GPU and no stale
-// values). A scrape that
-// reuses a read allocates nothing per metric.
+// Each GPU is read on its own goroutine, and concurrent scrapes share a GPU's
+// read in progress; WithCacheTTL lets scrapes reuse a recent read, and
+// WithScrapeTimeout bounds how long a scrape waits for a read that hangs in
+// the driver: that GPU then gets gpu_up 0 and no stale values, the others
+// report as usual, and the hung GPU is not read again until its call
+// returns. A scrape allocates nothing per metric.
 //
 // # Builds without cgo
 //

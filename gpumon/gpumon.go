@@ -57,8 +57,9 @@ func newConfig(opts []Option) config {
 }
 
 // WithDCGMNames makes the Collector emit dcgm-exporter's default metric names,
-// units and labels (gpu, UUID, device, modelName, Hostname, pci_bus_id), for
-// example DCGM_FI_DEV_GPU_UTIL in percent and DCGM_FI_DEV_FB_USED in MiB, so
+// units and labels (gpu, UUID, device, modelName, Hostname, pci_bus_id,
+// DCGM_FI_DRIVER_VERSION), for example DCGM_FI_DEV_GPU_UTIL in percent and
+// DCGM_FI_DEV_FB_USED in MiB (reserved memory left out, as DCGM does), so
 // that dashboards and alerts written for dcgm-exporter work unchanged. The
 // gpumon_* self-metrics and the opt-in process metrics keep their own names.
 func WithDCGMNames() Option {
@@ -79,12 +80,14 @@ func WithCacheTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.cacheTTL = d })
 }
 
-// WithScrapeTimeout bounds how long a scrape (or Healthy) waits for an NVML
-// read (default 5s). When it expires the scrape reports gpu_up 0 for every GPU
-// and none of their values (an earlier read's values would be passed off as
-// current), counts gpumon_collect_errors_total{call="timeout"}, and the hung
-// read goes on in the background; later scrapes join it rather than starting
-// another.
+// WithScrapeTimeout bounds how long a scrape (or Healthy) waits for a GPU's
+// NVML read (default 5s), from the start of that read. GPUs are read
+// concurrently, so when it expires for one GPU the scrape reports gpu_up 0
+// for that GPU and none of its values (an earlier read's values would be
+// passed off as current), the other GPUs report theirs, and the scrape
+// counts gpumon_collect_errors_total{call="timeout"} once. The hung read goes
+// on in the background; later scrapes join it rather than starting another
+// read of that GPU.
 // Zero or negative keeps the default.
 func WithScrapeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {

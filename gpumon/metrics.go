@@ -30,6 +30,12 @@ const (
 	fEncUtil
 	fDecUtil
 	fXIDLast
+	fMemReserved // GetMemoryInfo_v2; DCGM names only
+	fMemTemp     // NVML field value NVML_FI_DEV_MEMORY_TEMP
+	fRemapCorr   // GetRemappedRows: rows remapped for correctable errors
+	fRemapUnc    // GetRemappedRows: rows remapped for uncorrectable errors
+	fRemapPend   // GetRemappedRows: a remapping waits for a GPU reset (0/1)
+	fRemapFail   // GetRemappedRows: a remapping has failed (0/1)
 	numFields
 )
 
@@ -62,9 +68,13 @@ var clockReasons = [...]struct {
 	{nvml.ClocksEventReasonDisplayClockSetting, "display_clock_setting"},
 }
 
-// eccTypes are the type label values of gpu_ecc_errors_total, indexed by
-// nvml.MemoryErrorType.
+// eccTypes are the type label values of gpu_ecc_errors_total and
+// gpu_memory_remapped_rows_total, indexed by nvml.MemoryErrorType.
 var eccTypes = [2]string{"corrected", "uncorrected"}
+
+// remapFields are the fields of gpu_memory_remapped_rows_total, indexed like
+// eccTypes.
+var remapFields = [len(eccTypes)]field{fRemapCorr, fRemapUnc}
 
 // metricSet is the descriptors of one naming scheme (default or DCGM), built
 // once in New.
@@ -74,19 +84,28 @@ type metricSet struct {
 	info         *prometheus.Desc // gpu_info; nil with DCGM names
 	clockEvent   *prometheus.Desc // nil with DCGM names
 	ecc          *prometheus.Desc // nil with DCGM names
+	remapped     *prometheus.Desc // gpu_memory_remapped_rows_total; nil with DCGM names
 	process      *prometheus.Desc // nil unless WithProcessMetrics
 	xidCounter   bool             // emit gpu_xid_errors_total
 	eventReasons bool             // the driver has nvmlDeviceGetCurrentClocksEventReasons
+	memoryV2     bool             // read memory with nvmlDeviceGetMemoryInfo_v2 (reserved apart from used)
 	labels       *prometheus.Desc // template whose labels are the per-device ones
-	perDevice    int              // most samples one device yields
 }
+
+// maxPerDevice is the most samples one device yields in either metric set
+// (gpu_up, the fields, the clock reasons, ECC and remapped rows by type).
+const maxPerDevice = 1 + int(numFields) + len(clockReasons) + 2*len(eccTypes)
 
 var defaultLabels = []string{"gpu", "uuid"}
 
-// dcgmLabels are dcgm-exporter's per-GPU labels.
-var dcgmLabels = []string{"gpu", "UUID", "device", "modelName", "Hostname", "pci_bus_id"}
+// dcgmLabels are dcgm-exporter's per-GPU labels. DCGM_FI_DRIVER_VERSION is
+// the label field of its default counters (3.3 and later).
+var dcgmLabels = []string{"gpu", "UUID", "device", "modelName", "Hostname", "pci_bus_id", "DCGM_FI_DRIVER_VERSION"}
 
-func newMetricSet(cfg config, eventReasons bool) *metricSet {
+// newMetricSet builds the descriptors of the naming scheme cfg asks for.
+// eventReasons and memoryV2 say whether the driver has
+// nvmlDeviceGetCurrentClocksEventReasons and nvmlDeviceGetMemoryInfo_v2.
+func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
 	s := &metricSet{eventReasons: eventReasons}
 	g, ctr := prometheus.GaugeValue, prometheus.CounterValue
 	if cfg.dcgmNames {
@@ -98,6 +117,7 @@ func newMetricSet(cfg config, eventReasons bool) *metricSet {
 			fMemUsed:    {d("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB)."), g, mib},
 			fMemFree:    {d("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB)."), g, mib},
 			fTemp:       {d("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)."), g, ident},
+			fMemTemp:    {d("DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C)."), g, ident},
 			fPower:      {d("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W)."), g, milli},
 			fEnergy:     {d("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ)."), ctr, ident},
 			fSMClock:    {d("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz)."), g, ident},
@@ -106,7 +126,14 @@ func newMetricSet(cfg config, eventReasons bool) *metricSet {
 			fEncUtil:    {d("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %)."), g, ident},
 			fDecUtil:    {d("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %)."), g, ident},
 			fXIDLast:    {d("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered."), g, ident},
+			// DCGM's FB_USED leaves the reserved memory out (it is
+			// FB_RESERVED), as GetMemoryInfo_v2 does.
+			fMemReserved: {d("DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB)."), g, mib},
+			fRemapUnc:    {d("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors"), ctr, ident},
+			fRemapCorr:   {d("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors"), ctr, ident},
+			fRemapFail:   {d("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed"), g, ident},
 		}
+		s.memoryV2 = memoryV2
 	} else {
 		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, defaultLabels, nil) }
 		s.labels = d("gpumon_labels", "template")
@@ -118,6 +145,9 @@ func newMetricSet(cfg config, eventReasons bool) *metricSet {
 			[]string{"gpu", "uuid", "reason"}, nil)
 		s.ecc = prometheus.NewDesc("gpu_ecc_errors_total",
 			"ECC errors since the driver loaded (volatile counters), by type.",
+			[]string{"gpu", "uuid", "type"}, nil)
+		s.remapped = prometheus.NewDesc("gpu_memory_remapped_rows_total",
+			"Device memory rows remapped to spare rows, by the type of the error that caused it (kept across reboots).",
 			[]string{"gpu", "uuid", "type"}, nil)
 		s.xidCounter = true
 		s.fields = [numFields]fieldDef{
@@ -134,6 +164,9 @@ func newMetricSet(cfg config, eventReasons bool) *metricSet {
 			fMemClock:   {d("gpu_memory_clock_hertz", "Current memory clock."), g, mega},
 			fFan:        {d("gpu_fan_speed_ratio", "Intended fan speed as a fraction of the maximum."), g, percent},
 			fPCIeReplay: {d("gpu_pcie_replay_errors_total", "PCIe replays (link-level retransmissions) since the driver loaded."), ctr, ident},
+			fMemTemp:    {d("gpu_memory_temperature_celsius", "Device memory temperature (absent where the GPU reports none)."), g, ident},
+			fRemapPend:  {d("gpu_memory_row_remap_pending", "1 when a row remapping waits for the next GPU reset to take effect, else 0."), g, ident},
+			fRemapFail:  {d("gpu_memory_row_remap_failed", "1 when a row remapping has failed (no spare row was left), else 0."), g, ident},
 		}
 	}
 	if cfg.processMetrics {
@@ -141,12 +174,11 @@ func newMetricSet(cfg config, eventReasons bool) *metricSet {
 			"Device memory used by a compute process running on the GPU at scrape time.",
 			[]string{"gpu", "uuid", "pid", "process"}, nil)
 	}
-	s.perDevice = 1 + int(numFields) + len(clockReasons) + len(eccTypes)
 	return s
 }
 
 func (s *metricSet) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.process} {
+	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.remapped, s.process} {
 		if d != nil {
 			ch <- d
 		}
@@ -181,13 +213,24 @@ type device struct {
 	base   []*dto.LabelPair
 	reason [len(clockReasons)][]*dto.LabelPair
 	ecc    [len(eccTypes)][]*dto.LabelPair
+	remap  [len(eccTypes)][]*dto.LabelPair
 	info   prometheus.Metric // gpu_info, nil with DCGM names
+
+	// fields is the buffer of the NVML field values read from this device.
+	// Reads of one device never overlap (the next read starts only once
+	// the last one has returned), so one buffer serves them all and a
+	// scrape allocates none.
+	fields [1]nvml.FieldValue
+
+	// inflight is the NVML read of this device in progress, if any; a
+	// scrape joins it rather than start another. Guarded by Collector.mu.
+	inflight *devCall
 }
 
 // labelDevice builds d's label pairs and gpu_info.
 func (s *metricSet) labelDevice(d *device, driver, hostname string) {
 	if s.info == nil {
-		d.base = labelPairs(s.labels, d.idx, d.uuid, "nvidia"+d.idx, d.name, hostname, d.busID)
+		d.base = labelPairs(s.labels, d.idx, d.uuid, "nvidia"+d.idx, d.name, hostname, d.busID, driver)
 		return
 	}
 	d.base = labelPairs(s.labels, d.idx, d.uuid)
@@ -196,6 +239,7 @@ func (s *metricSet) labelDevice(d *device, driver, hostname string) {
 	}
 	for i, t := range eccTypes {
 		d.ecc[i] = labelPairs(s.ecc, d.idx, d.uuid, t)
+		d.remap[i] = labelPairs(s.remapped, d.idx, d.uuid, t)
 	}
 	if m, err := prometheus.NewConstMetric(s.info, prometheus.GaugeValue, 1, d.idx, d.uuid, d.name, d.busID, driver); err == nil {
 		d.info = m

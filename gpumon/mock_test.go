@@ -3,6 +3,7 @@
 package gpumon_test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,9 @@ const gib = 1 << 30
 // values derived from the device index i:
 //
 //	utilization gpu 50+10i %, memory 20+5i %; memory used (i+1) GiB of 40 GiB
+//	(GetMemoryInfo_v2: 512 MiB of it reserved, (i+1) GiB - 512 MiB used)
+//	memory temperature (NVML field value) 60+i °C
+//	remapped rows: corrected 2i, uncorrected i, pending on i==1, no failure
 //	temperature 30+i °C; power 50000+1000i mW, limit 400000 mW
 //	energy 1000000(i+1)+500 mJ; SM clock 1410 MHz, memory clock 1215 MHz
 //	fan: not supported; clocks event reasons: i==0 gpu_idle, else sw_power_cap|sw_thermal_slowdown
@@ -62,6 +66,24 @@ func newBox(tb testing.TB, n int) *box {
 func fillDevice(d *dgxa100.Device, i int) {
 	d.UUID = fmt.Sprintf("GPU-mock-%d", i)
 	d.MemoryInfo = nvml.Memory{Total: 40 * gib, Used: uint64(i+1) * gib, Free: 40*gib - uint64(i+1)*gib}
+	d.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
+		m := d.MemoryInfo
+		return nvml.Memory_v2{Total: m.Total, Reserved: 512 << 20, Used: m.Used - 512<<20, Free: m.Free}, nvml.SUCCESS
+	}
+	d.GetFieldValuesFunc = func(values []nvml.FieldValue) nvml.Return {
+		for k := range values {
+			v := &values[k]
+			if v.FieldId != nvml.FI_DEV_MEMORY_TEMP {
+				v.NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
+				continue
+			}
+			v.ValueType = uint32(nvml.VALUE_TYPE_UNSIGNED_INT)
+			v.NvmlReturn = uint32(nvml.SUCCESS)
+			binary.NativeEndian.PutUint32(v.Value[:], uint32(60+i))
+		}
+		return nvml.SUCCESS
+	}
+	d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 2 * i, i, i == 1, false, nvml.SUCCESS }
 	d.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
 		var p nvml.PciInfo
 		for k, c := range d.PciBusID {

@@ -4,6 +4,8 @@ package gpumon
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -13,17 +15,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// snapshot is one NVML read of every GPU. It is immutable once published.
+// snapshot is what one scrape (or Healthy) got from NVML: each GPU's latest
+// read, or why there is none. It is immutable once published.
 type snapshot struct {
-	at      time.Time
+	at   time.Time    // when the oldest of its reads started
+	devs []*devResult // by device; nil where the GPU did not answer (errs says why)
+	errs []error      // by device; nil when every GPU answered
+}
+
+// devResult is one NVML read of one GPU. It is immutable once published.
+type devResult struct {
 	samples []sample
 	extra   []prometheus.Metric // process metrics
-	health  []devHealth         // by device
+	health  devHealth
 }
 
 type devHealth struct {
 	lost        bool
 	uncorrected uint64
+	remapFailed bool
 }
 
 // devRead is the state of reading one device.
@@ -63,24 +73,9 @@ func (r *devRead) set(f field, v uint64) {
 	r.has |= 1 << f
 }
 
-// read reads the changing values of every GPU.
-func (c *Collector) read() *snapshot {
-	s := &snapshot{
-		at:      time.Now(),
-		samples: make([]sample, 0, len(c.devs)*c.set.perDevice),
-		health:  make([]devHealth, len(c.devs)),
-	}
-	var lastXID []uint64
-	if c.set.fields[fXIDLast].desc != nil {
-		lastXID = c.xid.lastXIDs()
-	}
-	for i, d := range c.devs {
-		c.readDevice(s, i, d, lastXID)
-	}
-	return s
-}
-
-func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) {
+// readDevice reads the changing values of GPU i into s, whose samples are
+// empty.
+func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	set := c.set
 	r := devRead{c: c, up: d.handle != nil, lost: d.handle == nil}
 	var reasons uint64
@@ -95,16 +90,38 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 			r.set(fMemUtil, uint64(u.Memory))
 		}
 	}
-	if !r.lost && set.wants(fMemUsed, fMemFree, fMemTotal) {
-		if m, ret := h.GetMemoryInfo(); r.ok("GetMemoryInfo", ret) {
-			r.set(fMemUsed, m.Used)
-			r.set(fMemFree, m.Free)
-			r.set(fMemTotal, m.Total)
+	if !r.lost && set.wants(fMemUsed, fMemFree, fMemTotal, fMemReserved) {
+		v1 := !set.memoryV2
+		if !v1 {
+			m, ret := h.GetMemoryInfo_v2()
+			if r.ok("GetMemoryInfo_v2", ret) {
+				r.set(fMemUsed, m.Used) // without the reserved memory
+				r.set(fMemFree, m.Free)
+				r.set(fMemTotal, m.Total)
+				r.set(fMemReserved, m.Reserved)
+			}
+			v1 = ret == nvml.ERROR_NOT_SUPPORTED
+		}
+		if v1 {
+			if m, ret := h.GetMemoryInfo(); r.ok("GetMemoryInfo", ret) {
+				r.set(fMemUsed, m.Used)
+				r.set(fMemFree, m.Free)
+				r.set(fMemTotal, m.Total)
+			}
 		}
 	}
 	if !r.lost && set.wants(fTemp) {
 		if t, ret := h.GetTemperature(nvml.TEMPERATURE_GPU); r.ok("GetTemperature", ret) {
 			r.set(fTemp, uint64(t))
+		}
+	}
+	if !r.lost && set.wants(fMemTemp) {
+		fv := &d.fields[0]
+		*fv = nvml.FieldValue{FieldId: nvml.FI_DEV_MEMORY_TEMP}
+		if ret := h.GetFieldValues(d.fields[:]); r.ok("GetFieldValues", ret) && r.ok("GetFieldValues", nvml.Return(fv.NvmlReturn)) {
+			if v, ok := fieldUint(fv); ok {
+				r.set(fMemTemp, v)
+			}
 		}
 	}
 	if !r.lost && set.wants(fPower) {
@@ -173,8 +190,20 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 			ecc[t], hasECC[t] = v, true
 		}
 	}
-	if !r.lost && lastXID != nil {
-		r.set(fXIDLast, lastXID[i])
+	// Remapped rows are read with either metric set: Healthy needs the
+	// failure flag.
+	var remapFailed bool
+	if !r.lost {
+		if corr, unc, pending, failed, ret := h.GetRemappedRows(); r.ok("GetRemappedRows", ret) {
+			r.set(fRemapCorr, uint64(corr))
+			r.set(fRemapUnc, uint64(unc))
+			r.set(fRemapPend, b2u(pending))
+			r.set(fRemapFail, b2u(failed))
+			remapFailed = failed
+		}
+	}
+	if !r.lost && set.fields[fXIDLast].desc != nil {
+		r.set(fXIDLast, c.xid.lastXID(i))
 	}
 	if !r.lost && set.process != nil {
 		if procs, ret := h.GetComputeRunningProcesses(); r.ok("GetComputeRunningProcesses", ret) {
@@ -182,7 +211,7 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 		}
 	}
 
-	s.health[i] = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED]}
+	s.health = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED], remapFailed: remapFailed}
 	if set.up != nil {
 		s.samples = append(s.samples, sample{set.up, d.base, prometheus.GaugeValue, b2f(r.up)})
 	}
@@ -204,6 +233,47 @@ func (c *Collector) readDevice(s *snapshot, i int, d *device, lastXID []uint64) 
 			}
 		}
 	}
+	if set.remapped != nil {
+		for t, f := range remapFields {
+			if r.has&(1<<f) != 0 {
+				s.samples = append(s.samples, sample{set.remapped, d.remap[t], prometheus.CounterValue, float64(r.vals[f])})
+			}
+		}
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fieldUint is the value of an NVML field value read with SUCCESS, if it is
+// a whole number of at least zero.
+func fieldUint(v *nvml.FieldValue) (uint64, bool) {
+	b := v.Value[:]
+	switch nvml.ValueType(v.ValueType) {
+	case nvml.VALUE_TYPE_UNSIGNED_INT:
+		return uint64(binary.NativeEndian.Uint32(b)), true
+	case nvml.VALUE_TYPE_UNSIGNED_LONG, nvml.VALUE_TYPE_UNSIGNED_LONG_LONG:
+		return binary.NativeEndian.Uint64(b), true
+	case nvml.VALUE_TYPE_UNSIGNED_SHORT:
+		return uint64(binary.NativeEndian.Uint16(b)), true
+	case nvml.VALUE_TYPE_SIGNED_INT:
+		if x := int32(binary.NativeEndian.Uint32(b)); x >= 0 {
+			return uint64(x), true
+		}
+	case nvml.VALUE_TYPE_SIGNED_LONG_LONG:
+		if x := int64(binary.NativeEndian.Uint64(b)); x >= 0 {
+			return uint64(x), true
+		}
+	case nvml.VALUE_TYPE_DOUBLE:
+		if x := math.Float64frombits(binary.NativeEndian.Uint64(b)); x >= 0 && x < 1<<63 {
+			return uint64(x), true
+		}
+	}
+	return 0, false
 }
 
 func b2f(b bool) float64 {

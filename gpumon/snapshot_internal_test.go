@@ -32,11 +32,7 @@ func TestSnapshotWait(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Collector{
-				cfg:      config{scrapeTimeout: time.Hour},
-				timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}),
-				inflight: &readCall{start: time.Now().Add(-tt.readAge), done: make(chan struct{})},
-			}
+			c := hungCollector(time.Now().Add(-tt.readAge))
 			cancel := make(chan struct{})
 			if tt.cancel {
 				close(cancel)
@@ -64,14 +60,21 @@ func TestSnapshotWait(t *testing.T) {
 // TestHealthyCanceled: Healthy with a context that ends before the read
 // returns the context's error, not an NVML timeout.
 func TestHealthyCanceled(t *testing.T) {
-	c := &Collector{
-		cfg:      config{scrapeTimeout: time.Hour},
-		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}),
-		inflight: &readCall{start: time.Now(), done: make(chan struct{})},
-	}
+	c := hungCollector(time.Now())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := c.Healthy(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Healthy = %v, want context.Canceled", err)
+	}
+}
+
+// hungCollector is a Collector of one GPU whose read, started at start,
+// never finishes, with a scrape timeout of an hour.
+func hungCollector(start time.Time) *Collector {
+	return &Collector{
+		cfg:      config{scrapeTimeout: time.Hour},
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}),
+		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "d"}),
+		devs:     []*device{{inflight: &devCall{start: start, done: make(chan struct{})}}},
 	}
 }

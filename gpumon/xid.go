@@ -175,10 +175,11 @@ func (w *xidWatcher) stop(timeout <-chan time.Time) bool {
 	}
 }
 
-func (w *xidWatcher) lastXIDs() []uint64 {
+// lastXID is the last XID seen on GPU i, 0 if none.
+func (w *xidWatcher) lastXID(i int) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]uint64(nil), w.last...)
+	return w.last[i]
 }
 
 func (w *xidWatcher) criticalXIDs() []uint64 {

@@ -39,6 +39,14 @@ func gpumonCollector(t *testing.T) (prometheus.Collector, string) {
 	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return nvml.ClocksEventReasonGpuIdle, nvml.SUCCESS }
 	d.GetPcieReplayCounterFunc = func() (int, nvml.Return) { return 0, nvml.SUCCESS }
 	d.GetTotalEccErrorsFunc = func(nvml.MemoryErrorType, nvml.EccCounterType) (uint64, nvml.Return) { return 0, nvml.SUCCESS }
+	d.GetRemappedRowsFunc = func() (int, int, bool, bool, nvml.Return) { return 0, 0, false, false, nvml.SUCCESS }
+	d.GetFieldValuesFunc = func(values []nvml.FieldValue) nvml.Return {
+		for k := range values { // memory temperature 45 °C; gpumon asks for no other field
+			values[k].ValueType = uint32(nvml.VALUE_TYPE_UNSIGNED_INT)
+			values[k].Value = [8]byte{45}
+		}
+		return nvml.SUCCESS
+	}
 	d.GetEncoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
 	d.GetDecoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
 	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {

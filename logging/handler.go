@@ -101,24 +101,14 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 		sc = trace.SpanContextFromContext(ctx)
 	}
 	if len(h.goas) == 0 {
-		if !sc.IsValid() {
-			return h.next.Handle(ctx, r)
+		if sc.IsValid() {
+			// Clone so that adding to a record that shares its attribute
+			// array with other copies (a fan-out) cannot overwrite theirs.
+			r = r.Clone()
+			tid, sid := h.ids.get(sc)
+			r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 		}
-		// A new record with the ids first: they lead the output line, and
-		// the record's attributes are added in one call, so the record
-		// grows its overflow array (past five attributes) at most once.
-		// The caller's record, which may share its array with copies
-		// (a fan-out), is never written to.
-		tid, sid := h.ids.get(sc)
-		var buf [16]slog.Attr
-		attrs := append(buf[:0], slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
-		r.Attrs(func(a slog.Attr) bool {
-			attrs = append(attrs, a)
-			return true
-		})
-		nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-		nr.AddAttrs(attrs...)
-		return h.next.Handle(ctx, nr)
+		return h.next.Handle(ctx, r)
 	}
 
 	// Open groups: rebuild the record with the ids first and the groups as

@@ -63,14 +63,14 @@ func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
 	tests := []struct {
 		name string
 		log  func(l *slog.Logger, ctx context.Context)
-		want string // the line without time, as JSON; the ids lead the record's own attributes
+		want string // the line without time, as JSON; the ids follow the record's attributes (before any group)
 	}{
 		{"plain", func(l *slog.Logger, ctx context.Context) {
 			l.InfoContext(ctx, "m", "a", 1)
-		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1}`},
+		}, `{"level":"INFO","msg":"m","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
 		{"with attrs", func(l *slog.Logger, ctx context.Context) {
 			l.With("w", "x").InfoContext(ctx, "m", "a", 1)
-		}, `{"level":"INFO","msg":"m","w":"x","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1}`},
+		}, `{"level":"INFO","msg":"m","w":"x","a":1,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
 		{"group", func(l *slog.Logger, ctx context.Context) {
 			l.WithGroup("g").InfoContext(ctx, "m", "a", 1)
 		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","g":{"a":1}}`},
@@ -85,7 +85,7 @@ func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
 		}, `{"level":"INFO","msg":"m","g":{"a":1}}`},
 		{"many attrs", func(l *slog.Logger, ctx context.Context) {
 			l.InfoContext(ctx, "m", "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
-		}, `{"level":"INFO","msg":"m","trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `","a":1,"b":2,"c":3,"d":4,"e":5,"f":6}`},
+		}, `{"level":"INFO","msg":"m","a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"trace_id":"` + testTraceID + `","span_id":"` + testSpanID + `"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

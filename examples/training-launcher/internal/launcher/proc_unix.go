@@ -54,7 +54,10 @@ func signalGroup(pgid int, sig os.Signal) {
 
 // groupRunning reports whether a process of group pgid still runs. The group
 // is the trainer's: its id is the trainer's pid, which the kernel does not
-// give to another process while the group has a member.
+// give to another process while the group has a member. On Linux the
+// launcher has not reaped the trainer yet (waitExited), so the trainer, a
+// zombie, is that member; elsewhere a group whose last member is gone could
+// in principle have had its id reused by the time it is signalled.
 //
 // kill(2) counts zombies, which hold nothing (no memory, no GPU, no pipe) but
 // wait for their parent, init once orphaned, to collect their status; a

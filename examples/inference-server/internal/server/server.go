@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -94,7 +95,7 @@ func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
 	}
 	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
-		if r.Method != http.MethodPost || r.URL.Path != chatPath {
+		if r.Method != http.MethodPost || !isChatPath(r.URL) {
 			return ""
 		}
 		switch m := fromBody(r); {
@@ -207,6 +208,17 @@ func (s *Server) Handler() http.Handler {
 			msg: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// isChatPath reports whether the mux routes u to the chat endpoint: its path
+// is chatPath, and no slash in it was escaped (%2F), which the mux does not
+// take for a separator.
+func isChatPath(u *url.URL) bool {
+	if u.Path != chatPath {
+		return false
+	}
+	raw := u.EscapedPath()
+	return !strings.Contains(raw, "%2F") && !strings.Contains(raw, "%2f")
 }
 
 // NotFoundRoute is the catch-all pattern of Handler that answers the paths

@@ -398,6 +398,12 @@ func TestModelFunc(t *testing.T) {
 		// A path the API does not serve (a 404) is no chat request.
 		{"unknown path", "POST", "/v1/completions", `{"model":"fake-llama-3-8b","prompt":"hi"}`, ""},
 		{"trailing slash", "POST", chat + "/", `{"model":"fake-llama-3-8b","messages":[]}`, ""},
+		// The mux does not take an escaped slash for a separator: a 404,
+		// though the decoded path is the chat path. Other escapes it
+		// decodes: the chat endpoint.
+		{"escaped slash", "POST", "/v1/chat%2Fcompletions", `{"model":"fake-llama-3-8b","messages":[]}`, ""},
+		{"escaped slash, lower case", "POST", "/v1%2fchat/completions", `{"model":"fake-llama-3-8b","messages":[]}`, ""},
+		{"escaped letter", "POST", "/v1/chat/%63ompletions", `{"model":"fake-llama-3-8b","messages":[]}`, "fake-llama-3-8b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

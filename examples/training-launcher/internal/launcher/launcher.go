@@ -278,8 +278,19 @@ func (l *Launcher) runOnce(ctx context.Context, attempt int) (int, error) {
 				l.log.WarnContext(ctx, "trainer output not understood", "line_number", e.Line, "reason", e.Reason, "field", e.Field, "err", e.Err)
 			}))
 	}()
-	waitDone := make(chan error, 1)
-	go func() { waitDone <- cmd.Wait() }()
+	// The trainer's exit is waited for without reaping it where the system
+	// allows (Linux): until cmd.Wait below, its pid, the id of its process
+	// group, stays taken, so no signal to the group (forwarded, or to stop
+	// its leftovers) can reach an unrelated process given that number.
+	exited := make(chan struct{})
+	var waitErr error
+	reaped := false
+	go func() {
+		defer close(exited)
+		if !waitExited(cmd.Process.Pid) {
+			waitErr, reaped = cmd.Wait(), true
+		}
+	}()
 
 	var kill <-chan time.Time
 	forward := func(sig os.Signal) {
@@ -293,7 +304,6 @@ func (l *Launcher) runOnce(ctx context.Context, attempt int) (int, error) {
 		}
 	}
 	done := ctx.Done()
-	var waitErr error
 wait:
 	for {
 		select {
@@ -305,13 +315,16 @@ wait:
 		case <-kill:
 			l.log.WarnContext(ctx, "trainer did not exit in time, killing it", "grace", l.cfg.Grace.String())
 			killProcess(cmd.Process)
-		case waitErr = <-waitDone:
+		case <-exited:
 			break wait
 		}
 	}
 	// The trainer has exited: stop what it left running, so that nothing
 	// holds the GPU (or its pipes) and a restart starts clean.
 	l.stopLeftovers(ctx, span, cmd.Process.Pid)
+	if !reaped {
+		waitErr = cmd.Wait()
+	}
 	// Read what it printed last, unless something that escaped its process
 	// group (setsid) keeps a pipe open.
 	drain := time.NewTimer(l.cfg.Drain)

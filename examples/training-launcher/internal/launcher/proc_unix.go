@@ -54,12 +54,16 @@ func signalGroup(pgid int, sig os.Signal) {
 
 // groupRunning reports whether a process of group pgid still runs. The group
 // is the trainer's: its id is the trainer's pid, which the kernel does not
-// give to another process while the group has a member.
+// give to another process while the group has a member. On Linux the
+// launcher has not reaped the trainer yet (waitExited), so the trainer, a
+// zombie, is that member; elsewhere a group whose last member is gone could
+// in principle have had its id reused by the time it is signalled.
 //
 // kill(2) counts zombies, which hold nothing (no memory, no GPU, no pipe) but
 // wait for their parent, init once orphaned, to collect their status; a
 // container's PID 1 that does not reap leaves them forever. Where /proc lists
-// the processes (Linux), zombies do not count.
+// the processes (Linux), zombies do not count; a process whose main thread
+// exited (a zombie in /proc/<pid>/stat) while other threads run does.
 func groupRunning(pgid int) bool {
 	if err := syscall.Kill(-pgid, 0); err != nil {
 		return false // ESRCH: none; EPERM: none the launcher may signal
@@ -94,9 +98,40 @@ func procGroupRunning(pgid int) (running, ok bool) {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) >= 3 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+		if len(f) < 3 || f[2] != want {
+			continue
+		}
+		if !dead(f[0]) || threadRunning(name) {
 			return true, true
 		}
 	}
 	return false, seen
+}
+
+// dead reports whether a /proc stat state is a zombie's or a dying task's.
+func dead(state string) bool { return state == "Z" || state == "X" }
+
+// threadRunning reports whether a thread of process pid is no zombie: a
+// process whose main thread exited shows Z in /proc/<pid>/stat while its
+// other threads run on.
+func threadRunning(pid string) bool {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 0 && !dead(f[0]) {
+			return true
+		}
+	}
+	return false
 }

@@ -64,7 +64,8 @@ type Collector struct {
 	mu     sync.Mutex
 	closed bool
 	last   *snapshot // the last one in which every GPU answered
-	// Each device's read in progress is its inflight, also guarded by mu.
+	// Each device's read in progress is its inflight, and its last read
+	// that answered its last, also guarded by mu.
 
 	closeOnce sync.Once
 }
@@ -265,6 +266,12 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	now := time.Now()
 	calls := make([]*devCall, len(c.devs))
 	for i, d := range c.devs {
+		// A GPU that answered within the TTL keeps its read even when
+		// another GPU's hangs (and so c.last is not renewed).
+		if ttl := c.cfg.cacheTTL; ttl > 0 && d.last != nil && now.Sub(d.last.start) < ttl {
+			calls[i] = d.last
+			continue
+		}
 		call := d.inflight
 		if call == nil {
 			call = &devCall{start: now, done: make(chan struct{})}
@@ -374,6 +381,9 @@ func (c *Collector) runDevice(i int, d *device, call *devCall) {
 		call.took = time.Since(call.start)
 		c.mu.Lock()
 		d.inflight = nil
+		if call.res != nil {
+			d.last = call
+		}
 		c.mu.Unlock()
 		close(call.done)
 	}()

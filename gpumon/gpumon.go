@@ -73,9 +73,11 @@ func WithProcessMetrics() Option {
 	return optionFunc(func(c *config) { c.processMetrics = true })
 }
 
-// WithCacheTTL lets scrapes within d of the last NVML read reuse its values
-// instead of reading NVML again. Zero or negative (the default) means every
-// scrape reads NVML; concurrent scrapes always share one read.
+// WithCacheTTL lets scrapes within d of a GPU's last NVML read reuse its
+// values instead of reading NVML again, GPU by GPU: a GPU that answered
+// within d is not read again even while another GPU's read hangs. Zero or
+// negative (the default) means every scrape reads NVML; concurrent scrapes
+// always share one read.
 func WithCacheTTL(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.cacheTTL = d })
 }

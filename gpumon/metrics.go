@@ -225,6 +225,9 @@ type device struct {
 	// inflight is the NVML read of this device in progress, if any; a
 	// scrape joins it rather than start another. Guarded by Collector.mu.
 	inflight *devCall
+	// last is the last read of this device that finished without a panic,
+	// for WithCacheTTL. Guarded by Collector.mu.
+	last *devCall
 }
 
 // labelDevice builds d's label pairs and gpu_info.

@@ -34,8 +34,13 @@ func TestTimeoutAfterGoodRead(t *testing.T) {
 	}
 	c := newCollector(t, b, gpumon.WithScrapeTimeout(20*time.Millisecond))
 	defer close(release)
-	if n := testutil.CollectAndCount(c, "gpu_power_usage_watts"); n != 2 {
-		t.Fatalf("first scrape: %d gpu_power_usage_watts series, want 2", n)
+	// A good read first. On a loaded machine a read can outlast 20 ms
+	// without any hang: scrape until one makes it (10 s at most).
+	for deadline := time.Now().Add(10 * time.Second); testutil.CollectAndCount(c, "gpu_power_usage_watts") != 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("no scrape got both GPUs' values before the hang")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	hung.Store(true)
 	const want = `
@@ -237,5 +242,36 @@ gpumon_collect_errors_total{call="timeout"} %d
 	}
 	if v := testutil.ToFloat64(upOf(t, c, "1")); v != 1 {
 		t.Errorf("gpu_up{gpu=1} after the hang = %v, want 1", v)
+	}
+}
+
+// TestCacheTTLWithHungDevice: WithCacheTTL must go on sparing the GPUs that
+// answer while another GPU's call hangs: scrapes within the TTL reuse the
+// answering GPU's read instead of reading it again every scrape, and the hung
+// GPU still reports gpu_up 0.
+func TestCacheTTLWithHungDevice(t *testing.T) {
+	b := newBox(t, 2)
+	release := make(chan struct{})
+	defer close(release)
+	util := b.devs[1].GetUtilizationRatesFunc
+	b.devs[1].GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+		<-release
+		return util()
+	}
+	// The timeout must let GPU 0's read finish on a loaded CI machine.
+	c := newCollector(t, b, gpumon.WithCacheTTL(time.Hour), gpumon.WithScrapeTimeout(2*time.Second))
+	const want = `
+# HELP gpu_up 1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.
+# TYPE gpu_up gauge
+gpu_up{gpu="0",uuid="GPU-mock-0"} 1
+gpu_up{gpu="1",uuid="GPU-mock-1"} 0
+`
+	for i := 1; i <= 3; i++ {
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_up"); err != nil {
+			t.Errorf("scrape %d during the hang: %v", i, err)
+		}
+	}
+	if n := len(b.devs[0].GetPowerUsageCalls()); n != 1 {
+		t.Errorf("GPU 0 read %d times in 3 scrapes within the cache TTL, want 1", n)
 	}
 }

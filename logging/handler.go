@@ -2,6 +2,7 @@ package logging
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"slices"
@@ -42,10 +43,17 @@ type traceHandler struct {
 	ids  *idCache // shared by the WithAttrs/WithGroup copies
 }
 
-// idCache remembers the hex form of the last span context seen, so that the
-// records logged one after another within a span (the common case) reuse one
-// encoding instead of allocating their own.
-type idCache struct{ last atomic.Pointer[hexIDs] }
+// idCache remembers the hex form of recently seen span contexts, so that the
+// records logged within a span (the handler's lines and the middleware's
+// request line) share one encoding instead of allocating their own, even
+// while other requests log in between. It is direct-mapped on the span id,
+// which is random: concurrent spans mostly land in different slots, and a
+// collision only costs a re-encoding.
+type idCache struct {
+	slots [idCacheSlots]atomic.Pointer[hexIDs]
+}
+
+const idCacheSlots = 64 // a power of two
 
 type hexIDs struct {
 	traceID trace.TraceID
@@ -57,7 +65,8 @@ type hexIDs struct {
 
 func (c *idCache) get(sc trace.SpanContext) (traceID, spanID string) {
 	tid, sid := sc.TraceID(), sc.SpanID()
-	if e := c.last.Load(); e != nil && e.traceID == tid && e.spanID == sid {
+	slot := &c.slots[binary.LittleEndian.Uint64(sid[:])&(idCacheSlots-1)]
+	if e := slot.Load(); e != nil && e.traceID == tid && e.spanID == sid {
 		return e.tid, e.sid
 	}
 	e := &hexIDs{traceID: tid, spanID: sid}
@@ -65,7 +74,7 @@ func (c *idCache) get(sc trace.SpanContext) (traceID, spanID string) {
 	hex.Encode(e.buf[32:], sid[:])
 	s := unsafe.String(&e.buf[0], len(e.buf))
 	e.tid, e.sid = s[:32], s[32:]
-	c.last.Store(e)
+	slot.Store(e)
 	return e.tid, e.sid
 }
 

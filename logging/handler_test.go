@@ -3,6 +3,7 @@ package logging
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -136,6 +137,52 @@ func TestNewHandlerRecordCopies(t *testing.T) {
 	})
 	if n != 8 {
 		t.Errorf("original record has %d attrs, want 8", n)
+	}
+}
+
+// Records from many interleaved spans carry their own ids whatever the
+// cache holds (colliding slots included), and two requests taking turns
+// reuse their encodings instead of allocating per record.
+func TestNewHandlerIDCache(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(NewHandler(slog.NewJSONHandler(&buf, nil)))
+	ctxs := make([]context.Context, 300) // more spans than cache slots
+	for i := range ctxs {
+		var tid trace.TraceID
+		var sid trace.SpanID
+		binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
+		binary.LittleEndian.PutUint64(sid[:], uint64(i*7+1)) // slots collide
+		ctxs[i] = trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	}
+	for round := range 3 {
+		for i, ctx := range ctxs {
+			buf.Reset()
+			l.InfoContext(ctx, "m")
+			var got struct{ TraceID, SpanID string }
+			if err := json.Unmarshal(buf.Bytes(), &struct {
+				T *string `json:"trace_id"`
+				S *string `json:"span_id"`
+			}{&got.TraceID, &got.SpanID}); err != nil {
+				t.Fatal(err)
+			}
+			sc := trace.SpanContextFromContext(ctx)
+			if got.TraceID != sc.TraceID().String() || got.SpanID != sc.SpanID().String() {
+				t.Fatalf("round %d span %d: ids %s/%s, want %s/%s", round, i, got.TraceID, got.SpanID, sc.TraceID(), sc.SpanID())
+			}
+		}
+	}
+
+	if raceEnabled {
+		return // allocation counts are not exact under -race
+	}
+	quiet := slog.New(NewHandler(slog.NewJSONHandler(io.Discard, nil)))
+	a, b := ctxs[1], ctxs[2] // different slots
+	allocs := testing.AllocsPerRun(100, func() {
+		quiet.InfoContext(a, "m")
+		quiet.InfoContext(b, "m")
+	})
+	if allocs != 0 {
+		t.Errorf("two spans taking turns: %v allocs per pair of records, want 0", allocs)
 	}
 }
 

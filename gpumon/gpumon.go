@@ -33,8 +33,8 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// config is what the options set. nvmlOptions holds the fields that name
-// go-nvml types; it is empty in builds without cgo.
+// config is what the options set. nvmlOptions holds the fields that only
+// cgo builds use; it is empty in builds without cgo.
 type config struct {
 	nvmlOptions
 	dcgmNames      bool

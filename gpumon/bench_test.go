@@ -3,6 +3,7 @@
 package gpumon_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -39,6 +40,43 @@ func BenchmarkCollect(b *testing.B) {
 		if collectOnce(c, ch) < 8*25 {
 			b.Fatal("short scrape")
 		}
+	}
+}
+
+// BenchmarkCollectProcesses is BenchmarkCollect with WithProcessMetrics and
+// 4 compute processes on each of the 8 GPUs, named from a fake /proc:
+// "host" in the initial PID namespace (one stat read per process), and
+// "container" outside it (the stat read plus the fd check, cached by pid and
+// start time after the first scrape). BenchmarkCollect is its baseline.
+func BenchmarkCollectProcesses(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		host bool
+	}{{"host", true}, {"container", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			proc := gpumon.NewFakeProc(b, mode.host)
+			bx := benchBox(b)
+			for i, d := range bx.devs {
+				var ps []nvml.ProcessInfo
+				for k := range 4 {
+					pid := uint32(1000 + 10*i + k)
+					// A realistic fd table: the NVIDIA files come after a few others.
+					proc.Add(pid, "python3", uint64(pid), "/dev/null", "/dev/null", "/dev/null", "socket:[1]",
+						"pipe:[2]", "/dev/nvidiactl", fmt.Sprintf("/dev/nvidia%d", i), "/dev/nvidia-uvm")
+					ps = append(ps, nvml.ProcessInfo{Pid: pid, UsedGpuMemory: gib})
+				}
+				d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return ps, nvml.SUCCESS }
+			}
+			c := newCollector(b, bx, gpumon.WithProcessMetrics(), gpumon.WithProcRoot(proc.Root()))
+			ch := make(chan prometheus.Metric, 1024)
+			collectOnce(c, ch)
+			b.ReportAllocs()
+			for b.Loop() {
+				if collectOnce(c, ch) < 8*25+32 {
+					b.Fatal("short scrape")
+				}
+			}
+		})
 	}
 }
 

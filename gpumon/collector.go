@@ -15,9 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// nvmlOptions holds the options that name go-nvml types.
+// nvmlOptions holds the options that only cgo builds use.
 type nvmlOptions struct {
-	lib nvml.Interface
+	lib      nvml.Interface
+	procRoot string // "" is /proc
 }
 
 // WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
@@ -56,6 +57,7 @@ type Collector struct {
 	timeouts prometheus.Counter
 	duration prometheus.Gauge
 	xid      *xidWatcher
+	procs    *procResolver // nil unless WithProcessMetrics
 
 	// down is gpu_up 0, by GPU (nil with DCGM names): what a scrape reports
 	// for a GPU whose read did not answer in time.
@@ -133,6 +135,13 @@ func New(opts ...Option) (*Collector, error) {
 	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
 	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
 	c.set = newMetricSet(cfg, eventReasons, memoryV2)
+	if c.set.process != nil {
+		root := cfg.procRoot
+		if root == "" {
+			root = "/proc"
+		}
+		c.procs = newProcResolver(root)
+	}
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
 	}

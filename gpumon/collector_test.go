@@ -859,57 +859,70 @@ func (f filtered) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// TestProcessMetrics: one series per live pid (MIG duplicates summed), named
-// from /proc; a process that ends drops out at the next scrape.
+// TestProcessMetrics: one series per live pid (MIG duplicates summed), with
+// the pid as NVML reported it and the name from /proc only where the pid is
+// known to be the process NVML means; a process that ends drops out at the
+// next scrape.
 func TestProcessMetrics(t *testing.T) {
-	comm, err := os.ReadFile("/proc/self/comm")
-	if err != nil {
-		t.Skip("no /proc/self/comm on this system: process names cannot be checked")
-	}
-	self := uint32(os.Getpid())
-	b := newBox(t, 2)
-	var mu sync.Mutex
-	procs := []nvml.ProcessInfo{
-		{Pid: self, UsedGpuMemory: 100 << 20},
-		{Pid: 4000000000, UsedGpuMemory: 1 << 20}, // no such pid: name unknown
-		{Pid: self, UsedGpuMemory: 50 << 20, GpuInstanceId: 1},
-		{Pid: 7, UsedGpuMemory: ^uint64(0)}, // NVML_VALUE_NOT_AVAILABLE: left out
-	}
-	b.devs[1].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		mu.Lock()
-		defer mu.Unlock()
-		return procs, nvml.SUCCESS
-	}
-	c := newCollector(t, b, gpumon.WithProcessMetrics())
-	want := `
+	const (
+		user      = 4242       // holds /dev/nvidia1
+		unrelated = 77         // in our /proc, but holds no NVIDIA device
+		missing   = 4000000000 // not in our /proc
+	)
+	for _, tc := range []struct {
+		name          string
+		host          bool
+		unrelatedName string
+	}{
+		// In the host's PID namespace NVML's pids are our /proc's: pid 77
+		// is the process NVML reports, whatever files it holds.
+		{"host namespace", true, "sidecar"},
+		// In a container's, pid 77 of our /proc is not known to be it.
+		{"container", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proc := gpumon.NewFakeProc(t, tc.host)
+			proc.Add(user, "python3", 100, "/dev/nvidiactl", "/dev/nvidia1", "/dev/nvidia-uvm")
+			proc.Add(unrelated, "sidecar", 200, "/dev/null")
+			b := newBox(t, 2)
+			var mu sync.Mutex
+			procs := []nvml.ProcessInfo{
+				{Pid: user, UsedGpuMemory: 100 << 20},
+				{Pid: missing, UsedGpuMemory: 1 << 20},
+				{Pid: user, UsedGpuMemory: 50 << 20, GpuInstanceId: 1},
+				{Pid: unrelated, UsedGpuMemory: 2 << 20},
+				{Pid: 7, UsedGpuMemory: ^uint64(0)}, // NVML_VALUE_NOT_AVAILABLE: left out
+			}
+			b.devs[1].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+				mu.Lock()
+				defer mu.Unlock()
+				return procs, nvml.SUCCESS
+			}
+			c := newCollector(t, b, gpumon.WithProcessMetrics(), gpumon.WithProcRoot(proc.Root()))
+			want := `
 # HELP gpu_process_memory_used_bytes Device memory used by a compute process running on the GPU at scrape time.
 # TYPE gpu_process_memory_used_bytes gauge
-gpu_process_memory_used_bytes{gpu="1",pid="4000000000",process="unknown",uuid="GPU-mock-1"} 1048576
-gpu_process_memory_used_bytes{gpu="1",pid="` + itoa(self) + `",process="` + strings.TrimSpace(string(comm)) + `",uuid="GPU-mock-1"} 157286400
+gpu_process_memory_used_bytes{gpu="1",pid="4000000000",process="",uuid="GPU-mock-1"} 1048576
+gpu_process_memory_used_bytes{gpu="1",pid="4242",process="python3",uuid="GPU-mock-1"} 157286400
+gpu_process_memory_used_bytes{gpu="1",pid="77",process="` + tc.unrelatedName + `",uuid="GPU-mock-1"} 2097152
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_process_memory_used_bytes"); err != nil {
-		t.Error(err)
-	}
-	mu.Lock()
-	procs = procs[1:2]
-	mu.Unlock()
-	if n := testutil.CollectAndCount(c, "gpu_process_memory_used_bytes"); n != 1 {
-		t.Errorf("%d process series after one ended, want 1", n)
+			for range 2 { // the second scrape uses the cache
+				if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_process_memory_used_bytes"); err != nil {
+					t.Error(err)
+				}
+			}
+			mu.Lock()
+			procs = procs[1:2]
+			mu.Unlock()
+			proc.Remove(user)
+			if n := testutil.CollectAndCount(c, "gpu_process_memory_used_bytes"); n != 1 {
+				t.Errorf("%d process series after two ended, want 1", n)
+			}
+		})
 	}
 	if n := testutil.CollectAndCount(newCollector(t, newBox(t, 2)), "gpu_process_memory_used_bytes"); n != 0 {
 		t.Errorf("process metrics without the option: %d series", n)
 	}
-}
-
-func itoa(v uint32) string {
-	if v == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; v > 0; v /= 10 {
-		b = append([]byte{byte('0' + v%10)}, b...)
-	}
-	return string(b)
 }
 
 // TestHealthy covers the health check and its HTTP handler.

@@ -40,6 +40,28 @@
 // labels instead (those of dcgm-exporter's default counters that NVML can
 // give), for existing DCGM dashboards.
 //
+// # Process metrics
+//
+// gpu_process_memory_used_bytes{pid,process} (WithProcessMetrics) carries
+// the pid NVML reports and, where it can be verified, the command name. The
+// driver reports pids in the initial (host) PID namespace (older drivers) or
+// in the caller's namespace, leaving out processes it cannot see (newer
+// ones). New reads readlink(/proc/self/ns/pid) once: in the initial
+// namespace (pid:[4026531836], an inode number the kernel reserves for it)
+// both are the pids of our /proc, and the name is read from
+// /proc/<pid>/stat. Anywhere else (a container without hostPID) a pid may be
+// a host pid that is missing from the container's /proc, or another process
+// there: a process is named only if it holds a /dev/nvidia* file open, as
+// every NVML and CUDA client does (readlink of /proc/<pid>/fd/*), checked
+// once per pid and start time (field 22 of stat, which a reused pid does not
+// share) and cached, with dead pids evicted and at most 1024 kept. A process
+// that cannot be verified (gone, no NVIDIA file, its fd directory not
+// readable, e.g. another user's without CAP_SYS_PTRACE) gets process="";
+// its memory series is still sent with NVML's pid. In a container, only a
+// pid that collides with a GPU-using process of the container itself can
+// still be misnamed (a driver that reports host pids, a host pid that is
+// also a live pid of the container); run with hostPID to rule it out.
+//
 // # Failures
 //
 // A field a GPU does not support (ERROR_NOT_SUPPORTED) is left out for that

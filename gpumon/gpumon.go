@@ -33,8 +33,8 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// config is what the options set. nvmlOptions holds the fields that name
-// go-nvml types; it is empty in builds without cgo.
+// config is what the options set. nvmlOptions holds the fields that only
+// cgo builds use; it is empty in builds without cgo.
 type config struct {
 	nvmlOptions
 	dcgmNames      bool
@@ -68,7 +68,11 @@ func WithDCGMNames() Option {
 
 // WithProcessMetrics enables gpu_process_memory_used_bytes{gpu,uuid,pid,process}
 // for the compute processes running on each GPU at scrape time. Processes that
-// have ended drop out at the next scrape, so the series stay bounded.
+// have ended drop out at the next scrape, so the series stay bounded. pid is
+// the pid as NVML reports it; process is its command name (/proc/<pid>/stat),
+// or empty where the Collector cannot be sure that the process at
+// /proc/<pid> is the one NVML means: see "Process metrics" in the package
+// documentation.
 func WithProcessMetrics() Option {
 	return optionFunc(func(c *config) { c.processMetrics = true })
 }

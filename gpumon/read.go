@@ -3,10 +3,8 @@
 package gpumon
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -207,7 +205,7 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	}
 	if !r.lost && set.process != nil {
 		if procs, ret := h.GetComputeRunningProcesses(); r.ok("GetComputeRunningProcesses", ret) {
-			s.extra = appendProcesses(s.extra, set.process, d, procs)
+			s.extra = appendProcesses(s.extra, set.process, d, procs, c.procs)
 		}
 	}
 
@@ -287,8 +285,10 @@ func b2f(b bool) float64 {
 const notAvailable = ^uint64(0)
 
 // appendProcesses appends one gpu_process_memory_used_bytes per live pid
-// (summed over MIG instances, where one pid can appear more than once).
-func appendProcesses(out []prometheus.Metric, desc *prometheus.Desc, d *device, procs []nvml.ProcessInfo) []prometheus.Metric {
+// (summed over MIG instances, where one pid can appear more than once),
+// with the pid as NVML reported it and the process name where names can
+// verify it (empty otherwise).
+func appendProcesses(out []prometheus.Metric, desc *prometheus.Desc, d *device, procs []nvml.ProcessInfo, names *procResolver) []prometheus.Metric {
 	if len(procs) == 0 {
 		return out
 	}
@@ -308,23 +308,10 @@ func appendProcesses(out []prometheus.Metric, desc *prometheus.Desc, d *device, 
 			continue
 		}
 		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, float64(used),
-			d.idx, d.uuid, strconv.FormatUint(uint64(pid), 10), processName(pid))
+			d.idx, d.uuid, strconv.FormatUint(uint64(pid), 10), names.name(pid))
 		if err == nil {
 			out = append(out, m)
 		}
 	}
 	return out
-}
-
-// processName is the command name of pid from /proc/<pid>/comm, or
-// "unknown" where it cannot be read (another PID namespace, gone, not Linux).
-func processName(pid uint32) string {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/comm")
-	if err != nil {
-		return "unknown"
-	}
-	if b = bytes.TrimSpace(b); len(b) == 0 {
-		return "unknown"
-	}
-	return string(b)
 }

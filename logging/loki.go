@@ -578,6 +578,14 @@ func (c *lokiCore) backoff(attempt int) time.Duration {
 }
 
 func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, hasRetryAfter bool, err error) {
+	// A panic in the HTTP client (a user's RoundTripper) is a failed push,
+	// retried like a network error: on this goroutine it would kill the
+	// process.
+	defer func() {
+		if p := recover(); p != nil {
+			status, retryAfter, hasRetryAfter, err = 0, 0, false, fmt.Errorf("logging: loki push panicked: %v", p)
+		}
+	}()
 	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.pushURL, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, false, err

@@ -42,6 +42,12 @@
 // "500" for a panic. A handler may end the recorder itself first (with its
 // own error); the middleware's End then does nothing.
 //
+// The funcs given to WithModel, WithOperation, WithRoute, WithFilter,
+// WithGRPCModel and WithGRPCOperation run on every request; a panic in one
+// never fails the request: the call falls back (no model, the default
+// operation, the mux pattern, instrumented), and the panic is reported at
+// most once a minute on the logger (or to OpenTelemetry's error handler).
+//
 // # Clients that go away
 //
 // A request whose response did not reach its client is recorded with status

@@ -55,6 +55,7 @@ type httpSeries struct {
 // New returns a Middleware configured by opts. It cannot fail.
 func New(opts ...Option) *Middleware {
 	c := newConfig(opts)
+	c.guardFuncs()
 	labels := []string{"http_request_method", "http_route", "http_response_status_code"}
 	m := &Middleware{
 		cfg: c,

@@ -92,7 +92,7 @@ type devCall struct {
 // and makes no further NVML call. A GPU that cannot be opened is kept with
 // gpu_up 0 rather than failing New. The caller registers the Collector and
 // calls Close when done.
-func New(opts ...Option) (*Collector, error) {
+func New(opts ...Option) (c *Collector, err error) {
 	cfg := newConfig(opts)
 	lib := cfg.lib
 	if lib == nil {
@@ -102,7 +102,18 @@ func New(opts ...Option) (*Collector, error) {
 		// Any NVML call after a failed Init can kill the process: return now.
 		return nil, fmt.Errorf("%w: init: %w", ErrNVMLUnavailable, ret)
 	}
-	c := &Collector{
+	// A panic while reading the identity (a mock without the func, a
+	// go-nvml bug) is New's error, not the caller's crash.
+	defer func() {
+		if p := recover(); p != nil {
+			func() {
+				defer func() { _ = recover() }()
+				_ = lib.Shutdown()
+			}()
+			c, err = nil, fmt.Errorf("gpumon: nvml panicked while reading the GPUs: %v", p)
+		}
+	}()
+	c = &Collector{
 		lib: lib,
 		cfg: cfg,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{

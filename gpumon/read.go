@@ -66,6 +66,21 @@ func (r *devRead) ok(call string, ret nvml.Return) bool {
 	return false
 }
 
+// try makes one NVML read call. A panic in it (a mock that lacks the func,
+// a go-nvml bug) is counted as call="panic" and reads as
+// ERROR_NOT_SUPPORTED: that value is left out, and the device's other values
+// still count.
+func try[T any](r *devRead, f func() (T, nvml.Return)) (v T, ret nvml.Return) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.c.countError("panic", nvml.ERROR_UNKNOWN)
+			var zero T
+			v, ret = zero, nvml.ERROR_NOT_SUPPORTED
+		}
+	}()
+	return f()
+}
+
 func (r *devRead) set(f field, v uint64) {
 	r.vals[f] = v
 	r.has |= 1 << f
@@ -83,7 +98,7 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	h := d.handle
 	// Each step stops once the GPU is lost: every further call would fail too.
 	if !r.lost && set.wants(fUtil, fMemUtil) {
-		if u, ret := h.GetUtilizationRates(); r.ok("GetUtilizationRates", ret) {
+		if u, ret := try(&r, h.GetUtilizationRates); r.ok("GetUtilizationRates", ret) {
 			r.set(fUtil, uint64(u.Gpu))
 			r.set(fMemUtil, uint64(u.Memory))
 		}
@@ -91,7 +106,7 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	if !r.lost && set.wants(fMemUsed, fMemFree, fMemTotal, fMemReserved) {
 		v1 := !set.memoryV2
 		if !v1 {
-			m, ret := h.GetMemoryInfo_v2()
+			m, ret := try(&r, h.GetMemoryInfo_v2)
 			if r.ok("GetMemoryInfo_v2", ret) {
 				r.set(fMemUsed, m.Used) // without the reserved memory
 				r.set(fMemFree, m.Free)
@@ -101,7 +116,7 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 			v1 = ret == nvml.ERROR_NOT_SUPPORTED
 		}
 		if v1 {
-			if m, ret := h.GetMemoryInfo(); r.ok("GetMemoryInfo", ret) {
+			if m, ret := try(&r, h.GetMemoryInfo); r.ok("GetMemoryInfo", ret) {
 				r.set(fMemUsed, m.Used)
 				r.set(fMemFree, m.Free)
 				r.set(fMemTotal, m.Total)
@@ -109,61 +124,61 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 		}
 	}
 	if !r.lost && set.wants(fTemp) {
-		if t, ret := h.GetTemperature(nvml.TEMPERATURE_GPU); r.ok("GetTemperature", ret) {
+		if t, ret := try(&r, func() (uint32, nvml.Return) { return h.GetTemperature(nvml.TEMPERATURE_GPU) }); r.ok("GetTemperature", ret) {
 			r.set(fTemp, uint64(t))
 		}
 	}
 	if !r.lost && set.wants(fMemTemp) {
 		fv := &d.fields[0]
 		*fv = nvml.FieldValue{FieldId: nvml.FI_DEV_MEMORY_TEMP}
-		if ret := h.GetFieldValues(d.fields[:]); r.ok("GetFieldValues", ret) && r.ok("GetFieldValues", nvml.Return(fv.NvmlReturn)) {
+		if _, ret := try(&r, func() (struct{}, nvml.Return) { return struct{}{}, h.GetFieldValues(d.fields[:]) }); r.ok("GetFieldValues", ret) && r.ok("GetFieldValues", nvml.Return(fv.NvmlReturn)) {
 			if v, ok := fieldUint(fv); ok {
 				r.set(fMemTemp, v)
 			}
 		}
 	}
 	if !r.lost && set.wants(fPower) {
-		if p, ret := h.GetPowerUsage(); r.ok("GetPowerUsage", ret) {
+		if p, ret := try(&r, h.GetPowerUsage); r.ok("GetPowerUsage", ret) {
 			r.set(fPower, uint64(p))
 		}
 	}
 	if !r.lost && set.wants(fPowerLimit) {
-		if p, ret := h.GetEnforcedPowerLimit(); r.ok("GetEnforcedPowerLimit", ret) {
+		if p, ret := try(&r, h.GetEnforcedPowerLimit); r.ok("GetEnforcedPowerLimit", ret) {
 			r.set(fPowerLimit, uint64(p))
 		}
 	}
 	if !r.lost && set.wants(fEnergy) {
-		if e, ret := h.GetTotalEnergyConsumption(); r.ok("GetTotalEnergyConsumption", ret) {
+		if e, ret := try(&r, h.GetTotalEnergyConsumption); r.ok("GetTotalEnergyConsumption", ret) {
 			r.set(fEnergy, e)
 		}
 	}
 	if !r.lost && set.wants(fSMClock) {
-		if v, ret := h.GetClockInfo(nvml.CLOCK_SM); r.ok("GetClockInfo", ret) {
+		if v, ret := try(&r, func() (uint32, nvml.Return) { return h.GetClockInfo(nvml.CLOCK_SM) }); r.ok("GetClockInfo", ret) {
 			r.set(fSMClock, uint64(v))
 		}
 	}
 	if !r.lost && set.wants(fMemClock) {
-		if v, ret := h.GetClockInfo(nvml.CLOCK_MEM); r.ok("GetClockInfo", ret) {
+		if v, ret := try(&r, func() (uint32, nvml.Return) { return h.GetClockInfo(nvml.CLOCK_MEM) }); r.ok("GetClockInfo", ret) {
 			r.set(fMemClock, uint64(v))
 		}
 	}
 	if !r.lost && set.wants(fFan) {
-		if v, ret := h.GetFanSpeed(); r.ok("GetFanSpeed", ret) {
+		if v, ret := try(&r, h.GetFanSpeed); r.ok("GetFanSpeed", ret) {
 			r.set(fFan, uint64(v))
 		}
 	}
 	if !r.lost && set.wants(fPCIeReplay) {
-		if v, ret := h.GetPcieReplayCounter(); r.ok("GetPcieReplayCounter", ret) && v >= 0 {
+		if v, ret := try(&r, h.GetPcieReplayCounter); r.ok("GetPcieReplayCounter", ret) && v >= 0 {
 			r.set(fPCIeReplay, uint64(v))
 		}
 	}
 	if !r.lost && set.wants(fEncUtil) {
-		if v, _, ret := h.GetEncoderUtilization(); r.ok("GetEncoderUtilization", ret) {
+		if v, ret := try(&r, func() (uint32, nvml.Return) { v, _, ret := h.GetEncoderUtilization(); return v, ret }); r.ok("GetEncoderUtilization", ret) {
 			r.set(fEncUtil, uint64(v))
 		}
 	}
 	if !r.lost && set.wants(fDecUtil) {
-		if v, _, ret := h.GetDecoderUtilization(); r.ok("GetDecoderUtilization", ret) {
+		if v, ret := try(&r, func() (uint32, nvml.Return) { v, _, ret := h.GetDecoderUtilization(); return v, ret }); r.ok("GetDecoderUtilization", ret) {
 			r.set(fDecUtil, uint64(v))
 		}
 	}
@@ -171,9 +186,9 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 		var v uint64
 		var ret nvml.Return
 		if set.eventReasons {
-			v, ret = h.GetCurrentClocksEventReasons()
+			v, ret = try(&r, h.GetCurrentClocksEventReasons)
 		} else {
-			v, ret = h.GetCurrentClocksThrottleReasons() // drivers before 535 lack the new name
+			v, ret = try(&r, h.GetCurrentClocksThrottleReasons) // drivers before 535 lack the new name
 		}
 		if r.ok("GetCurrentClocksEventReasons", ret) {
 			reasons, hasReasons = v, true
@@ -184,7 +199,7 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 		if r.lost {
 			break
 		}
-		if v, ret := h.GetTotalEccErrors(nvml.MemoryErrorType(t), nvml.VOLATILE_ECC); r.ok("GetTotalEccErrors", ret) {
+		if v, ret := try(&r, func() (uint64, nvml.Return) { return h.GetTotalEccErrors(nvml.MemoryErrorType(t), nvml.VOLATILE_ECC) }); r.ok("GetTotalEccErrors", ret) {
 			ecc[t], hasECC[t] = v, true
 		}
 	}
@@ -192,19 +207,26 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	// failure flag.
 	var remapFailed bool
 	if !r.lost {
-		if corr, unc, pending, failed, ret := h.GetRemappedRows(); r.ok("GetRemappedRows", ret) {
-			r.set(fRemapCorr, uint64(corr))
-			r.set(fRemapUnc, uint64(unc))
-			r.set(fRemapPend, b2u(pending))
-			r.set(fRemapFail, b2u(failed))
-			remapFailed = failed
+		type remapped struct {
+			corr, unc       int
+			pending, failed bool
+		}
+		if m, ret := try(&r, func() (m remapped, ret nvml.Return) {
+			m.corr, m.unc, m.pending, m.failed, ret = h.GetRemappedRows()
+			return m, ret
+		}); r.ok("GetRemappedRows", ret) {
+			r.set(fRemapCorr, uint64(m.corr))
+			r.set(fRemapUnc, uint64(m.unc))
+			r.set(fRemapPend, b2u(m.pending))
+			r.set(fRemapFail, b2u(m.failed))
+			remapFailed = m.failed
 		}
 	}
 	if !r.lost && set.fields[fXIDLast].desc != nil {
 		r.set(fXIDLast, c.xid.lastXID(i))
 	}
 	if !r.lost && set.process != nil {
-		if procs, ret := h.GetComputeRunningProcesses(); r.ok("GetComputeRunningProcesses", ret) {
+		if procs, ret := try(&r, h.GetComputeRunningProcesses); r.ok("GetComputeRunningProcesses", ret) {
 			s.extra = appendProcesses(s.extra, set.process, d, procs, c.procs)
 		}
 	}

@@ -31,8 +31,8 @@ type xidWatcher struct {
 	critical []uint64 // by device: last XID seen that is not an application one
 }
 
-func startXIDWatcher(c *Collector) *xidWatcher {
-	w := &xidWatcher{
+func startXIDWatcher(c *Collector) (w *xidWatcher) {
+	w = &xidWatcher{
 		c: c,
 		counts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gpu_xid_errors_total",
@@ -43,6 +43,23 @@ func startXIDWatcher(c *Collector) *xidWatcher {
 		last:     make([]uint64, len(c.devs)),
 		critical: make([]uint64, len(c.devs)),
 	}
+	var set nvml.EventSet
+	// A panic while setting up (a mock without the event funcs, a go-nvml
+	// bug) leaves the collector without XID counts, counted as
+	// call="panic", instead of failing New.
+	defer func() {
+		if p := recover(); p != nil {
+			c.countError("panic", nvml.ERROR_UNKNOWN)
+			if set != nil {
+				func() {
+					defer func() { _ = recover() }()
+					_ = set.Free()
+				}()
+			}
+			w.set = nil
+			close(w.done)
+		}
+	}()
 	set, ret := c.lib.EventSetCreate()
 	if ret != nvml.SUCCESS {
 		if ret != nvml.ERROR_NOT_SUPPORTED {

@@ -225,12 +225,13 @@ type lokiCore struct {
 	fmtMu sync.Mutex
 	line  []byte
 
-	closing   chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	ctx       context.Context // cancelled when Close's ctx ends first
-	cancel    context.CancelFunc
+	closing     chan struct{}
+	closeGaveUp bool // a batch failed for good after Close: the later ones get one attempt (run's goroutine only)
+	done        chan struct{}
+	closeOnce   sync.Once
+	closed      atomic.Bool
+	ctx         context.Context // cancelled when Close's ctx ends first
+	cancel      context.CancelFunc
 
 	warnGate ratelimit.Gate
 
@@ -426,7 +427,11 @@ var errTooLarge = errors.New("line longer than BatchBytes")
 // Close stops accepting lines, pushes what is queued and stops the pushing
 // goroutine. When ctx ends first, the push in flight is abandoned, the lines
 // still queued are dropped (counted with reason closed) and Close returns
-// ctx's error. Safe to call more than once and from any WithAttrs copy.
+// ctx's error. While it flushes, failed pushes are retried MinBackoff apart
+// (not after backoffs of up to MaxBackoff), and once one batch has failed
+// for good the later ones get one attempt each, so a Loki that is down
+// holds the service's exit for seconds, not minutes. Safe to call more than
+// once and from any WithAttrs copy.
 func (l *Loki) Close(ctx context.Context) error {
 	c := l.core
 	c.closeOnce.Do(func() {
@@ -522,6 +527,7 @@ func (c *lokiCore) push(batch []lokiEntry) {
 	}
 	for attempt := 0; ; attempt++ {
 		status, retryAfter, hasRetryAfter, err := c.post(body, contentType)
+		closing := c.isClosing()
 		if err == nil && status/100 == 2 {
 			c.sentLines.Add(float64(len(batch)))
 			return
@@ -537,7 +543,10 @@ func (c *lokiCore) push(batch []lokiEntry) {
 			c.warn("logging: loki rejected a batch, dropping it", "status", status, "lines", len(batch))
 			return
 		}
-		if attempt >= c.cfg.MaxRetries {
+		if attempt >= c.cfg.MaxRetries || (closing && c.closeGaveUp) {
+			if closing {
+				c.closeGaveUp = true
+			}
 			c.drop(DropRetriesExhausted, len(batch))
 			c.warn("logging: loki push failed, dropping batch", "status", status, "error", errString(err),
 				"attempts", attempt+1, "lines", len(batch))
@@ -547,14 +556,32 @@ func (c *lokiCore) push(batch []lokiEntry) {
 		if hasRetryAfter {
 			wait = min(retryAfter, c.cfg.MaxBackoff)
 		}
+		closingCh := c.closing
+		if closing {
+			// Shutting down: retry at MinBackoff, not after backoffs of
+			// up to MaxBackoff that would hold the service's exit.
+			wait = min(wait, c.cfg.MinBackoff)
+			closingCh = nil
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+		case <-closingCh: // Close was called during a long backoff: retry now
+			t.Stop()
 		case <-c.ctx.Done():
 			t.Stop()
 			c.drop(DropClosed, len(batch))
 			return
 		}
+	}
+}
+
+func (c *lokiCore) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
 	}
 }
 

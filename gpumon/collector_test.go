@@ -499,12 +499,7 @@ gpumon_collect_errors_total{call="timeout"} %d
 	close(release)
 	// The hung read completes in the background; a later scrape shows its
 	// values (or a fresh read's), whichever it gets first.
-	for range 2000 {
-		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 1 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, c, "gpu_power_usage_watts", 1)
 	if v := testutil.ToFloat64(upOf(t, c, "0")); v != 1 {
 		t.Errorf("gpu_up{gpu=0} after the hang = %v, want 1", v)
 	}

@@ -236,12 +236,7 @@ gpumon_collect_errors_total{call="timeout"} %d
 	hung.Store(false)
 	close(release)
 	released = true
-	for range 2000 {
-		if testutil.CollectAndCount(c, "gpu_power_usage_watts") == 3 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, c, "gpu_power_usage_watts", 3)
 	if v := testutil.ToFloat64(upOf(t, c, "1")); v != 1 {
 		t.Errorf("gpu_up{gpu=1} after the hang = %v, want 1", v)
 	}

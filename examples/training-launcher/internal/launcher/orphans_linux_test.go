@@ -3,7 +3,6 @@
 package launcher_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,18 +37,8 @@ exit 0`
 	}, 0, "sh", "-c", script)
 	t.Cleanup(func() { killAll(t, pids) })
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.l.Run(context.Background())
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("Run did not return within 30 s\nlogs:\n%s", h.logs)
+	if _, err := runWithin(t, h, 30*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	b, err := os.ReadFile(state)
 	if err != nil {
@@ -97,18 +86,8 @@ exit 1`
 	}, 0, "sh", "-c", script)
 	t.Cleanup(func() { killAll(t, pids) })
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := h.l.Run(context.Background())
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("Run did not return within 30 s\nlogs:\n%s", h.logs)
+	if _, err := runWithin(t, h, 30*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	children := readPIDs(t, pids)
 	if len(children) != 1 {

@@ -80,23 +80,9 @@ exit 1`, 1, 2},
 			}, tt.attempts-1, "sh", "-c", tt.script)
 			t.Cleanup(func() { killAll(t, pids) })
 
-			type result struct {
-				code int
-				err  error
-			}
-			done := make(chan result, 1)
-			go func() {
-				code, err := h.l.Run(context.Background())
-				done <- result{code, err}
-			}()
-			var r result
-			select {
-			case r = <-done:
-			case <-time.After(60 * time.Second):
-				t.Fatalf("Run did not return within 60 s (Grace and Drain are 5 min)\nlogs:\n%s", h.logs)
-			}
-			if r.err != nil || r.code != tt.wantCode {
-				t.Fatalf("Run = %d, %v; want %d\nlogs:\n%s", r.code, r.err, tt.wantCode, h.logs)
+			code, err := runWithin(t, h, 60*time.Second) // Grace and Drain are 5 min
+			if err != nil || code != tt.wantCode {
+				t.Fatalf("Run = %d, %v; want %d\nlogs:\n%s", code, err, tt.wantCode, h.logs)
 			}
 			children := readPIDs(t, pids)
 			if len(children) != tt.attempts {
@@ -147,5 +133,27 @@ func killAll(t *testing.T, path string) {
 		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
+	}
+}
+
+// runWithin runs the launcher and fails the test if Run has not returned
+// within d.
+func runWithin(t *testing.T, h *harness, d time.Duration) (int, error) {
+	t.Helper()
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := h.l.Run(context.Background())
+		done <- result{code, err}
+	}()
+	select {
+	case r := <-done:
+		return r.code, r.err
+	case <-time.After(d):
+		t.Fatalf("Run did not return within %v\nlogs:\n%s", d, h.logs)
+		return 0, nil
 	}
 }

@@ -1,14 +1,12 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/syncbuf"
 )
 
 // streamingServer streams one response per requested size and reports one
@@ -52,29 +51,10 @@ func (streamingServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest)
 	return &testpb.SimpleResponse{}, nil
 }
 
-// syncBuffer is a bytes.Buffer that the server's goroutines can write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // One line per RPC, carrying the status message of a failure and what the
 // handler added with AddLogAttrs.
 func TestGRPCLogLine(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	noTime := func(_ []string, a slog.Attr) slog.Attr {
 		if a.Key == slog.TimeKey || a.Key == "duration" {
 			return slog.Attr{}

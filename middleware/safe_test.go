@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/syncbuf"
 )
 
 // A panic in a func the user gives for telemetry never fails the request,
@@ -32,7 +33,7 @@ func TestTelemetryFuncPanics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.option, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			inf := inference.NewMetrics()
 			opts := append([]Option{WithInference(inf), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))}, tt.opts...)
 			m := New(opts...)
@@ -72,7 +73,7 @@ func TestTelemetryFuncPanics(t *testing.T) {
 
 func TestGRPCTelemetryFuncPanics(t *testing.T) {
 	inf := inference.NewMetrics()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	m := New(WithInference(inf), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
 		WithGRPCModel(func(context.Context, string, any) string { panic("user bug") }))
 	info := &grpc.UnaryServerInfo{FullMethod: "/llm.Chat/Complete"}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -16,24 +15,9 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
+
+	"github.com/modeltel/modeltel/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func get(t *testing.T, url string) string {
 	t.Helper()
@@ -57,7 +41,7 @@ func TestLauncherEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Skip("python3 is not on PATH: this end-to-end test runs the shipped trainer.py")
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	sigs := make(chan os.Signal, 1)
 	addr := make(chan string, 1)
 	code := make(chan int, 1)
@@ -117,7 +101,7 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut syncbuf.Buffer
 			if got := run(context.Background(), tt.args, &out, &errOut, nil, nil); got != tt.code {
 				t.Errorf("run = %d, want %d\n%s%s", got, tt.code, out.String(), errOut.String())
 			}
@@ -129,7 +113,7 @@ func TestExitStatusOfTrainer(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("sh is not on PATH")
 	}
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	got := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--max-restarts", "1", "--backoff", "1ms", "--", "sh", "-c", "exit 3"},
 		&out, &errOut, nil, nil)
 	if got != 3 {
@@ -165,7 +149,7 @@ func TestLauncherPushesToLoki(t *testing.T) {
 	}))
 	defer loki.Close()
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	code := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--loki-url", loki.URL, "--run", "loki", "--",
 		"sh", "-c", `echo 'hello from the trainer'; echo '{"step":1,"loss":2.5}'`}, &stdout, &stderr, nil, nil)
 	if code != 0 {

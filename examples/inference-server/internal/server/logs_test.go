@@ -1,40 +1,25 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/syncbuf"
 	"github.com/modeltel/modeltel/middleware"
 )
 
-// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+// logLines returns the JSON log lines written to b so far.
+func logLines(t *testing.T, b *syncbuf.Buffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -85,7 +70,7 @@ func TestOneLogLinePerRequest(t *testing.T) {
 				name = "server alone/" + name
 			}
 			t.Run(name, func(t *testing.T) {
-				var logs syncBuffer
+				var logs syncbuf.Buffer
 				logger := slog.New(slog.NewJSONHandler(&logs, nil))
 				// TokensPerSecond: the model waits on the context, so a
 				// canceled request fails in the model run.
@@ -100,7 +85,7 @@ func TestOneLogLinePerRequest(t *testing.T) {
 					h = middleware.New(middleware.WithLogger(logger), middleware.WithTracerProvider(nil),
 						middleware.WithInference(inf), middleware.WithModel(ModelFunc(models))).Handler(h)
 				}
-				logs = syncBuffer{} // not the model loads
+				logs.Reset() // not the model loads
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				if tt.cancel {
@@ -110,7 +95,7 @@ func TestOneLogLinePerRequest(t *testing.T) {
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r) // synchronous: every line is written when it returns
 
-				lines := logs.lines(t)
+				lines := logLines(t, &logs)
 				if len(lines) != 1 {
 					t.Fatalf("%d log lines, want 1:\n%v", len(lines), lines)
 				}

@@ -1,13 +1,11 @@
 package launcher_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/modeltel/modeltel/examples/training-launcher/internal/launcher"
+	"github.com/modeltel/modeltel/internal/syncbuf"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -32,31 +31,13 @@ func needPython(t *testing.T) string {
 	return py
 }
 
-// safeBuffer is a bytes.Buffer for a logger and the trainer's stderr.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	l       *launcher.Launcher
 	m       *training.Metrics
 	reg     *prometheus.Registry
 	spans   *tracetest.SpanRecorder
-	logs    *safeBuffer
-	stderr  *safeBuffer
+	logs    *syncbuf.Buffer
+	stderr  *syncbuf.Buffer
 	signals chan os.Signal
 }
 
@@ -70,8 +51,8 @@ func newHarnessWith(t *testing.T, configure func(*launcher.Config), maxRestarts 
 		m:       training.NewMetrics(training.WithRun("test")),
 		reg:     prometheus.NewPedanticRegistry(),
 		spans:   tracetest.NewSpanRecorder(),
-		logs:    &safeBuffer{},
-		stderr:  &safeBuffer{},
+		logs:    &syncbuf.Buffer{},
+		stderr:  &syncbuf.Buffer{},
 		signals: make(chan os.Signal, 1),
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(h.spans))

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/internal/cowmap"
+	"github.com/modeltel/modeltel/internal/promlist"
 )
 
 // Label names.
@@ -40,6 +41,7 @@ type Metrics struct {
 	tps      *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	active   *prometheus.GaugeVec
+	all      promlist.Collectors // the six above: what Describe and Collect send
 
 	// series maps a (operation, model) pair as given by the caller, when it
 	// was admitted under its own name, to its resolved children. Copy on
@@ -103,6 +105,7 @@ func NewMetrics(opts ...Option) *Metrics {
 		models: make(map[string]struct{}),
 		ops:    make(map[string]struct{}),
 	}
+	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active}
 	return m
 }
 
@@ -111,12 +114,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	if m == nil {
 		return
 	}
-	m.duration.Describe(ch)
-	m.ttft.Describe(ch)
-	m.tpot.Describe(ch)
-	m.tps.Describe(ch)
-	m.tokens.Describe(ch)
-	m.active.Describe(ch)
+	m.all.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -124,12 +122,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
 	}
-	m.duration.Collect(ch)
-	m.ttft.Collect(ch)
-	m.tpot.Collect(ch)
-	m.tps.Collect(ch)
-	m.tokens.Collect(ch)
-	m.active.Collect(ch)
+	m.all.Collect(ch)
 }
 
 // lookup returns the series of (op, model): a lock-free map read once the

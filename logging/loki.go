@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/internal/ratelimit"
 )
 
@@ -240,6 +241,7 @@ type lokiCore struct {
 	dropped    *prometheus.CounterVec
 	drops      map[string]prometheus.Counter
 	queueLen   prometheus.GaugeFunc
+	all        promlist.Collectors // the four above: what Describe and Collect send
 }
 
 type lokiEntry struct {

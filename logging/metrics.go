@@ -2,6 +2,8 @@ package logging
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/internal/promlist"
 )
 
 func (c *lokiCore) initMetrics() {
@@ -25,6 +27,7 @@ func (c *lokiCore) initMetrics() {
 		Name: "logging_loki_queue_length",
 		Help: "Log lines waiting in the queue to be batched and pushed to Loki.",
 	}, func() float64 { return float64(len(c.queue)) })
+	c.all = promlist.Collectors{c.sentLines, c.pushErrors, c.dropped, c.queueLen}
 }
 
 func (c *lokiCore) drop(reason string, n int) { c.drops[reason].Add(float64(n)) }
@@ -33,19 +36,7 @@ func (c *lokiCore) drop(reason string, n int) { c.drops[reason].Add(float64(n)) 
 // logging_loki_dropped_lines_total{reason}, logging_loki_push_errors_total and
 // logging_loki_queue_length. The handlers returned by WithAttrs and WithGroup
 // describe the same metrics: register only one of them.
-func (l *Loki) Describe(ch chan<- *prometheus.Desc) {
-	c := l.core
-	c.sentLines.Describe(ch)
-	c.pushErrors.Describe(ch)
-	c.dropped.Describe(ch)
-	c.queueLen.Describe(ch)
-}
+func (l *Loki) Describe(ch chan<- *prometheus.Desc) { l.core.all.Describe(ch) }
 
 // Collect implements prometheus.Collector.
-func (l *Loki) Collect(ch chan<- prometheus.Metric) {
-	c := l.core
-	c.sentLines.Collect(ch)
-	c.pushErrors.Collect(ch)
-	c.dropped.Collect(ch)
-	c.queueLen.Collect(ch)
-}
+func (l *Loki) Collect(ch chan<- prometheus.Metric) { l.core.all.Collect(ch) }

@@ -85,22 +85,6 @@ func newGRPCMetrics(c config) *grpcMetrics {
 	return g
 }
 
-func (g *grpcMetrics) describe(ch chan<- *prometheus.Desc) {
-	g.started.Describe(ch)
-	g.handled.Describe(ch)
-	g.handling.Describe(ch)
-	g.received.Describe(ch)
-	g.sent.Describe(ch)
-}
-
-func (g *grpcMetrics) collect(ch chan<- prometheus.Metric) {
-	g.started.Collect(ch)
-	g.handled.Collect(ch)
-	g.handling.Collect(ch)
-	g.received.Collect(ch)
-	g.sent.Collect(ch)
-}
-
 // otherMethod is the full method of the series of methods beyond the cap.
 const otherMethod = "/" + OtherRoute + "/" + OtherRoute
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/modeltel/modeltel/internal/cowmap"
 	"github.com/modeltel/modeltel/internal/genai"
+	"github.com/modeltel/modeltel/internal/promlist"
 )
 
 // Middleware instruments net/http handlers and gRPC servers. It is a
@@ -37,6 +38,10 @@ type Middleware struct {
 	routes cowmap.Map[string, struct{}] // admitted http_route values
 
 	grpc *grpcMetrics
+
+	// all is every metric above, HTTP then gRPC: what Describe and Collect
+	// send.
+	all promlist.Collectors
 
 	tracers atomic.Pointer[tracerEntry]
 	fixed   *tracerEntry // set when WithTracerProvider was given
@@ -81,6 +86,9 @@ func New(opts ...Option) *Middleware {
 		m.activeBy[i][1] = m.active.WithLabelValues(methodNames[i], "https")
 	}
 	m.grpc = newGRPCMetrics(c)
+	g := m.grpc
+	m.all = promlist.Collectors{m.duration, m.reqSize, m.respSize, m.active,
+		g.started, g.handled, g.handling, g.received, g.sent}
 	if c.tp != nil {
 		m.fixed = newTracerEntry(c.tp)
 	}
@@ -88,22 +96,10 @@ func New(opts ...Option) *Middleware {
 }
 
 // Describe implements prometheus.Collector.
-func (m *Middleware) Describe(ch chan<- *prometheus.Desc) {
-	m.duration.Describe(ch)
-	m.reqSize.Describe(ch)
-	m.respSize.Describe(ch)
-	m.active.Describe(ch)
-	m.grpc.describe(ch)
-}
+func (m *Middleware) Describe(ch chan<- *prometheus.Desc) { m.all.Describe(ch) }
 
 // Collect implements prometheus.Collector.
-func (m *Middleware) Collect(ch chan<- prometheus.Metric) {
-	m.duration.Collect(ch)
-	m.reqSize.Collect(ch)
-	m.respSize.Collect(ch)
-	m.active.Collect(ch)
-	m.grpc.collect(ch)
-}
+func (m *Middleware) Collect(ch chan<- prometheus.Metric) { m.all.Collect(ch) }
 
 // Methods of the HTTP conventions; any other is recorded as _OTHER.
 const numMethods = 10

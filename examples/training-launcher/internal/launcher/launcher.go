@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -66,7 +67,8 @@ type Launcher struct {
 	restarts prometheus.Counter
 	running  prometheus.Gauge
 	lastExit prometheus.Gauge
-	state    atomic.Value // string
+	metrics  promlist.Collectors // the three above: what Describe and Collect send
+	state    atomic.Value        // string
 	stopping atomic.Bool
 }
 
@@ -115,23 +117,16 @@ func New(cfg Config, constLabels prometheus.Labels) *Launcher {
 		lastExit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "training_launcher_last_exit_code",
 			Help: "Exit code of the last trainer process (128+signal when killed by a signal).", ConstLabels: constLabels}),
 	}
+	l.metrics = promlist.Collectors{l.restarts, l.running, l.lastExit}
 	l.state.Store("starting")
 	return l
 }
 
 // Describe implements prometheus.Collector.
-func (l *Launcher) Describe(ch chan<- *prometheus.Desc) {
-	ch <- l.restarts.Desc()
-	ch <- l.running.Desc()
-	ch <- l.lastExit.Desc()
-}
+func (l *Launcher) Describe(ch chan<- *prometheus.Desc) { l.metrics.Describe(ch) }
 
 // Collect implements prometheus.Collector.
-func (l *Launcher) Collect(ch chan<- prometheus.Metric) {
-	ch <- l.restarts
-	ch <- l.running
-	ch <- l.lastExit
-}
+func (l *Launcher) Collect(ch chan<- prometheus.Metric) { l.metrics.Collect(ch) }
 
 // State is what the launcher is doing: starting, running, backoff, stopping
 // or exited.

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/modeltel/modeltel/internal/genai"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -34,17 +35,6 @@ func newTestMetrics(t *testing.T, opts ...Option) (*Metrics, *fakeClock, *promet
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(m)
 	return m, clk, reg
-}
-
-func lint(t *testing.T, c prometheus.Collector) {
-	t.Helper()
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatalf("lint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
 }
 
 // A streamed request: 0.25 s to the first token, then 10 more tokens over
@@ -105,7 +95,7 @@ inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-
 	if in, out := rec.Tokens(); in != 12 || out != 11 {
 		t.Errorf("Tokens() = %d, %d; want 12, 11", in, out)
 	}
-	lint(t, m)
+	testkit.Lint(t, m)
 }
 
 // checkHist checks the single series of a histogram family: its count and sum.
@@ -222,7 +212,7 @@ gen_ai_server_request_duration_seconds_count{error_type=%q,gen_ai_operation_name
 			// TPOT = (duration - TTFT) / (outputs - 1): the tail after the
 			// last token counts, as the convention defines it.
 			checkHist(t, reg, "gen_ai_server_time_per_output_token_seconds", tt.wantTPOT, 0.2*float64(tt.wantTPOT))
-			lint(t, m)
+			testkit.Lint(t, m)
 		})
 	}
 }
@@ -286,7 +276,7 @@ func TestModelCardinality(t *testing.T) {
 			if n := m.series.Len(); n > len(tt.want) {
 				t.Errorf("cache holds %d pairs, want at most %d", n, len(tt.want))
 			}
-			lint(t, m)
+			testkit.Lint(t, m)
 		})
 	}
 }
@@ -527,7 +517,7 @@ func TestNativeHistogramsLint(t *testing.T) {
 		WithDurationBuckets([]float64{1, 2}))
 	_, rec := m.Start(context.Background(), Request{Model: "m", Operation: "chat"})
 	rec.End(nil)
-	lint(t, m)
+	testkit.Lint(t, m)
 	if n := testutil.CollectAndCount(m, "gen_ai_server_request_duration_seconds"); n != 1 {
 		t.Errorf("series = %d", n)
 	}

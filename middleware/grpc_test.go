@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,15 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/syncbuf"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // streamingServer streams one response per requested size and reports one
@@ -106,21 +104,11 @@ func TestGRPCLogLine(t *testing.T) {
 
 func startGRPC(t *testing.T, m *Middleware) *grpc.ClientConn {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(m.StreamServerInterceptor()))
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	testpb.RegisterTestServiceServer(s, streamingServer{})
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return testkit.ServeBufconn(t, s)
 }
 
 func TestGRPCMetrics(t *testing.T) {
@@ -209,7 +197,7 @@ grpc_server_started_total{grpc_method="UnaryCall",` + ts + `,grpc_type="unary"} 
 	if err := infDurationCount(inf, "ResourceExhausted", 1); err != nil {
 		t.Error(err)
 	}
-	lint(t, m)
+	testkit.Lint(t, m)
 }
 
 func TestGRPCMethodCap(t *testing.T) {

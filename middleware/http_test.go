@@ -25,6 +25,7 @@ import (
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/genai"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // fakeClock advances by step on every reading, so each request lasts exactly
@@ -35,17 +36,6 @@ type fakeClock struct {
 }
 
 func (c *fakeClock) now() time.Time { return time.Unix(0, c.ns.Add(int64(c.step))) }
-
-func lint(t *testing.T, c prometheus.Collector) {
-	t.Helper()
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatalf("lint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
-}
 
 func serve(h http.Handler, method, target string, body io.Reader) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
@@ -93,7 +83,7 @@ http_server_request_duration_seconds_count{http_request_method="GET",http_respon
 	if v := testutil.ToFloat64(m.activeBy[0][0]); v != 0 {
 		t.Errorf("active = %v after requests", v)
 	}
-	lint(t, m)
+	testkit.Lint(t, m)
 }
 
 // checkHist checks the count and sum of the only series of a histogram vec.
@@ -452,8 +442,8 @@ func TestConcurrentRequests(t *testing.T) {
 	if total != workers*per*10 {
 		t.Errorf("output tokens = %v, want %d", total, workers*per*10)
 	}
-	lint(t, m)
-	lint(t, inf)
+	testkit.Lint(t, m)
+	testkit.Lint(t, inf)
 }
 
 func TestSpanTree(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/modeltel/modeltel/internal/testkit"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -97,7 +98,7 @@ training_ingest_errors_total{reason="value"} 0
 	if len(res.events) != 1 || res.events[0] != wantEv {
 		t.Errorf("events = %+v, want [%+v]", res.events, wantEv)
 	}
-	lint(t, res.m)
+	testkit.Lint(t, res.m)
 }
 
 func TestIngestMalformed(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/modeltel/modeltel/internal/testkit"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -37,17 +38,6 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
-}
-
-func lint(t *testing.T, c prometheus.Collector) {
-	t.Helper()
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatalf("lint: %v", err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
-	}
 }
 
 func TestMetricsExposition(t *testing.T) {
@@ -151,7 +141,7 @@ training_tokens_total{node="n0",rank="0",run="r1"} 4196
 	if err := testutil.CollectAndCompare(m, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	lint(t, m)
+	testkit.Lint(t, m)
 }
 
 func TestMFUFirstStep(t *testing.T) {
@@ -270,7 +260,7 @@ training_tokens_total 0
 			if err := testutil.CollectAndCompare(m, strings.NewReader(withTypes(tt.want)), names...); err != nil {
 				t.Error(err)
 			}
-			lint(t, m)
+			testkit.Lint(t, m)
 		})
 	}
 }
@@ -503,7 +493,7 @@ training_steps_total 2
 		"training_nonfinite_grad_norm_total", "training_nonfinite_loss_total", "training_steps_total"); err != nil {
 		t.Error(err)
 	}
-	lint(t, m)
+	testkit.Lint(t, m)
 	var nilM *training.Metrics
 	nilM.SetLoss(1)
 	nilM.SetLearningRate(1)

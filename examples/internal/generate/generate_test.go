@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel/examples/internal/generate"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // echo streams the prompt's words back, one per message.
@@ -37,19 +35,9 @@ func (echo) Generate(req *generate.Request, stream grpc.ServerStreamingServer[ge
 
 func dial(t *testing.T) *generate.Client {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	s := grpc.NewServer()
 	generate.Register(s, echo{})
-	go func() { _ = s.Serve(lis) }()
-	t.Cleanup(s.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return generate.NewClient(conn)
+	return generate.NewClient(testkit.ServeBufconn(t, s))
 }
 
 func TestGenerate(t *testing.T) {

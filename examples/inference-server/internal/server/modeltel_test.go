@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,8 +16,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
@@ -26,6 +23,7 @@ import (
 	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/testkit"
 	"github.com/modeltel/modeltel/middleware"
 )
 
@@ -74,19 +72,9 @@ func newStack(t *testing.T) *stack {
 	st.http = httptest.NewServer(mux)
 	t.Cleanup(st.http.Close)
 
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.ChainStreamInterceptor(tel.Middleware().StreamServerInterceptor()))
 	generate.Register(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	st.gen = generate.NewClient(conn)
+	st.gen = generate.NewClient(testkit.ServeBufconn(t, gs))
 	return st
 }
 

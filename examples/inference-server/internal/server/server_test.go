@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,14 +19,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/testkit"
 	"github.com/modeltel/modeltel/tracing"
 )
 
@@ -534,19 +532,9 @@ func TestClientGoneIsCounted(t *testing.T) {
 
 func TestGRPC(t *testing.T) {
 	e := newEnv(t, fakemodel.Config{}, nil)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	generate.Register(gs, e.srv)
-	go func() { _ = gs.Serve(lis) }()
-	defer gs.Stop()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := generate.NewClient(conn)
+	client := generate.NewClient(testkit.ServeBufconn(t, gs))
 
 	plain, err := (&openai.Client{BaseURL: e.http.URL}).Chat(context.Background(),
 		openai.ChatRequest{Model: "fake-llama-3-8b", Messages: []openai.Message{{Role: "user", Content: "Why is the sky blue?"}}})

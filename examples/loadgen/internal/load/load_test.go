@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,13 +14,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/examples/loadgen/internal/load"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 func TestKind(t *testing.T) {
@@ -113,19 +111,9 @@ func start(t *testing.T) (*server, string, *generate.Client) {
 	s := &server{}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
-	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
 	generate.Register(gs, s)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return s, hs.URL, generate.NewClient(conn)
+	return s, hs.URL, generate.NewClient(testkit.ServeBufconn(t, gs))
 }
 
 func TestRun(t *testing.T) {

@@ -184,6 +184,22 @@ func statuses(codes ...int) func(w http.ResponseWriter, r *http.Request, n int) 
 	}
 }
 
+// holdFirst holds the answer to the first push, closing arrived once it is
+// in and answering once release is closed (or the client gives up); the
+// pushes after it are accepted.
+func holdFirst(arrived, release chan struct{}) func(w http.ResponseWriter, r *http.Request, n int) bool {
+	return func(_ http.ResponseWriter, r *http.Request, n int) bool {
+		if n == 0 {
+			close(arrived)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		return false
+	}
+}
+
 // hangUp drops the connection of the first n attempts: a network error.
 func hangUp(n int) func(w http.ResponseWriter, r *http.Request, i int) bool {
 	return func(w http.ResponseWriter, _ *http.Request, i int) bool {

@@ -315,16 +315,7 @@ func TestLokiDownThenUp(t *testing.T) {
 // returns at once, queueing up to QueueSize lines and dropping the rest.
 func TestLokiNeverBlocks(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
-	f := newFakeLoki(t, func(_ http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 0 {
-			close(arrived)
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		return false
-	})
+	f := newFakeLoki(t, holdFirst(arrived, release))
 	var warnings bytes.Buffer
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1

@@ -3,7 +3,6 @@ package logging
 import (
 	"bytes"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -42,16 +41,7 @@ func TestLokiLineOverBatchBytes(t *testing.T) {
 // reason queue_full.
 func TestLokiQueueBytes(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
-	f := newFakeLoki(t, func(_ http.ResponseWriter, r *http.Request, n int) bool {
-		if n == 0 {
-			close(arrived)
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-		}
-		return false
-	})
+	f := newFakeLoki(t, holdFirst(arrived, release))
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1
 	cfg.BatchBytes = 1000

@@ -146,23 +146,22 @@ func (m *Metrics) boundModel(model string) string {
 		}
 		return OtherModel
 	}
-	if _, ok := m.models[model]; ok {
-		return model
-	}
-	if len(m.models) < m.cfg.maxModels {
-		m.models[model] = struct{}{}
-		return model
-	}
-	return OtherModel
+	return admitUnder(m.models, model, m.cfg.maxModels)
 }
 
 func (m *Metrics) boundOp(op string) string {
-	if _, ok := m.ops[op]; ok {
-		return op
+	return admitUnder(m.ops, op, m.cfg.maxOperations)
+}
+
+// admitUnder returns name when it is in admitted or, while admitted holds
+// fewer than max names, adds it; any other name is OtherModel.
+func admitUnder(admitted map[string]struct{}, name string, max int) string {
+	if _, ok := admitted[name]; ok {
+		return name
 	}
-	if len(m.ops) < m.cfg.maxOperations {
-		m.ops[op] = struct{}{}
-		return op
+	if len(admitted) < max {
+		admitted[name] = struct{}{}
+		return name
 	}
 	return OtherModel
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/internal/promlist"
 )
 
 // Ingest error reasons, the values of the reason label of
@@ -63,7 +65,7 @@ type Metrics struct {
 	ckptBytes  prometheus.Counter
 	ingestErrs map[string]prometheus.Counter
 
-	always   []prometheus.Metric
+	always   promlist.Collectors // exported from the start: what Describe and Collect send first
 	optional []optionalMetric
 }
 
@@ -154,13 +156,10 @@ func NewMetrics(opts ...Option) *Metrics {
 	m.nonfinite = counter("training_nonfinite_loss_total", "Steps that reported a NaN or infinite loss.", nil)
 	m.nonfiniteG = counter("training_nonfinite_grad_norm_total", "Steps that reported a NaN or infinite gradient norm.", nil)
 	m.ckptBytes = counter("training_checkpoint_written_bytes_total", "Bytes written by checkpoints.", nil)
+	m.always = promlist.Collectors{m.stepDur, m.dataWait, m.ckptDur, m.steps, m.samples, m.tokens, m.nonfinite, m.nonfiniteG, m.ckptBytes}
 	m.ingestErrs = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonSyntax, ReasonValue, ReasonOverlong} {
 		m.ingestErrs[r] = counter("training_ingest_errors_total", "Trainer output lines (Ingest) that could not be used, by reason.", prometheus.Labels{"reason": r})
-	}
-
-	m.always = []prometheus.Metric{m.stepDur, m.dataWait, m.ckptDur, m.steps, m.samples, m.tokens, m.nonfinite, m.nonfiniteG, m.ckptBytes}
-	for _, r := range []string{ReasonSyntax, ReasonValue, ReasonOverlong} {
 		m.always = append(m.always, m.ingestErrs[r])
 	}
 	m.optional = []optionalMetric{
@@ -183,9 +182,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- prometheus.NewInvalidDesc(m.err)
 		return
 	}
-	for _, x := range m.always {
-		ch <- x.Desc()
-	}
+	m.always.Describe(ch)
 	for _, x := range m.optional {
 		ch <- x.m.Desc()
 	}
@@ -203,9 +200,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(m.err), m.err)
 		return
 	}
-	for _, x := range m.always {
-		ch <- x
-	}
+	m.always.Collect(ch)
 	for _, x := range m.optional {
 		if x.set.Load() {
 			ch <- x.m

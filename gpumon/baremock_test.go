@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/modeltel/modeltel/gpumon"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // go-nvml's dgxa100 mock as it comes, most of its device funcs nil (a call
@@ -62,9 +63,7 @@ func TestBareDGXA100Mock(t *testing.T) {
 				}
 			}
 			if tt.opts == nil { // dcgm-exporter's labels (modelName, UUID) are not snake_case
-				if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
-					t.Errorf("lint: %v %v", problems, err)
-				}
+				testkit.Lint(t, c)
 			}
 			if err := c.Healthy(context.Background()); err != nil {
 				t.Errorf("Healthy: %v", err)

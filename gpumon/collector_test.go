@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modeltel/modeltel/gpumon"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // deviceNames are the per-device default metrics (all but gpu_info, XID and
@@ -185,13 +186,7 @@ func TestLint(t *testing.T) {
 			if _, err := reg.Gather(); err != nil {
 				t.Errorf("pedantic Gather: %v", err)
 			}
-			problems, err := testutil.CollectAndLint(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range problems {
-				t.Errorf("lint: %s: %s", p.Metric, p.Text)
-			}
+			testkit.Lint(t, c)
 			if n := testutil.CollectAndCount(c); n < 8*25 {
 				t.Errorf("collected %d series from 8 GPUs, want at least %d", n, 8*25)
 			}

@@ -91,9 +91,12 @@ func (r *procResolver) name(pid uint32) string {
 	}
 	r.mu.Lock()
 	e, hit := r.cache[pid]
-	r.walks += b2i(!hit || e.start != start)
+	miss := !hit || e.start != start
+	if miss {
+		r.walks++
+	}
 	r.mu.Unlock()
-	if !hit || e.start != start {
+	if miss {
 		e = procEntry{start: start, verified: r.holdsNVIDIA(dir)}
 		// The pid may have been reused during the walk: keep the answer
 		// only if the process is still the one whose stat was read.
@@ -108,13 +111,6 @@ func (r *procResolver) name(pid uint32) string {
 		return ""
 	}
 	return comm
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // readStat reads dir/stat.

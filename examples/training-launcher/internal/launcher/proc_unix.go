@@ -86,18 +86,11 @@ func procGroupRunning(pgid int) (running, ok bool) {
 		if name == "" || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
+		f, err := statFields("/proc/" + name + "/stat")
 		if err != nil {
 			continue // exited meanwhile
 		}
 		seen = true
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
 		if len(f) < 3 || f[2] != want {
 			continue
 		}
@@ -106,6 +99,23 @@ func procGroupRunning(pgid int) (running, ok bool) {
 		}
 	}
 	return false, seen
+}
+
+// statFields reads a /proc stat file, "pid (comm) state ppid pgrp ...", and
+// returns its fields after the comm, state first (none where the file has no
+// comm). The comm may hold spaces and ')', so the fields are counted from
+// the last ')'.
+func statFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, nil
+	}
+	return strings.Fields(s[i+1:]), nil
 }
 
 // dead reports whether a /proc stat state is a zombie's or a dying task's.
@@ -120,16 +130,7 @@ func threadRunning(pid string) bool {
 		return false
 	}
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(s[i+1:]); len(f) > 0 && !dead(f[0]) {
+		if f, err := statFields("/proc/" + pid + "/task/" + t.Name() + "/stat"); err == nil && len(f) > 0 && !dead(f[0]) {
 			return true
 		}
 	}

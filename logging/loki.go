@@ -701,17 +701,19 @@ type jsonStream struct {
 
 func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
 	var streams []*jsonStream
-	index := map[string]*jsonStream{}
+	// Keyed by level (one key without LevelLabel): the level's name is
+	// needed once per stream, not once per line.
+	index := map[slog.Level]*jsonStream{}
 	for _, e := range batch {
-		key := ""
+		var key slog.Level
 		if c.cfg.LevelLabel {
-			key = levelName(e.level)
+			key = e.level
 		}
 		s, ok := index[key]
 		if !ok {
 			labels := maps.Clone(c.cfg.Labels)
-			if key != "" {
-				labels["level"] = key
+			if c.cfg.LevelLabel {
+				labels["level"] = levelName(key)
 			}
 			s = &jsonStream{Stream: labels}
 			index[key] = s

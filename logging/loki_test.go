@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // testLokiConfig never sends on its own before Close (big batches, long wait)
@@ -73,9 +75,7 @@ logging_loki_sent_lines_total %d
 	if err := testutil.CollectAndCompare(l, strings.NewReader(b.String())); err != nil {
 		t.Error(err)
 	}
-	if problems, err := testutil.CollectAndLint(l); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %v", problems, err)
-	}
+	testkit.Lint(t, l)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(l); err != nil {
 		t.Errorf("register: %v", err)

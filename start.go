@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/modeltel/modeltel/gpumon"
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/otelenv"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
 	"github.com/modeltel/modeltel/tracing"
@@ -112,7 +112,7 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	switch {
 	case cfg.tracerProvider != nil:
 		t.tp = cfg.tracerProvider
-	case len(cfg.tracingOpts) > 0 || envSet("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+	case len(cfg.tracingOpts) > 0 || otelenv.Set("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
 		topts := []tracing.Option{tracing.WithServiceName(cfg.serviceName)}
 		if cfg.serviceVersion != "" {
 			topts = append(topts, tracing.WithServiceVersion(cfg.serviceVersion))
@@ -122,7 +122,7 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 			return fail(fmt.Errorf("modeltel: %w", err))
 		}
 		// tracing.NewProvider exports nothing under OTEL_SDK_DISABLED.
-		t.tp, t.exporting = tp, !strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
+		t.tp, t.exporting = tp, !otelenv.SDKDisabled()
 		t.closers = append(t.closers, tp.Shutdown)
 	default:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
@@ -175,15 +175,6 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 }
 
 var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-
-func envSet(names ...string) bool {
-	for _, n := range names {
-		if strings.TrimSpace(os.Getenv(n)) != "" {
-			return true
-		}
-	}
-	return false
-}
 
 // Registry returns the registry every collector is registered on; register
 // your own collectors there too.

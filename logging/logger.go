@@ -100,7 +100,8 @@ func New(opts ...Option) *slog.Logger {
 	} else {
 		primary = slog.NewJSONHandler(cfg.writer, &slog.HandlerOptions{Level: cfg.level})
 	}
-	f := &fanout{handlers: []slog.Handler{NewHandler(primary)}}
+	handlers := []slog.Handler{NewHandler(primary)}
+	var owned []*Loki
 	var lokiErr error
 	if cfg.loki != nil {
 		lc := *cfg.loki
@@ -110,12 +111,12 @@ func New(opts ...Option) *slog.Logger {
 		if l, err := NewLoki(lc); err != nil {
 			lokiErr = err
 		} else {
-			f.handlers = append(f.handlers, l)
-			f.owned = append(f.owned, l)
+			handlers = append(handlers, l)
+			owned = append(owned, l)
 		}
 	}
-	f.handlers = append(f.handlers, cfg.handlers...)
-	logger := slog.New(f)
+	handlers = append(handlers, cfg.handlers...)
+	logger := slog.New(&fanout{Handler: slog.NewMultiHandler(handlers...), owned: owned})
 	if levelErr != nil {
 		logger.Warn("logging: ignoring invalid level", "error", levelErr.Error())
 	}
@@ -149,54 +150,25 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// fanout sends each record to every handler that is enabled for it.
+// fanout is slog.MultiHandler (every record to every handler enabled for
+// it) with the Loki handlers New built, which Close closes.
 type fanout struct {
-	handlers []slog.Handler
-	owned    []*Loki // closed by Close; shared by the WithAttrs/WithGroup copies
-}
-
-func (f *fanout) Enabled(ctx context.Context, l slog.Level) bool {
-	for _, h := range f.handlers {
-		if h.Enabled(ctx, l) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fanout) Handle(ctx context.Context, r slog.Record) error {
-	var errs []error
-	for _, h := range f.handlers {
-		if !h.Enabled(ctx, r.Level) {
-			continue
-		}
-		if err := h.Handle(ctx, r.Clone()); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	slog.Handler         // a *slog.MultiHandler or what its WithAttrs/WithGroup return
+	owned        []*Loki // shared by the WithAttrs/WithGroup copies
 }
 
 func (f *fanout) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return f
 	}
-	return f.with(func(h slog.Handler) slog.Handler { return h.WithAttrs(as) })
+	return &fanout{Handler: f.Handler.WithAttrs(as), owned: f.owned}
 }
 
 func (f *fanout) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return f
 	}
-	return f.with(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
-}
-
-func (f *fanout) with(fn func(slog.Handler) slog.Handler) *fanout {
-	hs := make([]slog.Handler, len(f.handlers))
-	for i, h := range f.handlers {
-		hs[i] = fn(h)
-	}
-	return &fanout{handlers: hs, owned: f.owned}
+	return &fanout{Handler: f.Handler.WithGroup(name), owned: f.owned}
 }
 
 // Close closes the Loki handlers New built.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -269,8 +270,8 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Labels = copyMap(cfg.Labels)
-	cfg.Headers = copyMap(cfg.Headers)
+	cfg.Labels = maps.Clone(cfg.Labels)
+	cfg.Headers = maps.Clone(cfg.Headers)
 	cfg.setDefaults()
 	c := &lokiCore{
 		cfg:     cfg,
@@ -291,17 +292,6 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	go c.run()
 	jh := slog.NewJSONHandler(lineWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource})
 	return &Loki{core: c, fmt: jh}, nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // labelString renders labels in Loki's stream selector form, sorted by name,
@@ -711,17 +701,19 @@ type jsonStream struct {
 
 func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
 	var streams []*jsonStream
-	index := map[string]*jsonStream{}
+	// Keyed by level (one key without LevelLabel): the level's name is
+	// needed once per stream, not once per line.
+	index := map[slog.Level]*jsonStream{}
 	for _, e := range batch {
-		key := ""
+		var key slog.Level
 		if c.cfg.LevelLabel {
-			key = levelName(e.level)
+			key = e.level
 		}
 		s, ok := index[key]
 		if !ok {
-			labels := copyMap(c.cfg.Labels)
-			if key != "" {
-				labels["level"] = key
+			labels := maps.Clone(c.cfg.Labels)
+			if c.cfg.LevelLabel {
+				labels["level"] = levelName(key)
 			}
 			s = &jsonStream{Stream: labels}
 			index[key] = s

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // testLokiConfig never sends on its own before Close (big batches, long wait)
@@ -73,9 +75,7 @@ logging_loki_sent_lines_total %d
 	if err := testutil.CollectAndCompare(l, strings.NewReader(b.String())); err != nil {
 		t.Error(err)
 	}
-	if problems, err := testutil.CollectAndLint(l); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %v", problems, err)
-	}
+	testkit.Lint(t, l)
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(l); err != nil {
 		t.Errorf("register: %v", err)
@@ -164,29 +164,34 @@ func TestLokiPush(t *testing.T) {
 }
 
 func TestLokiLevelLabel(t *testing.T) {
-	f := newFakeLoki(t, nil)
-	cfg := testLokiConfig(f.srv.URL)
-	cfg.Labels = map[string]string{"service_name": "api"}
-	cfg.LevelLabel = true
-	cfg.Level = slog.LevelDebug
-	l := mustLoki(t, cfg)
-	logger := slog.New(l)
-	logger.Info("a")
-	logger.Error("b")
-	logger.Info("c")
-	logger.Log(context.Background(), slog.LevelInfo+2, "d")
-	closeLoki(t, l)
-	got := map[string]int{}
-	for _, s := range f.pushes()[0].streams {
-		got[s.labels] = len(s.entries)
-	}
-	want := map[string]int{
-		`{level="info", service_name="api"}`:   2,
-		`{level="error", service_name="api"}`:  1,
-		`{level="info+2", service_name="api"}`: 1,
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("streams = %v, want %v", got, want)
+	for _, enc := range []string{EncodingProtobuf, EncodingJSON} {
+		t.Run(enc, func(t *testing.T) {
+			f := newFakeLoki(t, nil)
+			cfg := testLokiConfig(f.srv.URL)
+			cfg.Labels = map[string]string{"service_name": "api"}
+			cfg.LevelLabel = true
+			cfg.Level = slog.LevelDebug
+			cfg.Encoding = enc
+			l := mustLoki(t, cfg)
+			logger := slog.New(l)
+			logger.Info("a")
+			logger.Error("b")
+			logger.Info("c")
+			logger.Log(context.Background(), slog.LevelInfo+2, "d")
+			closeLoki(t, l)
+			got := map[string]int{}
+			for _, s := range f.pushes()[0].streams {
+				got[s.labels] = len(s.entries)
+			}
+			want := map[string]int{
+				`{level="info", service_name="api"}`:   2,
+				`{level="error", service_name="api"}`:  1,
+				`{level="info+2", service_name="api"}`: 1,
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("streams = %v, want %v", got, want)
+			}
+		})
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+
+	"github.com/modeltel/modeltel/internal/otelenv"
 )
 
 // Setup builds a tracer provider as NewProvider does and installs it, the W3C
@@ -64,7 +66,7 @@ func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, err
 	if err != nil {
 		return nil, err
 	}
-	if sdkDisabled() {
+	if otelenv.SDKDisabled() {
 		return sdktrace.NewTracerProvider(
 			sdktrace.WithResource(res),
 			sdktrace.WithSampler(sdktrace.NeverSample()),
@@ -91,25 +93,12 @@ func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, err
 	return sdktrace.NewTracerProvider(tpOpts...), nil
 }
 
-func sdkDisabled() bool {
-	return strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true")
-}
-
-func envSet(names ...string) bool {
-	for _, n := range names {
-		if strings.TrimSpace(os.Getenv(n)) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // exporterOptions turns the options into otlptracegrpc options, leaving out
 // those that the environment sets: the exporter reads the environment first
 // and lets options override it, and here the environment must win.
 func exporterOptions(cfg config) []otlptracegrpc.Option {
 	var opts []otlptracegrpc.Option
-	envEndpoint := envSet("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	envEndpoint := otelenv.Set("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if cfg.endpoint != "" && !envEndpoint {
 		if strings.Contains(cfg.endpoint, "://") {
 			opts = append(opts, otlptracegrpc.WithEndpointURL(cfg.endpoint))
@@ -117,10 +106,10 @@ func exporterOptions(cfg config) []otlptracegrpc.Option {
 			opts = append(opts, otlptracegrpc.WithEndpoint(cfg.endpoint))
 		}
 	}
-	if cfg.insecure && !envEndpoint && !envSet("OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE") {
+	if cfg.insecure && !envEndpoint && !otelenv.Set("OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_TRACES_INSECURE") {
 		opts = append(opts, otlptracegrpc.WithInsecure())
 	}
-	if cfg.headers != nil && !envSet("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
+	if cfg.headers != nil && !otelenv.Set("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS") {
 		opts = append(opts, otlptracegrpc.WithHeaders(cfg.headers))
 	}
 	return opts

@@ -87,14 +87,22 @@ func WithHeaders(headers map[string]string) Option {
 // force. Without either the
 // sampler is ParentBased(AlwaysSample). A nil sampler is ignored.
 func WithSampler(s sdktrace.Sampler) Option {
-	return optionFunc(func(c *config) { c.sampler = s })
+	return optionFunc(func(c *config) {
+		if s != nil {
+			c.sampler = s
+		}
+	})
 }
 
 // WithExporter replaces the OTLP gRPC exporter with e (tests, stdouttrace).
 // The endpoint, insecure and header options and variables then have no
 // effect. The provider shuts e down on Shutdown. A nil exporter is ignored.
 func WithExporter(e sdktrace.SpanExporter) Option {
-	return optionFunc(func(c *config) { c.exporter = e })
+	return optionFunc(func(c *config) {
+		if e != nil {
+			c.exporter = e
+		}
+	})
 }
 
 // WithResourceAttributes adds attributes to the resource. Attributes from

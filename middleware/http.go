@@ -176,7 +176,7 @@ func delivered(ctx context.Context, st *respwriter.State, rec *inference.Recorde
 	if ended, err := rec.Ended(); ended {
 		return !errors.Is(err, context.Canceled)
 	}
-	if st.Status != 0 && !st.Hijacked {
+	if st.Status != 0 {
 		if cl := st.Header().Get("Content-Length"); cl != "" {
 			n, err := strconv.ParseInt(cl, 10, 64)
 			return err == nil && n == st.Bytes

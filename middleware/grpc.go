@@ -200,20 +200,11 @@ func (c *grpcCall) startRecorder(ctx context.Context, msg any) context.Context {
 	if c.model = m.cfg.grpcModel(ctx, c.fullMethod, msg); c.model == "" {
 		return ctx
 	}
-	op := DefaultOperation
+	var op string
 	if m.cfg.grpcOp != nil {
-		if o := m.cfg.grpcOp(ctx, c.fullMethod); o != "" {
-			op = o
-		}
+		op = m.cfg.grpcOp(ctx, c.fullMethod)
 	}
-	// The span is named after the bounded model, as the metrics label it:
-	// model names are client input.
-	req := m.cfg.inference.Bound(inference.Request{Model: c.model, Operation: op})
-	c.model = req.Model
-	if c.tracer != nil {
-		ctx, c.gspan = genai.StartRequestSpan(ctx, c.tracer, req.Operation, req.Model)
-	}
-	ctx, c.rec = m.cfg.inference.Start(ctx, req)
+	ctx, c.gspan, c.rec, c.model = m.startInference(ctx, c.tracer, c.model, op)
 	return ctx
 }
 

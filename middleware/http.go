@@ -71,20 +71,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	var model string
 	if m.cfg.inference != nil && m.cfg.model != nil {
 		if model = m.cfg.model(r); model != "" {
-			op := DefaultOperation
+			var op string
 			if m.cfg.operation != nil {
-				if o := m.cfg.operation(r); o != "" {
-					op = o
-				}
+				op = m.cfg.operation(r)
 			}
-			// The span is named after the bounded model, as the metrics
-			// label it: model names are client input.
-			req := m.cfg.inference.Bound(inference.Request{Model: model, Operation: op})
-			model = req.Model
-			if tracer != nil {
-				ctx, gspan = genai.StartRequestSpan(ctx, tracer, req.Operation, req.Model)
-			}
-			ctx, rec = m.cfg.inference.Start(ctx, req)
+			ctx, gspan, rec, model = m.startInference(ctx, tracer, model, op)
 		}
 	}
 	var lc *attrCtx
@@ -185,7 +176,7 @@ func delivered(ctx context.Context, st *respwriter.State, rec *inference.Recorde
 	if ended, err := rec.Ended(); ended {
 		return !errors.Is(err, context.Canceled)
 	}
-	if st.Status != 0 && !st.Hijacked {
+	if st.Status != 0 {
 		if cl := st.Header().Get("Content-Length"); cl != "" {
 			n, err := strconv.ParseInt(cl, 10, 64)
 			return err == nil && n == st.Bytes

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/cowmap"
 	"github.com/modeltel/modeltel/internal/genai"
 	"github.com/modeltel/modeltel/internal/promlist"
@@ -186,6 +188,23 @@ func patternPath(p string) string {
 		return p[i:]
 	}
 	return p
+}
+
+// startInference starts the GenAI span (when tracer is not nil) and the
+// inference recorder of a request for model and op ("": DefaultOperation),
+// and returns the model as the metrics label it. The span is named after the
+// bounded model, as the metrics label it: model names are client input.
+func (m *Middleware) startInference(ctx context.Context, tracer trace.Tracer, model, op string) (context.Context, trace.Span, *inference.Recorder, string) {
+	if op == "" {
+		op = DefaultOperation
+	}
+	req := m.cfg.inference.Bound(inference.Request{Model: model, Operation: op})
+	var span trace.Span
+	if tracer != nil {
+		ctx, span = genai.StartRequestSpan(ctx, tracer, req.Operation, req.Model)
+	}
+	ctx, rec := m.cfg.inference.Start(ctx, req)
+	return ctx, span, rec, req.Model
 }
 
 // tracerEntry is a tracer resolved from a provider; tracer is nil when the

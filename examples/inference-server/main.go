@@ -77,7 +77,7 @@ func run() error {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
-			middleware.WithGRPCModel(grpcModel(models)),
+			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		),
 		modeltel.WithGlobals(),
 	}
@@ -159,25 +159,6 @@ func run() error {
 		return fmt.Errorf("shutdown: in-flight requests outlived --shutdown-timeout %s: %w", *shutdownTimeout, err)
 	}
 	return nil
-}
-
-// grpcModel names the model of a gRPC Generate request for the middleware, by
-// the same rule as server.ModelFunc: served models by name, others as "other".
-func grpcModel(models []*fakemodel.Model) func(context.Context, string, any) string {
-	served := make(map[string]bool, len(models))
-	for _, m := range models {
-		served[m.Name()] = true
-	}
-	return func(_ context.Context, _ string, req any) string {
-		r, ok := req.(*generate.Request)
-		switch {
-		case !ok || r.Model == "":
-			return ""
-		case served[r.Model]:
-			return r.Model
-		}
-		return "other"
-	}
 }
 
 // announce says on stderr where each signal goes, so that stdout stays JSON.

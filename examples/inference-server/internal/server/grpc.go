@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/tracing"
@@ -38,9 +40,10 @@ func (s *Server) Generate(req *generate.Request, stream grpc.ServerStreamingServ
 		if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
 			opts = s.spanOpts()
 		}
-		ctx, span = tracing.StartRequest(ctx, Operation, s.modelLabel(req.Model), opts...)
+		model := modelLabel(s.models, req.Model)
+		ctx, span = tracing.StartRequest(ctx, Operation, model, opts...)
 		defer span.End()
-		ctx, rec = s.cfg.Inference.Start(ctx, inference.Request{Model: s.modelLabel(req.Model), Operation: Operation})
+		ctx, rec = s.cfg.Inference.Start(ctx, inference.Request{Model: model, Operation: Operation})
 	}
 	defer func() { rec.End(err) }()
 
@@ -81,14 +84,18 @@ func (s *Server) Generate(req *generate.Request, stream grpc.ServerStreamingServ
 		Usage: &generate.Usage{PromptTokens: len(j.prompt), CompletionTokens: n}})
 }
 
-func (s *Server) modelLabel(model string) string {
-	if _, ok := s.models[model]; ok {
-		return model
+// GRPCModelFunc returns the function to give middleware.WithGRPCModel: the
+// model of a Generate request by the rule of ModelFunc (a served model by
+// name, any other as "other", "" for none), and "" for any other message.
+func GRPCModelFunc(models []*fakemodel.Model) func(context.Context, string, any) string {
+	served := byName(models)
+	return func(_ context.Context, _ string, req any) string {
+		r, ok := req.(*generate.Request)
+		if !ok {
+			return ""
+		}
+		return modelLabel(served, r.Model)
 	}
-	if model == "" {
-		return ""
-	}
-	return "other"
 }
 
 func grpcError(e *apiError) error {

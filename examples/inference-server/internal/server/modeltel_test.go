@@ -50,12 +50,7 @@ func newStack(t *testing.T) *stack {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
-			middleware.WithGRPCModel(func(_ context.Context, _ string, req any) string {
-				if r, ok := req.(*generate.Request); ok {
-					return r.Model
-				}
-				return ""
-			}),
+			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		))
 	if err != nil {
 		t.Fatal(err)

@@ -71,14 +71,30 @@ func New(cfg Config) *Server {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = 1024
 	}
-	s := &Server{cfg: cfg, models: make(map[string]*fakemodel.Model, len(cfg.Models)), log: cfg.Logger}
+	s := &Server{cfg: cfg, models: byName(cfg.Models), log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	for _, m := range cfg.Models {
-		s.models[m.Name()] = m
-	}
 	return s
+}
+
+func byName(models []*fakemodel.Model) map[string]*fakemodel.Model {
+	served := make(map[string]*fakemodel.Model, len(models))
+	for _, m := range models {
+		served[m.Name()] = m
+	}
+	return served
+}
+
+// modelLabel is the name the telemetry gives model: itself when served,
+// "other" for any other model (model names are user input: they must not
+// grow span names or label values without bound), "" for none.
+func modelLabel(served map[string]*fakemodel.Model, model string) string {
+	switch _, ok := served[model]; {
+	case ok, model == "":
+		return model
+	}
+	return "other"
 }
 
 // ModelFunc returns the function to give middleware.WithModel: the "model"
@@ -89,22 +105,13 @@ func New(cfg Config) *Server {
 // not grow span names or label values without bound); and "" when the body
 // has no model.
 func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
-	served := make(map[string]bool, len(models))
-	for _, m := range models {
-		served[m.Name()] = true
-	}
+	served := byName(models)
 	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
 		if r.Method != http.MethodPost || !isChatPath(r.URL) {
 			return ""
 		}
-		switch m := fromBody(r); {
-		case m == "":
-			return ""
-		case served[m]:
-			return m
-		}
-		return "other"
+		return modelLabel(served, fromBody(r))
 	}
 }
 

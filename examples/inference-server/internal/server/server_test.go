@@ -417,6 +417,28 @@ func TestModelFunc(t *testing.T) {
 	}
 }
 
+func TestGRPCModelFunc(t *testing.T) {
+	f := GRPCModelFunc([]*fakemodel.Model{fakemodel.New("fake-llama-3-8b", fakemodel.Config{})})
+	tests := []struct {
+		name string
+		req  any
+		want string
+	}{
+		{"served", &generate.Request{Model: "fake-llama-3-8b"}, "fake-llama-3-8b"},
+		{"unknown", &generate.Request{Model: "gpt-9"}, "other"},
+		{"no model", &generate.Request{Prompt: "hi"}, ""},
+		{"other message", &generate.Response{Token: "fake-llama-3-8b"}, ""},
+		{"nil", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := f(context.Background(), generate.GenerateMethod, tt.req); got != tt.want {
+				t.Errorf("model = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestMetricsRecorded(t *testing.T) {
 	e := newEnv(t, fakemodel.Config{}, nil)
 	c := &openai.Client{BaseURL: e.http.URL}

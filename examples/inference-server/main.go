@@ -1,6 +1,8 @@
-// Command inference-server is modeltel's main example: an OpenAI-style chat
-// completions API (plain JSON and streaming SSE) and a gRPC Generate service
-// over a deterministic fake LLM, with Prometheus metrics on /metrics, OTLP
+// Command inference-server is modeltel's main example: an OpenAI-style API
+// (chat completions and text completions, plain JSON and streaming SSE;
+// embeddings; the model list) and a gRPC Generate service (protobuf, with
+// server reflection and the standard health service) over a deterministic
+// fake LLM, with Prometheus metrics on /metrics, OTLP
 // traces when OTEL_EXPORTER_OTLP_ENDPOINT is set, and JSON logs on stdout
 // (and Loki with --loki-url). It needs no backend to run:
 //
@@ -26,7 +28,6 @@ import (
 	"github.com/modeltel/modeltel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/server"
-	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
@@ -77,6 +78,7 @@ func run() error {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
+			middleware.WithOperation(server.OperationFunc()),
 			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		),
 		modeltel.WithGlobals(),
@@ -111,6 +113,7 @@ func run() error {
 	go func() { errc <- hs.Serve(hl) }()
 
 	var gs *grpc.Server
+	grpcAddr := ""
 	if *grpcListen != "" {
 		gl, err := net.Listen("tcp", *grpcListen)
 		if err != nil {
@@ -121,10 +124,11 @@ func run() error {
 			grpc.ChainUnaryInterceptor(tel.Middleware().UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(tel.Middleware().StreamServerInterceptor()),
 		)
-		generate.Register(gs, srv)
+		srv.RegisterGRPC(gs)
+		grpcAddr = gl.Addr().String()
 		go func() { errc <- gs.Serve(gl) }()
 	}
-	announce(tel, hl.Addr().String(), *grpcListen, *lokiURL)
+	announce(tel, hl.Addr().String(), grpcAddr, *lokiURL)
 
 	go func() {
 		if err := srv.Load(ctx); err != nil && ctx.Err() == nil {
@@ -164,9 +168,9 @@ func run() error {
 // announce says on stderr where each signal goes, so that stdout stays JSON.
 func announce(tel *modeltel.Telemetry, httpAddr, grpcAddr, lokiURL string) {
 	w := os.Stderr
-	fmt.Fprintf(w, "inference-server: API     http://%s/v1/chat/completions (GET /v1/models, /healthz, /readyz)\n", httpAddr)
+	fmt.Fprintf(w, "inference-server: API     http://%s/v1/chat/completions (/v1/completions, /v1/embeddings, GET /v1/models, /healthz, /readyz)\n", httpAddr)
 	if grpcAddr != "" {
-		fmt.Fprintf(w, "inference-server: gRPC    %s %s (JSON codec)\n", grpcAddr, generate.GenerateMethod)
+		fmt.Fprintf(w, "inference-server: gRPC    %s %s (reflection, grpc.health.v1.Health)\n", grpcAddr, server.GenerateMethod)
 	}
 	fmt.Fprintf(w, "inference-server: metrics http://%s/metrics\n", httpAddr)
 	if tel.Exporting() {

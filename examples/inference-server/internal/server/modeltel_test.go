@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel"
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/server"
-	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/testkit"

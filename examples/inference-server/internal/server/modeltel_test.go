@@ -50,6 +50,7 @@ func newStack(t *testing.T) *stack {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
+			middleware.WithOperation(server.OperationFunc()),
 			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		))
 	if err != nil {

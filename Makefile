@@ -45,11 +45,11 @@ tools:
 	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(GOBIN)/benchstat || $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
-## e2e: real Prometheus, Jaeger and Loki on loopback (see examples/stack)
+## e2e: real Prometheus, Jaeger and VictoriaLogs on loopback (see examples/stack)
 e2e:
 	examples/stack/e2e.sh
 
-## stack: build (or find in the cache) Prometheus, promtool, Jaeger and Loki; prints their folder
+## stack: build (or find in the cache) Prometheus, promtool, Jaeger and VictoriaLogs; prints their folder
 stack:
 	examples/stack/build.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the real servers the stack runs: Prometheus + promtool, Jaeger v2 and Loki, from the Go
-# module proxy at pinned versions. None of their code goes into this repository: each module is downloaded
+# Builds (or reuses) the real servers the stack runs: Prometheus + promtool, Jaeger v2 and VictoriaLogs (the
+# log backend: it receives Loki's push API; the Loki server itself is AGPL and not used), from the Go module
+# proxy at pinned versions. None of their code goes into this repository: each module is downloaded
 # with `go mod download`, copied to a writable folder under the cache and built there.
 #
 # Binaries are cached in ${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}/<versions-key>/bin, so a second
@@ -16,12 +17,12 @@ PROM_VERSION=v0.315.0
 PROM_RELEASE=3.15.0
 JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_VERSION=v1.76.0
-LOKI_MODULE=github.com/grafana/loki/v3
-LOKI_VERSION=v3.7.8
+VLOGS_MODULE=github.com/VictoriaMetrics/VictoriaLogs
+VLOGS_VERSION=v1.52.1
 
 goos=$(go env GOOS)
 goarch=$(go env GOARCH)
-key="prometheus-${PROM_RELEASE}_jaeger-${JAEGER_VERSION}_loki-${LOKI_VERSION}_${goos}-${goarch}"
+key="prometheus-${PROM_RELEASE}_jaeger-${JAEGER_VERSION}_victorialogs-${VLOGS_VERSION}_${goos}-${goarch}"
 cache="${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}"
 root="$cache/$key"
 bin="$root/bin"
@@ -85,8 +86,8 @@ gobuild() {
 
 have() { [ -x "$bin/$1" ]; }
 
-if have prometheus && have promtool && have jaeger && have loki; then
-  log "reusing $bin (prometheus, promtool, jaeger, loki)"
+if have prometheus && have promtool && have jaeger && have victoria-logs; then
+  log "reusing $bin (prometheus, promtool, jaeger, victoria-logs)"
   echo "$bin"
   exit 0
 fi
@@ -113,13 +114,11 @@ if ! have jaeger; then
   log "jaeger done in $(( $(date +%s) - t0 ))s"
 fi
 
-if ! have loki; then
+if ! have victoria-logs; then
   t0=$(date +%s)
-  fetch "$LOKI_MODULE" "$LOKI_VERSION" "$work/loki"
-  # Loki's go.mod replaces pkg/push with a nested folder the module zip does not hold: use the published module.
-  (cd "$work/loki" && GOWORK=off go mod edit -dropreplace github.com/grafana/loki/pkg/push)
-  gobuild "$work/loki" ./cmd/loki loki
-  log "loki done in $(( $(date +%s) - t0 ))s"
+  fetch "$VLOGS_MODULE" "$VLOGS_VERSION" "$work/victorialogs"
+  gobuild "$work/victorialogs" ./app/victoria-logs victoria-logs
+  log "victoria-logs done in $(( $(date +%s) - t0 ))s"
 fi
 
 "$bin/prometheus" --version 2>&1 | head -n1 >&2

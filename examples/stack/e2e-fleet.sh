@@ -117,7 +117,8 @@ start_node() {
   local i=$1 name
   name=$(node_name "$i")
   start "gpu-$name" "$ebin/gpu-exporter" --listen "127.0.0.1:$(gpu_port "$i")" --simulate 8 \
-    --simulate-model "${gpu_models[$(( i % 3 ))]}" --hostname "$name"
+    --simulate-model "${gpu_models[$(( i % 3 ))]}" --simulate-seed "$((i + 1))" \
+    --simulate-load "sine:0.2:0.9:$((60 + i))s" --hostname "$name"
   start "serve-$name" "$ebin/fleetnode" --listen "127.0.0.1:$(serve_port "$i")" --seed "$i" --rps 1 \
     --models "fake-llama-3-8b,fake-mistral-7b"
 }

@@ -42,6 +42,8 @@ type GPU struct {
 	XIDCodes []string
 	// Throttle is the clock event reasons active now, gpu_idle left out.
 	Throttle []string
+	// Simulated is set when gpu_info says simulated="true" (gpumon/gpusim).
+	Simulated bool
 }
 
 // Run is one training process (run and rank, or an instance).

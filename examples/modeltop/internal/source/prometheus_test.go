@@ -75,7 +75,7 @@ func TestPrometheusFetch(t *testing.T) {
 		{`sum by (gen_ai_request_model) (inference_requests_active)`, m(3)},
 		{`vllm:num_requests_waiting`, m(7)},
 		{`gpu_utilization_ratio|`, vecs(
-			vec(1, "__name__", "gpu_info", "instance", "node-b:9400", "gpu", "0", "uuid", "GPU-b0", "name", "NVIDIA H100 80GB HBM3"),
+			vec(1, "__name__", "gpu_info", "instance", "node-b:9400", "gpu", "0", "uuid", "GPU-b0", "name", "NVIDIA H100 80GB HBM3", "simulated", "true"),
 			vec(0.87, "__name__", "gpu_utilization_ratio", "instance", "node-b:9400", "gpu", "0", "uuid", "GPU-b0"),
 			vec(64, "__name__", "gpu_temperature_celsius", "instance", "node-b:9400", "gpu", "0", "uuid", "GPU-b0"),
 			vec(1, "__name__", "gpu_clock_event_active", "instance", "node-b:9400", "gpu", "0", "uuid", "GPU-b0", "reason", "hw_slowdown"),
@@ -122,7 +122,7 @@ func TestPrometheusFetch(t *testing.T) {
 	if a0.Name != "NVIDIA A100" || !near(a0.Util, 0.33) {
 		t.Errorf("DCGM GPU = %+v", a0)
 	}
-	if b0.Name != "NVIDIA H100 80GB HBM3" || b0.Util != 0.87 || b0.Temp != 64 || !slices.Equal(b0.Throttle, []string{"hw_slowdown"}) {
+	if b0.Name != "NVIDIA H100 80GB HBM3" || !b0.Simulated || a0.Simulated || b0.Util != 0.87 || b0.Temp != 64 || !slices.Equal(b0.Throttle, []string{"hw_slowdown"}) {
 		t.Errorf("native GPU = %+v", b0)
 	}
 	if b10.XID != 2 || !slices.Equal(b10.XIDCodes, []string{"79"}) {

@@ -117,6 +117,7 @@ func foldGPUs(samples []sample) []snap.GPU {
 		switch s.name {
 		case "gpu_info":
 			a.nat.Name = s.labels["name"]
+			a.nat.Simulated = s.labels["simulated"] == "true"
 		case "gpu_up":
 			a.nat.Up = v
 		case "gpu_utilization_ratio":

@@ -383,6 +383,16 @@ func instanceNamer[T any](xs []T, inst func(T) string) (multi bool, short func(s
 	return len(names) > 1, func(s string) string { return strings.TrimSuffix(s, suf) }
 }
 
+func countSimulated(gs []snap.GPU) int {
+	n := 0
+	for _, g := range gs {
+		if g.Simulated {
+			n++
+		}
+	}
+	return n
+}
+
 func gpuSection(d snap.Snapshot, width int) section {
 	multi, short := instanceNamer(d.GPUs, func(g snap.GPU) string { return g.Instance })
 	cols := []col{
@@ -399,7 +409,11 @@ func gpuSection(d snap.Snapshot, width int) section {
 	}
 	cols[0].hide = !multi
 	cols[4].hide = width < 110
-	s := section{pane: PaneGPUs, title: fmt.Sprintf("GPUS %d", len(d.GPUs)), table: newTable(cols, width),
+	title := fmt.Sprintf("GPUS %d", len(d.GPUs))
+	if n := countSimulated(d.GPUs); n > 0 {
+		title += fmt.Sprintf("  (%d simulated)", n)
+	}
+	s := section{pane: PaneGPUs, title: title, table: newTable(cols, width),
 		empty: "none (no gpu_* or DCGM_FI_DEV_* series)"}
 	for _, g := range d.GPUs {
 		util := plain(Pct(g.Util))

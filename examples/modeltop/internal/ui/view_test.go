@@ -33,6 +33,7 @@ func node() snap.Snapshot {
 	g1 := snap.GPU{Instance: "127.0.0.1:8080", Index: "1", Name: "NVIDIA H100 80GB HBM3", Up: 1, Util: 0.12,
 		MemUsed: 79 * (1 << 30), MemTotal: 80 * (1 << 30), Power: 698.5, PowerLimit: 700, Temp: 81, XID: 2,
 		XIDCodes: []string{"79"}, Throttle: []string{"sw_thermal_slowdown", "sw_power_cap"}}
+	g1.Simulated = true
 	g2 := snap.NewGPU("127.0.0.1:8080", "2")
 	g2.Up = 0
 	r := snap.Run{Run: "llama-8b-sft-7", Rank: "0", Instance: "127.0.0.1:8080", StepTime: 0.5, Steps: 8,
@@ -144,7 +145,7 @@ func TestRenderValues(t *testing.T) {
 	for _, want := range []string{
 		"fake-llama-3-8b", "10.0", "0.50", "60ms", "475ms", "18ms", "25ms", "320", // model row
 		"H100 80GB HBM3", "87%", "45.5/80G", "312/700W", "64C", // GPU 0
-		"2 (79)", "thermal,pwr-cap", "DOWN", // GPU 1 and 2
+		"2 (79)", "thermal,pwr-cap", "DOWN", "GPUS 3  (1 simulated)", // GPU 1 and 2
 		"llama-8b-sft-7", "500ms", "2.48", "8192", "42%", "3s", "10m00s", // runs
 		"ok  1/1 backends", "q: quit",
 	} {

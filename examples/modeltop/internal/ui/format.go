@@ -16,17 +16,18 @@ func Num(v float64) string {
 		return "-"
 	case v == 0:
 		return "0"
-	case a < 0.01:
+	case a < 0.005:
 		return "<.01"
-	case a < 10:
+	// The bounds are where rounding would carry into one more digit.
+	case a < 9.995:
 		return fmt.Sprintf("%.2f", v)
-	case a < 100:
+	case a < 99.95:
 		return fmt.Sprintf("%.1f", v)
-	case a < 10_000:
+	case a < 9999.5:
 		return fmt.Sprintf("%.0f", v)
-	case a < 1e6:
+	case a < 999_950:
 		return fmt.Sprintf("%.1fk", v/1e3)
-	case a < 1e9:
+	case a < 999_950_000:
 		return fmt.Sprintf("%.1fM", v/1e6)
 	}
 	return fmt.Sprintf("%.1fG", v/1e9)
@@ -34,7 +35,7 @@ func Num(v float64) string {
 
 // Int formats a count with no fraction: 8, 1234, 12.3k.
 func Int(v float64) string {
-	if finite(v) && math.Abs(v) < 10_000 {
+	if finite(v) && math.Abs(v) < 9999.5 {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return Num(v)

@@ -13,7 +13,7 @@
 //	go run ./examples/modeltop --scrape 127.0.0.1:8080 --scrape 127.0.0.1:9400
 //
 // Keys: tab / shift+tab (or 1-4) switch between all sections and one at full
-// height; q quits.
+// height, which up/down, pgup/pgdn and home/end scroll; q quits.
 package main
 
 import (

@@ -13,7 +13,8 @@ import (
 // Model is the Bubble Tea model: it fetches from its source every interval
 // (one fetch at a time, each bounded by timeout), redraws every second so
 // that ages move, and handles the keys: q or ctrl+c quits, tab and
-// shift+tab (or 1-4) switch panes.
+// shift+tab (or 1-4) switch panes, up/down, pgup/pgdn and home/end scroll a
+// single-section pane.
 type Model struct {
 	src      source.Source
 	interval time.Duration
@@ -22,6 +23,7 @@ type Model struct {
 
 	width, height int
 	pane          Pane
+	offset        int
 	data          snap.Snapshot
 	status        []snap.Status
 }
@@ -60,12 +62,25 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		case "q", "ctrl+c", "esc":
 			return m, tea.Quit
 		case "tab", "right", "l":
-			m.pane = (m.pane + 1).mod()
+			m.pane, m.offset = (m.pane + 1).mod(), 0
 		case "shift+tab", "left", "h":
-			m.pane = (m.pane - 1).mod()
+			m.pane, m.offset = (m.pane - 1).mod(), 0
 		case "1", "2", "3", "4":
-			m.pane = Pane(msg.String()[0] - '1')
+			m.pane, m.offset = Pane(msg.String()[0]-'1'), 0
+		case "down", "j":
+			m.offset++
+		case "up", "k":
+			m.offset--
+		case "pgdown", "space", "f":
+			m.offset += max(m.height-5, 1)
+		case "pgup", "b":
+			m.offset -= max(m.height-5, 1)
+		case "home", "g":
+			m.offset = 0
+		case "end", "G":
+			m.offset = 1 << 30
 		}
+		m.offset = min(max(m.offset, 0), MaxOffset(m.Input(), m.height))
 	case fetchedMsg:
 		s := snap.Snapshot(msg)
 		if !s.Failed() {
@@ -84,7 +99,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // Input is what the screen shows now.
 func (m Model) Input() Input {
 	return Input{Data: m.data, Status: m.status, Source: m.src.Describe(), Interval: m.interval,
-		Now: m.now(), Pane: m.pane}
+		Now: m.now(), Pane: m.pane, Offset: m.offset}
 }
 
 // View implements tea.Model.

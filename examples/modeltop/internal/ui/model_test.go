@@ -67,6 +67,29 @@ func TestModelUpdate(t *testing.T) {
 			t.Errorf("after %q: pane %v, want %v", k.key.String(), m.pane, k.want)
 		}
 	}
+	// Scrolling is bounded by what the pane holds: 3 GPUs fit at 30 lines.
+	step(tea.KeyPressMsg{Code: '3', Text: "3"})
+	step(tea.KeyPressMsg{Code: tea.KeyDown})
+	step(tea.KeyPressMsg{Code: tea.KeyEnd})
+	if m.offset != 0 {
+		t.Errorf("offset = %d in a pane whose rows all fit", m.offset)
+	}
+	m.data = fleet()
+	step(tea.KeyPressMsg{Code: tea.KeyEnd})
+	if want := MaxOffset(m.Input(), 30); m.offset != want || want == 0 {
+		t.Errorf("end: offset %d, want %d", m.offset, want)
+	}
+	step(tea.KeyPressMsg{Code: tea.KeyUp})
+	step(tea.KeyPressMsg{Code: tea.KeyHome})
+	step(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	if m.offset != 25 {
+		t.Errorf("home then pgdown: offset %d, want 25", m.offset)
+	}
+	step(tea.KeyPressMsg{Code: tea.KeyTab})
+	if m.offset != 0 {
+		t.Errorf("a new pane keeps offset %d", m.offset)
+	}
+
 	cmd := step(tea.KeyPressMsg{Code: 'q', Text: "q"})
 	if cmd == nil {
 		t.Fatal("q returned no command")

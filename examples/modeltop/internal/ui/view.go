@@ -46,6 +46,8 @@ type Input struct {
 	Interval time.Duration
 	Now      time.Time
 	Pane     Pane
+	// Offset is the rows scrolled past in a single-section pane.
+	Offset int
 }
 
 var (
@@ -100,7 +102,11 @@ func Render(in Input, width, height int) string {
 		if gap && i > 0 {
 			lines = append(lines, "")
 		}
-		lines = append(lines, s.render(alloc[i], in.Pane == PaneAll)...)
+		if in.Pane == PaneAll {
+			lines = append(lines, s.render(alloc[i])...)
+		} else {
+			lines = append(lines, s.scroll(alloc[i], in.Offset)...)
+		}
 	}
 	for len(lines) < height-1 {
 		lines = append(lines, "")
@@ -143,36 +149,81 @@ func allocate(secs []section, lines int) []int {
 	return got
 }
 
-func (s section) render(lines int, all bool) []string {
+// render draws the section in lines, the rows that do not fit summed up in
+// the last line.
+func (s section) render(lines int) []string {
+	out, room := s.top(lines)
+	if room <= 0 || len(s.rows) == 0 {
+		return out
+	}
+	rows, more := s.rows, 0
+	if len(rows) > room {
+		more = len(rows) - room + 1
+		rows = rows[:room-1]
+	}
+	for _, r := range rows {
+		out = append(out, s.table.row(r))
+	}
+	if more > 0 {
+		out = append(out, sFaint.Render(fmt.Sprintf("… %d more (tab to the %s pane)", more, s.pane)))
+	}
+	return out
+}
+
+// scroll draws the section alone in lines, from row offset (clamped), with
+// a line saying which rows show when not all fit.
+func (s section) scroll(lines, offset int) []string {
+	out, room := s.top(lines)
+	if room <= 0 || len(s.rows) == 0 {
+		return out
+	}
+	if len(s.rows) <= room {
+		for _, r := range s.rows {
+			out = append(out, s.table.row(r))
+		}
+		return out
+	}
+	visible := max(room-1, 0)
+	offset = min(max(offset, 0), len(s.rows)-visible)
+	for _, r := range s.rows[offset : offset+visible] {
+		out = append(out, s.table.row(r))
+	}
+	return append(out, sFaint.Render(fmt.Sprintf("rows %d-%d of %d  (up/down, pgup/pgdn, home/end)",
+		offset+1, offset+visible, len(s.rows))))
+}
+
+// top draws the title and column header and returns the lines left for rows.
+func (s section) top(lines int) ([]string, int) {
 	if lines <= 0 {
-		return nil
+		return nil, 0
 	}
 	title := sTitle.Render(s.title)
 	if len(s.rows) == 0 {
-		return []string{title + "  " + sFaint.Render(s.empty)}
+		return []string{title + "  " + sFaint.Render(s.empty)}, 0
 	}
 	out := []string{title}
 	if lines >= 2 {
 		out = append(out, sColHead.Render(s.table.header()))
 	}
-	room := lines - len(out)
-	rows := s.rows
-	more := 0
-	if len(rows) > room {
-		more = len(rows) - room + 1
-		rows = rows[:max(room-1, 0)]
+	return out, lines - len(out)
+}
+
+// MaxOffset is the largest useful Input.Offset at height: past it the pane
+// shows nothing new.
+func MaxOffset(in Input, height int) int {
+	if in.Pane == PaneAll {
+		return 0
 	}
-	for _, r := range rows {
-		out = append(out, s.table.row(r))
-	}
-	if more > 0 && room > 0 {
-		hint := fmt.Sprintf("… %d more", more)
-		if all {
-			hint += fmt.Sprintf(" (tab to the %s pane)", s.pane)
+	for _, s := range sections(in, 80) {
+		if s.pane == in.Pane {
+			room := max(height, 3) - 2 - 2
+			if len(s.rows) <= room {
+				return 0
+			}
+			return len(s.rows) - max(room-1, 0)
 		}
-		out = append(out, sFaint.Render(hint))
 	}
-	return out
+	return 0
 }
 
 func header(in Input, width int) string {

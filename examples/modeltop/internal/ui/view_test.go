@@ -273,3 +273,36 @@ func TestLayout(t *testing.T) {
 		}
 	}
 }
+
+func TestScroll(t *testing.T) {
+	in := Input{Data: fleet(), Status: fleet().Status, Source: "prometheus http://127.0.0.1:9090", Now: now, Pane: PaneGPUs}
+	// 24 lines: header, title, column header, 19 rows, the rows line, status.
+	maxOff := MaxOffset(in, 24)
+	if maxOff != 96-19 {
+		t.Fatalf("MaxOffset = %d, want %d", maxOff, 96-19)
+	}
+	tests := []struct {
+		offset    int
+		want      string
+		firstRow  string
+		notOnPage string
+	}{
+		{0, "rows 1-19 of 96", "gpu-node-00", "gpu-node-03"},
+		{50, "rows 51-69 of 96", "gpu-node-06", "gpu-node-00"},
+		{maxOff, "rows 78-96 of 96", "gpu-node-09", "gpu-node-00"},
+		{1000, "rows 78-96 of 96", "gpu-node-09", "gpu-node-00"}, // clamped
+		{-5, "rows 1-19 of 96", "gpu-node-00", "gpu-node-03"},
+	}
+	for _, tt := range tests {
+		in.Offset = tt.offset
+		text := ansi.Strip(Render(in, 80, 24))
+		lines := strings.Split(text, "\n")
+		if !strings.Contains(text, tt.want) || !strings.HasPrefix(lines[3], tt.firstRow) || strings.Contains(text, tt.notOnPage) {
+			t.Errorf("offset %d: want %q, first row %q, no %q:\n%s", tt.offset, tt.want, tt.firstRow, tt.notOnPage, text)
+		}
+	}
+	in.Pane = PaneAll
+	if MaxOffset(in, 24) != 0 {
+		t.Error("the all pane scrolls")
+	}
+}

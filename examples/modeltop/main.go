@@ -34,10 +34,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "modeltop:", err)
-		}
+	err := run(os.Args[1:], os.Stdout)
+	switch {
+	case err == nil:
+	case errors.Is(err, tea.ErrInterrupted): // SIGINT where ctrl+c is not a key
+		os.Exit(130)
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "modeltop:", err)
 		os.Exit(2)
 	}
 }

@@ -23,12 +23,14 @@ poll 30 "modeltop --prometheus: $model with a request rate and a TTFT" \
 $(cat "$mt_out")"
 modeltop_has --prometheus http://127.0.0.1:9090 --window 10m -- "$ok_line" ||
   fail "modeltop --prometheus: the status line is not ok: $(tail -n 1 "$mt_out")"
+# shellcheck disable=SC2016 # the $1 and $3 are awk's
 poll 30 "modeltop --prometheus: the training run e2e with a step time" \
   modeltop_has --prometheus http://127.0.0.1:9090 --window 1m -- \
   '$1 == "e2e" && $3 ~ /^[0-9]/ { found = 1 } END { exit !found }' ||
   fail "modeltop --prometheus does not show the training run e2e with a step time; its last screen:
 $(cat "$mt_out")"
 if [ "${gpu_running:-0}" = 1 ]; then
+  # shellcheck disable=SC2016
   poll 30 "modeltop --prometheus: a GPU row" modeltop_has --prometheus http://127.0.0.1:9090 -- \
     '/^GPUS [1-9]/ { found = 1 } END { exit !found }' ||
     fail "modeltop --prometheus shows no GPU; its last screen:

@@ -9,6 +9,7 @@ import (
 	"github.com/modeltel/modeltel/examples/modeltop/internal/snap"
 )
 
+// sections builds the three sections of in at width.
 func sections(in Input, width int) []section {
 	d := in.Data
 	return []section{modelSection(d, width), gpuSection(d, width), runSection(d, in.Now, width)}

@@ -11,6 +11,8 @@ import (
 	"github.com/modeltel/modeltel/examples/modeltop/internal/snap"
 )
 
+// header is the first line: the source, the interval, whether the data is
+// stale, the counts and the clock, in reverse video.
 func header(in Input, width int) string {
 	left := " modeltop"
 	if in.Source != "" {
@@ -83,6 +85,8 @@ func errText(err error) string {
 	return err.Error()
 }
 
+// statusLine is the last line: the first backend that failed (red), else a
+// partial answer (yellow), else ok (green), and the keys where they fit.
 func statusLine(in Input, width int) string {
 	keys := "tab: " + (in.Pane + 1).mod().String() + "  q: quit"
 	if len(in.Status) == 0 {
@@ -137,4 +141,5 @@ func statusLine(in Input, width int) string {
 	return style.Render(fit(msg, width, false))
 }
 
+// mod wraps p into the panes there are.
 func (p Pane) mod() Pane { return (p%numPanes + numPanes) % numPanes }

@@ -305,8 +305,9 @@ func TestWorkloads(t *testing.T) {
 				t.Fatalf("%d containers, want 1", len(spec.Containers))
 			}
 			c := spec.Containers[0]
-			if !strings.Contains(c.Image, "REPLACE-ME") {
-				t.Errorf("image %q: want the README's placeholder (a tag REPLACE-ME)", c.Image)
+			// The committed files name the README's placeholder (tag REPLACE-ME); yours, a tag of your build.
+			if name, tag, ok := strings.Cut(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"); !ok || name == "" || tag == "" || tag == "latest" {
+				t.Errorf("image %q: want a name and an explicit tag other than latest", c.Image)
 			}
 			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
 				req, okReq := c.Resources.Requests[r]

@@ -110,6 +110,7 @@ func WithModel(f func(*http.Request) string) Option {
 // body and a streamed response are not cut. A request whose body does not
 // arrive in time is answered 408 Request Timeout (a JSON error, Connection:
 // close) without running the handler, and recorded as a 408 with the route
+// of the mux pattern matched in front of the middleware, if any, else
 // UnmatchedRoute. A server whose connections cannot take deadlines (an
 // httptest.ResponseRecorder) gets no bound.
 func WithBodyReadTimeout(d time.Duration) Option {

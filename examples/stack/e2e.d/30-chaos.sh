@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# The variables and arrays it uses (model, bin, stack, logs, e2e, names, pids) are e2e.sh's.
+# shellcheck disable=SC2154,SC2034
 # e2e fragment (issue 15): kill Jaeger under light load, restart it, and check that the inference server's spans
 # reach it again promptly and that its span counters account for the outage: export failures (or drops) counted
 # while Jaeger is down, exports resuming once it is back. Sourced by e2e.sh with its functions in scope.

@@ -104,7 +104,24 @@ func run() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.MetricsHandler())
 	mux.Handle("/", tel.Middleware().Handler(srv.Handler()))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The limits of a production server (docs/inference-middleware.md,
+	// "Server limits"). No WriteTimeout: it counts from the end of the
+	// request headers and would cut every SSE stream longer than it; a
+	// stream ends with its generation or when its client goes.
+	hs := &http.Server{
+		Handler: mux,
+		// Headers within 10 s of the connection's first byte (slowloris).
+		ReadHeaderTimeout: 10 * time.Second,
+		// The whole request, body included, within 60 s. The middleware
+		// bounds the model's read of the body sooner
+		// (middleware.WithBodyReadTimeout, 10 s) and answers 408.
+		ReadTimeout: 60 * time.Second,
+		// A keep-alive connection waits at most 2 min for its next request.
+		IdleTimeout: 2 * time.Minute,
+		// 64 KiB of request line and headers (net/http allows 4 KiB more);
+		// beyond it net/http answers 431 in plain text before any handler.
+		MaxHeaderBytes: 64 << 10,
+	}
 	hl, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ goarch=$(go env GOARCH)
 key="prometheus-${PROM_RELEASE}_jaeger-${JAEGER_VERSION}_victorialogs-${VLOGS_VERSION}_${goos}-${goarch}"
 want="prometheus promtool jaeger victoria-logs"
 if [ $fleet = 1 ]; then
-  key="fleet_alertmanager-${AM_VERSION}_thanos-${THANOS_VERSION}_${goos}-${goarch}"
+  key="fleet_alertmanager-${AM_VERSION}_thanos-${THANOS_VERSION}-slicelabels_${goos}-${goarch}"
   want="alertmanager amtool thanos"
 fi
 cache="${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}"
@@ -89,13 +89,14 @@ fetch() {
   chmod -R u+w "$dest"
 }
 
-# gobuild SRC PKG NAME [LDFLAGS...]: build PKG in SRC into a temporary file, then move it into bin atomically.
+# gobuild SRC PKG NAME [LDFLAGS [TAGS]]: build PKG in SRC into a temporary file, then move it into bin
+# atomically.
 gobuild() {
-  local src=$1 pkg=$2 name=$3 extra=${4:-} t0
+  local src=$1 pkg=$2 name=$3 extra=${4:-} tags=${5:-} t0
   t0=$(date +%s)
   log "go build $pkg -> $bin/$name"
   if ! (cd "$src" && GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
-    go build -trimpath -ldflags "-s -w $extra" -o "$work/$name.new" "$pkg") >>"$buildlog" 2>&1; then
+    go build -trimpath -tags "$tags" -ldflags "-s -w $extra" -o "$work/$name.new" "$pkg") >>"$buildlog" 2>&1; then
     log "go build $pkg failed; last lines of $buildlog:"
     tail -n 50 "$buildlog" >&2
     return 1
@@ -141,10 +142,10 @@ if [ $fleet = 1 ]; then
     # Its replace lines all name other module paths, so building in the module's own folder honours them.
     export GOTOOLCHAIN=$THANOS_TOOLCHAIN
     fetch "$THANOS_MODULE" "$THANOS_VERSION" "$work/thanos"
-    # Thanos v0.42.5 pins grpc v1.81.1, whose tiered buffer pool panics on an empty message (Get(0) indexes
-    # past its table): thanos receive died on its first empty unary answer. grpc v1.85.0 (the SDK's) checks it.
-    (cd "$work/thanos" && GOWORK=off go mod edit -require=google.golang.org/grpc@v1.85.0)
-    gobuild "$work/thanos" ./cmd/thanos thanos "-X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}"
+    # The tags of Thanos's own release build (.promu.yml): without slicelabels its unsafe casts between
+    # Prometheus's labels and its protobuf labels read garbage, and receive panics on its first gRPC answer.
+    gobuild "$work/thanos" ./cmd/thanos thanos "-X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}" \
+      "netgo slicelabels"
     unset GOTOOLCHAIN
     log "thanos done in $(( $(date +%s) - t0 ))s"
   fi

@@ -93,12 +93,13 @@ start() {
   info "started $name (pid $!): $*"
 }
 
+# pid_of NAME: the PID of the latest process started as NAME (a restarted server keeps its name).
 pid_of() {
-  local i
+  local i pid=""
   for i in "${!names[@]}"; do
-    if [ "${names[$i]}" = "$1" ]; then echo "${pids[$i]}"; return 0; fi
+    if [ "${names[$i]}" = "$1" ]; then pid=${pids[$i]}; fi
   done
-  return 1
+  [ -n "$pid" ] && echo "$pid"
 }
 
 alive() { kill -0 "$(pid_of "$1")" 2>/dev/null; }

@@ -56,6 +56,7 @@ type Recorder struct {
 	inHW, outHW, cachedHW atomic.Int64
 	first                 atomic.Int64 // time to first token in ns; 0 until the first token
 	firstN                atomic.Int64 // tokens the first OutputTokens call delivered
+	sched                 atomic.Int64 // arrival to Scheduled in ns; 0 until Scheduled
 	finish                atomic.Int32 // finish reason index SetResponse stored; 0 if none
 	// end is nil until End, then points at the error End was given. One
 	// pointer, so Ended never sees "ended" without its error.
@@ -91,6 +92,31 @@ func (r *Recorder) OutputTokens(n int) {
 		r.markFirst(int64(n))
 	}
 	raiseTo(&r.outHW, r.out.Add(int64(n)), r.s.outTokens)
+}
+
+// Scheduled marks the moment the engine's scheduler took the request up
+// (its first prefill step): arrival to now is the queue time, now to the
+// first token the prefill time. Only the first call counts; a recorder
+// never marked observes neither (decode time, first token to the last, is
+// observed either way).
+func (r *Recorder) Scheduled() {
+	if r == nil || r.s == nil || r.isEnded() || r.sched.Load() != 0 {
+		return
+	}
+	d := int64(r.m.cfg.now().Sub(r.start))
+	if d <= 0 {
+		d = 1
+	}
+	r.sched.CompareAndSwap(0, d)
+}
+
+// TimeToFirstToken returns the time from Start to the first token
+// OutputTokens marked, 0 when none was (or on nil).
+func (r *Recorder) TimeToFirstToken() time.Duration {
+	if r == nil {
+		return 0
+	}
+	return time.Duration(r.first.Load())
 }
 
 func (r *Recorder) markFirst(n int64) {
@@ -140,7 +166,17 @@ func (r *Recorder) End(err error) {
 	var errType string
 	if err == nil {
 		s.durationOK.Observe(d.Seconds())
+		s.promptLen.Observe(float64(in))
+		s.genLen.Observe(float64(out))
+		sched := time.Duration(r.sched.Load())
+		if sched > 0 {
+			s.queue.Observe(sched.Seconds())
+			if first >= sched {
+				s.prefill.Observe((first - sched).Seconds())
+			}
+		}
 		if first > 0 {
+			s.decode.Observe(max(d-first, 0).Seconds())
 			s.ttft.Observe(first.Seconds())
 			if decode := d - first; out > 1 && out > r.firstN.Load() && decode > 0 {
 				s.tpot.Observe(decode.Seconds() / float64(out-1))

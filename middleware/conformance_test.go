@@ -177,3 +177,20 @@ func TestAppendServerAddr(t *testing.T) {
 		}
 	}
 }
+
+// gen_ai.operation.name well-known values (gen-ai-spans.md): chat,
+// text_completion ("OpenAI Completions API (Legacy)"), embeddings.
+func TestOperationFromPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"/v1/chat/completions": "chat",
+		"/v1/completions":      "text_completion",
+		"/v1/completions/":     "text_completion",
+		"/v1/embeddings":       "embeddings",
+		"/generate":            "chat",
+		"/":                    "chat",
+	} {
+		if got := OperationFromPath(httptest.NewRequest("POST", path, nil)); got != want {
+			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+}

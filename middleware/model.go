@@ -327,3 +327,27 @@ func unquote(q []byte) (string, bool) {
 	}
 	return s, true
 }
+
+// OperationFromPath is a WithOperation func for OpenAI-style routes: it
+// derives gen_ai.operation.name from the request path: "embeddings" for a
+// path ending in /embeddings, "text_completion" for /completions (the
+// legacy completions API, not /chat/completions), and "chat" otherwise.
+func OperationFromPath(r *http.Request) string {
+	p := r.URL.Path
+	for len(p) > 1 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	switch {
+	case hasSuffix(p, "/embeddings"):
+		return "embeddings"
+	case hasSuffix(p, "/chat/completions"):
+		return "chat"
+	case hasSuffix(p, "/completions"):
+		return "text_completion"
+	}
+	return DefaultOperation
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}

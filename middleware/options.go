@@ -100,16 +100,17 @@ func WithInference(m *inference.Metrics) Option {
 // inference.WithMaxModels) before it labels anything, the GenAI span
 // included.
 func WithModel(f func(*http.Request) string) Option {
-	return optionFunc(func(c *config) { c.model = f })
+	return optionFunc(func(c *config) { c.model, c.request = f, nil })
 }
 
 // WithRequest is WithModel with the request parameters: f returns the model
 // and the sampling parameters of a request (RequestFromJSONBody reads them
 // from an OpenAI-style body in one pass), which the GenAI span records as
 // gen_ai.request.max_tokens, gen_ai.request.temperature,
-// gen_ai.request.top_p and gen_ai.request.stream. It replaces WithModel.
+// gen_ai.request.top_p and gen_ai.request.stream. Of WithModel and
+// WithRequest the last given counts.
 func WithRequest(f func(*http.Request) RequestInfo) Option {
-	return optionFunc(func(c *config) { c.request = f })
+	return optionFunc(func(c *config) { c.request, c.model = f, nil })
 }
 
 // WithOperation names the gen_ai.operation.name of an HTTP request ("chat",

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/internal/genai"
 )
 
 // Bucket boundaries advised by the OpenTelemetry GenAI semantic conventions.
@@ -35,7 +37,7 @@ var (
 // WithProviderName: a server that runs the model itself. The convention's
 // well-known values (openai, aws.bedrock, ...) name hosted providers; for a
 // self-hosted server none applies, and "a custom value MAY be used".
-const DefaultProviderName = "self_hosted"
+const DefaultProviderName = genai.DefaultProviderName
 
 // Defaults of the cardinality bounds.
 const (

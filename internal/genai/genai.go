@@ -35,8 +35,15 @@ const (
 	ErrorTypeKey                = semconv.ErrorTypeKey                      // error.type
 )
 
+// DefaultProviderName is the gen_ai.provider.name of a self-hosted server:
+// none of the convention's well-known values (hosted providers) applies,
+// and "a custom value MAY be used".
+const DefaultProviderName = "self_hosted"
+
 // FirstTokenEvent is the name of the span event recorded when the first output
-// token of a request is produced. No convention names it yet.
+// token of a request is produced. It is ours: no convention names it (the
+// conventions' gen_ai.response.time_to_first_chunk attribute carries the
+// same time as a number, for streaming responses).
 const FirstTokenEvent = "gen_ai.first_token"
 
 // TracerName is the instrumentation scope of the spans modeltel starts.

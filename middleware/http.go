@@ -272,7 +272,10 @@ func appendServerAddr(attrs []attribute.KeyValue, host string) []attribute.KeyVa
 		return attrs
 	}
 	attrs = append(attrs, semconv.ServerAddress(h))
-	if port, err := strconv.Atoi(p); err == nil && port > 0 && port < 65536 {
+	if p == "" {
+		return attrs
+	}
+	if port, err := strconv.Atoi(p); err == nil && port > 0 && port < 65536 { // a bad port allocates its error; rare
 		attrs = append(attrs, semconv.ServerPort(port))
 	}
 	return attrs

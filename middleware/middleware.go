@@ -218,12 +218,12 @@ func (m *Middleware) startInference(ctx context.Context, tracer trace.Tracer, mo
 	req := m.cfg.inference.Bound(inference.Request{Model: model, Operation: op})
 	var span trace.Span
 	if tracer != nil {
-		attrs := make([]attribute.KeyValue, 0, 8)
+		attrs := genai.RequestSpanAttrs(make([]attribute.KeyValue, 0, 10), req.Operation, req.Model)
 		attrs = append(attrs, genai.ProviderNameKey.String(m.cfg.inference.ProviderName()))
 		if extra != nil {
 			attrs = extra(attrs)
 		}
-		ctx, span = genai.StartRequestSpan(ctx, tracer, req.Operation, req.Model, attrs...)
+		ctx, span = genai.StartRequestSpanAttrs(ctx, tracer, req.Operation, req.Model, attrs)
 	}
 	ctx, rec := m.cfg.inference.Start(ctx, req)
 	return ctx, span, rec, req.Model

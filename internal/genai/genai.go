@@ -62,12 +62,23 @@ func SpanName(operation, model string) string {
 // with gen_ai.operation.name and gen_ai.request.model set. extra attributes are
 // added at start, where samplers see them.
 func StartRequestSpan(ctx context.Context, tracer trace.Tracer, operation, model string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := make([]attribute.KeyValue, 0, 2+len(extra))
-	attrs = append(attrs, OperationNameKey.String(operation))
+	attrs := RequestSpanAttrs(make([]attribute.KeyValue, 0, 2+len(extra)), operation, model)
+	return StartRequestSpanAttrs(ctx, tracer, operation, model, append(attrs, extra...))
+}
+
+// RequestSpanAttrs appends gen_ai.operation.name and, when model is not
+// empty, gen_ai.request.model to dst.
+func RequestSpanAttrs(dst []attribute.KeyValue, operation, model string) []attribute.KeyValue {
+	dst = append(dst, OperationNameKey.String(operation))
 	if model != "" {
-		attrs = append(attrs, RequestModelKey.String(model))
+		dst = append(dst, RequestModelKey.String(model))
 	}
-	attrs = append(attrs, extra...)
+	return dst
+}
+
+// StartRequestSpanAttrs is StartRequestSpan with the attributes built by the
+// caller, RequestSpanAttrs first, in one slice.
+func StartRequestSpanAttrs(ctx context.Context, tracer trace.Tracer, operation, model string, attrs []attribute.KeyValue) (context.Context, trace.Span) {
 	return tracer.Start(ctx, SpanName(operation, model),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(attrs...))

@@ -71,14 +71,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	var rec *inference.Recorder
 	var model string
 	var info RequestInfo
-	if m.cfg.inference != nil {
-		switch {
-		case m.cfg.request != nil:
-			info = m.cfg.request(r)
-		case m.cfg.model != nil:
-			info.Model = m.cfg.model(r)
-		}
-		if model = info.Model; model != "" {
+	if m.cfg.inference != nil && (m.cfg.model != nil || m.cfg.request != nil) {
+		var timedOut bool
+		if info, timedOut = m.modelOf(w, r, start); timedOut {
+			next = bodyTimedOut
+		} else if model = info.Model; model != "" {
 			var op string
 			if m.cfg.operation != nil {
 				op = m.cfg.operation(r)

@@ -61,7 +61,7 @@ func ExampleStart() {
 		}
 	}
 	// Output:
-	// gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b"} 1
+	// gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b"} 1
 	// inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="input"} 42
 	// inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="output"} 16
 }

@@ -130,6 +130,15 @@ func WithMiddlewareOptions(opts ...middleware.Option) Option {
 	return optionFunc(func(c *config) { c.middlewareOpts = append(c.middlewareOpts, opts...) })
 }
 
+// WithProviderName sets gen_ai.provider.name on the inference metrics and
+// the GenAI spans (inference.WithProviderName; "self_hosted" by default).
+// A vLLM, TGI or SGLang server may name itself ("vllm", "tgi", "sglang"); a
+// gateway in front of a hosted API names that provider with the
+// convention's value ("openai", "aws.bedrock", ...).
+func WithProviderName(name string) Option {
+	return WithInferenceOptions(inference.WithProviderName(name))
+}
+
 // WithInferenceOptions passes opts to inference.NewMetrics (say
 // inference.WithModels for an allowlist of model names).
 func WithInferenceOptions(opts ...inference.Option) Option {

@@ -57,10 +57,12 @@ type Telemetry struct {
 //     pushing to Loki with WithLoki;
 //   - the middleware (middleware.New) with the inference metrics, the tracer
 //     provider, the W3C propagator, the logger and, as the model of a request,
-//     the "model" field of its JSON body (middleware.ModelFromJSONBody), so
-//     that OpenAI-style requests get an inference recorder and other requests
-//     do not; give middleware.WithModel through WithMiddlewareOptions to
-//     choose otherwise;
+//     the "model" field of its JSON body with the request parameters, read in
+//     one pass (middleware.RequestFromJSONBody), so that OpenAI-style
+//     requests get an inference recorder and other requests do not, and the
+//     operation from the route (middleware.OperationFromPath: embeddings,
+//     text_completion, chat); give middleware.WithModel (or WithRequest,
+//     WithOperation) through WithMiddlewareOptions to choose otherwise;
 //   - the GPU collector (gpumon.New) where NVML is present. Without NVML it
 //     logs one info line and goes on; see WithGPUOptions for other errors.
 //
@@ -143,7 +145,8 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	t.inf = inference.NewMetrics(cfg.inferenceOpts...)
 	mopts := append([]middleware.Option{
 		middleware.WithInference(t.inf),
-		middleware.WithModel(middleware.ModelFromJSONBody(0)),
+		middleware.WithRequest(middleware.RequestFromJSONBody(0)),
+		middleware.WithOperation(middleware.OperationFromPath),
 		middleware.WithTracerProvider(t.tp),
 		middleware.WithPropagators(propagator),
 		middleware.WithLogger(t.logger),

@@ -365,3 +365,27 @@ func TestSDKDisabled(t *testing.T) {
 		t.Error("Exporting() = true with OTEL_SDK_DISABLED=true")
 	}
 }
+
+// The operation comes from the route by default (gen_ai.operation.name
+// well-known values chat, text_completion, embeddings), and
+// gen_ai_provider_name (Required on the gen_ai.server.* metrics) is set,
+// "self_hosted" by default or WithProviderName's.
+func TestDefaultOperationFromRoute(t *testing.T) {
+	noOTLP(t)
+	tel, err := Start(context.Background(), WithLogger(discard()), WithoutGPU(), WithProviderName("vllm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	h := tel.Middleware().Handler(chat)
+	for _, path := range []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings"} {
+		serve(t, h, "POST", path, `{"model":"m"}`)
+	}
+	body := serve(t, tel.MetricsHandler(), "GET", "/metrics", "").Body.String()
+	for _, op := range []string{"chat", "text_completion", "embeddings"} {
+		if !hasSeries(body, "gen_ai_server_request_duration_seconds_count",
+			[]string{`gen_ai_operation_name="` + op + `"`, `gen_ai_provider_name="vllm"`}, "1") {
+			t.Errorf("no %s series with gen_ai_provider_name=vllm:\n%s", op, body)
+		}
+	}
+}

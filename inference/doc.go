@@ -29,6 +29,34 @@
 //   - inference_output_tokens_per_second{gen_ai_operation_name,gen_ai_request_model}
 //   - inference_tokens_total{gen_ai_operation_name,gen_ai_request_model,gen_ai_token_type}
 //   - inference_requests_active{gen_ai_operation_name,gen_ai_request_model}
+//   - inference_requests_total{gen_ai_operation_name,gen_ai_request_model,finish_reason}
+//   - inference_request_queue_time_seconds, inference_request_prefill_time_seconds,
+//     inference_request_decode_time_seconds{gen_ai_operation_name,gen_ai_request_model}
+//     (with [Recorder.Scheduled])
+//   - inference_request_prompt_tokens, inference_request_generation_tokens{gen_ai_operation_name,gen_ai_request_model}
+//   - engine state ([Metrics.Engine]): inference_requests_waiting, inference_requests_running,
+//     inference_kv_cache_usage_ratio, inference_prefix_cache_queries_total,
+//     inference_prefix_cache_hits_total, inference_preemptions_total{gen_ai_request_model}
+//
+// The three gen_ai_server_* histograms also carry gen_ai_provider_name
+// (Required by the conventions; [WithProviderName], "self_hosted" by
+// default) and, with [WithServerAddress], server_address and server_port.
+// Names with the inference_ prefix are ours: no convention covers them.
+//
+// gen_ai_token_type is "input", "output" (the convention's gen_ai.token.type
+// values) or "cache_read": input tokens served from the prompt cache
+// ([Recorder.CachedInputTokens], the convention's
+// gen_ai.usage.cache_read.input_tokens), a subset of "input", so sum only
+// input and output for a total. finish_reason is one of stop, length,
+// content_filter, tool_calls, abort, error, other, unknown (see
+// [Recorder.SetResponse]).
+//
+// # Usage reported by the server
+//
+// A handler that gets the usage object of a response (or of the last chunk
+// of a stream) calls [Recorder.SetUsage]: those totals are the truth, and
+// the counters catch up to them (never going down). [Recorder.SetResponse]
+// records the response model, id and finish reasons.
 //
 // The first three use the bucket boundaries the GenAI conventions advise.
 // error_type is "" for a request that succeeded: Prometheus drops a label whose
@@ -56,7 +84,10 @@
 // # Tracing
 //
 // When the context passed to [Metrics.Start] carries a recording span, the
-// recorder adds the gen_ai.first_token event to it at the first token and sets
-// gen_ai.usage.input_tokens and gen_ai.usage.output_tokens (and error.type on
-// failure) when it ends.
+// recorder adds the gen_ai.first_token event to it at the first token (an
+// event of ours: no convention names one) and sets
+// gen_ai.usage.input_tokens, gen_ai.usage.output_tokens,
+// gen_ai.usage.cache_read.input_tokens (when any) and error.type on failure
+// when it ends; [Recorder.SetResponse] sets gen_ai.response.model,
+// gen_ai.response.id and gen_ai.response.finish_reasons.
 package inference

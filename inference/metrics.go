@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +20,15 @@ const (
 	labelModel     = "gen_ai_request_model"
 	labelErrorType = "error_type"
 	labelTokenType = "gen_ai_token_type"
+	labelFinish    = "finish_reason"
+
+	labelProvider      = "gen_ai_provider_name"
+	labelServerAddress = "server_address"
+	labelServerPort    = "server_port"
+
+	tokenTypeInput     = "input"  // gen_ai.token.type input
+	tokenTypeOutput    = "output" // gen_ai.token.type output
+	tokenTypeCacheRead = "cache_read"
 )
 
 // Request describes one inference request. Model and Operation
@@ -41,7 +51,17 @@ type Metrics struct {
 	tps      *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	active   *prometheus.GaugeVec
-	all      promlist.Collectors // the six above: what Describe and Collect send
+	requests *prometheus.CounterVec
+
+	// Per-request phases and lengths (see Recorder.Scheduled).
+	queue, prefill, decode *prometheus.HistogramVec
+	promptLen, genLen      *prometheus.HistogramVec
+
+	// Engine state (see Metrics.Engine).
+	waiting, running, kvUsage      *prometheus.GaugeVec
+	pcQueries, pcHits, preemptions *prometheus.CounterVec
+
+	all promlist.Collectors // every metric above: what Describe and Collect send
 
 	// series maps a (operation, model) pair as given by the caller, when it
 	// was admitted under its own name, to its resolved children. Copy on
@@ -67,46 +87,118 @@ type series struct {
 	inTokens    prometheus.Counter
 	outTokens   prometheus.Counter
 	active      prometheus.Gauge
+	queue       prometheus.Observer
+	prefill     prometheus.Observer
+	decode      prometheus.Observer
+	promptLen   prometheus.Observer
+	genLen      prometheus.Observer
 	errDuration sync.Map // error type -> prometheus.Observer
+	// cachedTokens and requests are resolved on first use: a server that
+	// never reports cached tokens exposes no cache_read series, and only the
+	// finish reasons that occur get one.
+	cachedTokens lazyCounter
+	requests     [numFinish]lazyCounter
 }
 
 // NewMetrics returns the inference metrics configured by opts.
 func NewMetrics(opts ...Option) *Metrics {
 	c := newConfig(opts)
-	hist := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-		o := prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets, ConstLabels: c.constLabels}
-		if c.nativeFactor > 1 {
-			o.NativeHistogramBucketFactor = c.nativeFactor
-			o.NativeHistogramMaxBucketNumber = 160
-			o.NativeHistogramMinResetDuration = time.Hour
+	// The gen_ai.server.* metrics carry gen_ai.provider.name (Required) and,
+	// when set, server.address and server.port: constant per process.
+	semconvLabels := prometheus.Labels{labelProvider: c.provider}
+	if c.serverAddress != "" {
+		semconvLabels[labelServerAddress] = c.serverAddress
+		if c.serverPort > 0 {
+			semconvLabels[labelServerPort] = strconv.Itoa(c.serverPort)
 		}
-		return prometheus.NewHistogramVec(o, labels)
+	}
+	for k, v := range c.constLabels {
+		semconvLabels[k] = v
+	}
+	semconvHist := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		return histVec(c, semconvLabels, name, help, buckets, labels...)
+	}
+	hist := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		return histVec(c, c.constLabels, name, help, buckets, labels...)
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: c.constLabels}, []string{labelModel})
+	}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: c.constLabels}, []string{labelModel})
 	}
 	m := &Metrics{
 		cfg: c,
-		duration: hist("gen_ai_server_request_duration_seconds",
+		duration: semconvHist("gen_ai_server_request_duration_seconds",
 			"Generative AI server request duration, to the last output token; error_type is set when the request failed.",
 			c.durationBuckets, labelOperation, labelModel, labelErrorType),
-		ttft: hist("gen_ai_server_time_to_first_token_seconds",
+		ttft: semconvHist("gen_ai_server_time_to_first_token_seconds",
 			"Time to generate the first token, for successful requests.",
 			c.ttftBuckets, labelOperation, labelModel),
-		tpot: hist("gen_ai_server_time_per_output_token_seconds",
+		tpot: semconvHist("gen_ai_server_time_per_output_token_seconds",
 			"Time per output token generated after the first token, for successful requests.",
 			c.tpotBuckets, labelOperation, labelModel),
 		tps: hist("inference_output_tokens_per_second",
 			"Per-request decode rate: output tokens after the first per second after the first token, for successful requests.",
 			c.tpsBuckets, labelOperation, labelModel),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "inference_tokens_total", Help: "Input and output tokens processed.", ConstLabels: c.constLabels,
+			Name: "inference_tokens_total", Help: "Input and output tokens processed; cache_read counts the input tokens served from the prompt cache, a subset of input.", ConstLabels: c.constLabels,
 		}, []string{labelOperation, labelModel, labelTokenType}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "inference_requests_active", Help: "Inference requests in flight.", ConstLabels: c.constLabels,
 		}, []string{labelOperation, labelModel}),
-		models: make(map[string]struct{}),
-		ops:    make(map[string]struct{}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inference_requests_total", Help: "Inference requests completed, by finish reason (stop, length, content_filter, tool_calls, abort, error, other, unknown).", ConstLabels: c.constLabels,
+		}, []string{labelOperation, labelModel, labelFinish}),
+		queue: hist("inference_request_queue_time_seconds",
+			"Time from arrival to scheduling (Recorder.Scheduled), for successful requests.",
+			c.durationBuckets, labelOperation, labelModel),
+		prefill: hist("inference_request_prefill_time_seconds",
+			"Time from scheduling to the first token, for successful requests.",
+			c.durationBuckets, labelOperation, labelModel),
+		decode: hist("inference_request_decode_time_seconds",
+			"Time from the first token to the last, for successful requests.",
+			c.durationBuckets, labelOperation, labelModel),
+		promptLen: hist("inference_request_prompt_tokens",
+			"Input (prompt) tokens per successful request.",
+			TokenCountBuckets, labelOperation, labelModel),
+		genLen: hist("inference_request_generation_tokens",
+			"Output (generated) tokens per successful request.",
+			TokenCountBuckets, labelOperation, labelModel),
+		waiting:     gauge("inference_requests_waiting", "Requests waiting for the scheduler (Engine.SetQueue)."),
+		running:     gauge("inference_requests_running", "Requests the scheduler is running (Engine.SetQueue)."),
+		kvUsage:     gauge("inference_kv_cache_usage_ratio", "Fraction of the KV cache in use, 0 to 1 (Engine.SetKVCacheUsage)."),
+		pcQueries:   counter("inference_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache (Engine.AddPrefixCache)."),
+		pcHits:      counter("inference_prefix_cache_hits_total", "Prompt tokens found in the prefix cache (Engine.AddPrefixCache)."),
+		preemptions: counter("inference_preemptions_total", "Requests the scheduler preempted (Engine.AddPreemptions)."),
+		models:      make(map[string]struct{}),
+		ops:         make(map[string]struct{}),
 	}
-	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active}
+	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active, m.requests,
+		m.queue, m.prefill, m.decode, m.promptLen, m.genLen,
+		m.waiting, m.running, m.kvUsage, m.pcQueries, m.pcHits, m.preemptions}
 	return m
+}
+
+// histVec returns a histogram with the configured native-histogram settings.
+func histVec(c config, constLabels prometheus.Labels, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	o := prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets, ConstLabels: constLabels}
+	if c.nativeFactor > 1 {
+		o.NativeHistogramBucketFactor = c.nativeFactor
+		o.NativeHistogramMaxBucketNumber = 160
+		o.NativeHistogramMinResetDuration = time.Hour
+	}
+	return prometheus.NewHistogramVec(o, labels)
+}
+
+// ProviderName returns the gen_ai.provider.name the metrics are labelled
+// with (WithProviderName; DefaultProviderName by default). The middleware
+// puts it on the GenAI span. "" on a nil *Metrics.
+func (m *Metrics) ProviderName() string {
+	if m == nil {
+		return ""
+	}
+	return m.cfg.provider
 }
 
 // Describe implements prometheus.Collector.
@@ -174,9 +266,14 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 		ttft:       m.ttft.WithLabelValues(k.op, k.model),
 		tpot:       m.tpot.WithLabelValues(k.op, k.model),
 		tps:        m.tps.WithLabelValues(k.op, k.model),
-		inTokens:   m.tokens.WithLabelValues(k.op, k.model, "input"),
-		outTokens:  m.tokens.WithLabelValues(k.op, k.model, "output"),
+		inTokens:   m.tokens.WithLabelValues(k.op, k.model, tokenTypeInput),
+		outTokens:  m.tokens.WithLabelValues(k.op, k.model, tokenTypeOutput),
 		active:     m.active.WithLabelValues(k.op, k.model),
+		queue:      m.queue.WithLabelValues(k.op, k.model),
+		prefill:    m.prefill.WithLabelValues(k.op, k.model),
+		decode:     m.decode.WithLabelValues(k.op, k.model),
+		promptLen:  m.promptLen.WithLabelValues(k.op, k.model),
+		genLen:     m.genLen.WithLabelValues(k.op, k.model),
 	}
 }
 

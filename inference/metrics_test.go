@@ -61,26 +61,26 @@ func TestRecorderStreamExact(t *testing.T) {
 	want := `
 # HELP gen_ai_server_time_per_output_token_seconds Time per output token generated after the first token, for successful requests.
 # TYPE gen_ai_server_time_per_output_token_seconds histogram
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.01"} 0
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.025"} 0
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.05"} 0
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.075"} 0
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.1"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.15"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.2"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.3"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.4"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.5"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="0.75"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="1"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="2.5"} 1
-gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",le="+Inf"} 1
-gen_ai_server_time_per_output_token_seconds_sum{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b"} 0.1
-gen_ai_server_time_per_output_token_seconds_count{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.01"} 0
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.025"} 0
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.05"} 0
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.075"} 0
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.1"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.15"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.2"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.3"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.4"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.5"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="0.75"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="1"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="2.5"} 1
+gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b",le="+Inf"} 1
+gen_ai_server_time_per_output_token_seconds_sum{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b"} 0.1
+gen_ai_server_time_per_output_token_seconds_count{gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="llama-3-8b"} 1
 # HELP inference_requests_active Inference requests in flight.
 # TYPE inference_requests_active gauge
 inference_requests_active{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b"} 0
-# HELP inference_tokens_total Input and output tokens processed.
+# HELP inference_tokens_total Input and output tokens processed; cache_read counts the input tokens served from the prompt cache, a subset of input.
 # TYPE inference_tokens_total counter
 inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="input"} 12
 inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="output"} 11
@@ -197,12 +197,12 @@ func TestRecorderOutcomes(t *testing.T) {
 			if tt.err != nil {
 				okSum, okCount = 0, 0
 			}
-			want += fmt.Sprintf(`gen_ai_server_request_duration_seconds_sum{error_type="",gen_ai_operation_name="chat",gen_ai_request_model="m"} %v
-gen_ai_server_request_duration_seconds_count{error_type="",gen_ai_operation_name="chat",gen_ai_request_model="m"} %d
+			want += fmt.Sprintf(`gen_ai_server_request_duration_seconds_sum{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="m"} %v
+gen_ai_server_request_duration_seconds_count{error_type="",gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="m"} %d
 `, okSum, okCount)
 			if tt.err != nil {
-				want += fmt.Sprintf(`gen_ai_server_request_duration_seconds_sum{error_type=%q,gen_ai_operation_name="chat",gen_ai_request_model="m"} %v
-gen_ai_server_request_duration_seconds_count{error_type=%q,gen_ai_operation_name="chat",gen_ai_request_model="m"} 1
+				want += fmt.Sprintf(`gen_ai_server_request_duration_seconds_sum{error_type=%q,gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="m"} %v
+gen_ai_server_request_duration_seconds_count{error_type=%q,gen_ai_operation_name="chat",gen_ai_provider_name="self_hosted",gen_ai_request_model="m"} 1
 `, tt.wantErrTyp, dur, tt.wantErrTyp)
 			}
 			if err := compareSumCount(m, want, "gen_ai_server_request_duration_seconds"); err != nil {

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/internal/genai"
 )
 
 // Bucket boundaries advised by the OpenTelemetry GenAI semantic conventions.
@@ -17,7 +19,25 @@ var (
 	// TokensPerSecondBuckets are the boundaries of inference_output_tokens_per_second
 	// (no convention names this metric; roughly 1/TPOTBuckets, extended).
 	TokensPerSecondBuckets = []float64{1, 2.5, 5, 10, 25, 50, 75, 100, 150, 250, 500, 1000, 2500}
+	// TokenCountBuckets are the boundaries of inference_request_prompt_tokens
+	// and inference_request_generation_tokens (ours; the 1-2-5 series vLLM's
+	// request_prompt_tokens and request_generation_tokens use).
+	TokenCountBuckets = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000}
+
+	// DurationTailBuckets extend DurationBuckets (which stop at 81.92 s)
+	// for long or queued generations under WithExtendedBuckets: the same
+	// doubling, to 2621.44 s.
+	DurationTailBuckets = []float64{163.84, 327.68, 655.36, 1310.72, 2621.44}
+	// TTFTTailBuckets extend TTFTBuckets (which stop at 10 s) under
+	// WithExtendedBuckets, to 2560 s as vLLM's time_to_first_token_seconds.
+	TTFTTailBuckets = []float64{20, 40, 80, 160, 320, 640, 1280, 2560}
 )
+
+// DefaultProviderName is the gen_ai.provider.name of a Metrics without
+// WithProviderName: a server that runs the model itself. The convention's
+// well-known values (openai, aws.bedrock, ...) name hosted providers; for a
+// self-hosted server none applies, and "a custom value MAY be used".
+const DefaultProviderName = genai.DefaultProviderName
 
 // Defaults of the cardinality bounds.
 const (
@@ -37,7 +57,10 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	durationBuckets, ttftBuckets, tpotBuckets, tpsBuckets []float64
+	extended                                              bool
 	nativeFactor                                          float64
+	provider, serverAddress                               string
+	serverPort                                            int
 	allow                                                 map[string]struct{}
 	maxModels, maxOperations                              int
 	constLabels                                           prometheus.Labels
@@ -52,6 +75,7 @@ func newConfig(opts []Option) config {
 		tpsBuckets:      TokensPerSecondBuckets,
 		maxModels:       DefaultMaxModels,
 		maxOperations:   DefaultMaxOperations,
+		provider:        DefaultProviderName,
 		now:             time.Now,
 	}
 	for _, o := range opts {
@@ -59,7 +83,56 @@ func newConfig(opts []Option) config {
 			o.apply(&c)
 		}
 	}
+	if c.extended {
+		// Only the defaults are extended: buckets the caller chose stay.
+		if &c.durationBuckets[0] == &DurationBuckets[0] {
+			c.durationBuckets = append(append([]float64{}, DurationBuckets...), DurationTailBuckets...)
+		}
+		if &c.ttftBuckets[0] == &TTFTBuckets[0] {
+			c.ttftBuckets = append(append([]float64{}, TTFTBuckets...), TTFTTailBuckets...)
+		}
+	}
 	return c
+}
+
+// WithProviderName sets gen_ai.provider.name, the label
+// gen_ai_provider_name of the three gen_ai_server_* histograms and the
+// attribute of the GenAI span (Required on both by the GenAI conventions).
+// The default is DefaultProviderName, "self_hosted". A server that proxies a
+// hosted provider names it with the convention's value ("openai",
+// "aws.bedrock", ...); an engine may name itself ("vllm", "tgi", "sglang"):
+// the value says whose telemetry flavor the signals follow. "" keeps the
+// default.
+func WithProviderName(name string) Option {
+	return optionFunc(func(c *config) {
+		if name != "" {
+			c.provider = name
+		}
+	})
+}
+
+// WithServerAddress sets server.address and server.port (the address the
+// server is reached at, "Recommended" and "Conditionally Required if
+// server.address is set" on the gen_ai.server.* metrics): constant labels
+// server_address and server_port on the three gen_ai_server_* histograms,
+// one value per process, so they add no series. port <= 0 leaves
+// server_port out; "" sets neither.
+func WithServerAddress(address string, port int) Option {
+	return optionFunc(func(c *config) {
+		c.serverAddress, c.serverPort = address, port
+	})
+}
+
+// WithExtendedBuckets extends the default boundaries of request duration
+// (and of queue, prefill and decode time) with DurationTailBuckets, to
+// 2621.44 s, and of time to first token with TTFTTailBuckets, to 2560 s, so
+// that the p99 of long or queued generations is measured rather than
+// clamped at the last boundary (81.92 s, 10 s). The default boundaries stay
+// the convention's; boundaries set with WithDurationBuckets or
+// WithTTFTBuckets are kept as given. WithNativeHistograms is the other way
+// to long-tail truth, and the two combine.
+func WithExtendedBuckets() Option {
+	return optionFunc(func(c *config) { c.extended = true })
 }
 
 // WithDurationBuckets sets the boundaries of gen_ai_server_request_duration_seconds.

@@ -49,9 +49,15 @@ type Recorder struct {
 	span  trace.Span // the span of Start's ctx when it was recording, else nil
 	start time.Time
 
-	in, out atomic.Int64
-	first   atomic.Int64 // time to first token in ns; 0 until the first token
-	firstN  atomic.Int64 // tokens the first OutputTokens call delivered
+	in, out, cached atomic.Int64 // token totals
+	// inHW, outHW and cachedHW are what inference_tokens_total was raised
+	// by: the highest total so far (SetUsage may lower a total, never the
+	// counter).
+	inHW, outHW, cachedHW atomic.Int64
+	first                 atomic.Int64 // time to first token in ns; 0 until the first token
+	firstN                atomic.Int64 // tokens the first OutputTokens call delivered
+	sched                 atomic.Int64 // arrival to Scheduled in ns; 0 until Scheduled
+	finish                atomic.Int32 // finish reason index SetResponse stored; 0 if none
 	// end is nil until End, then points at the error End was given. One
 	// pointer, so Ended never sees "ended" without its error.
 	end atomic.Pointer[error]
@@ -72,8 +78,7 @@ func (r *Recorder) InputTokens(n int) {
 	if r == nil || r.s == nil || n <= 0 || r.isEnded() {
 		return
 	}
-	r.in.Add(int64(n))
-	r.s.inTokens.Add(float64(n))
+	raiseTo(&r.inHW, r.in.Add(int64(n)), r.s.inTokens)
 }
 
 // OutputTokens adds n generated tokens. The first call with n > 0 marks the
@@ -86,8 +91,32 @@ func (r *Recorder) OutputTokens(n int) {
 	if r.first.Load() == 0 {
 		r.markFirst(int64(n))
 	}
-	r.out.Add(int64(n))
-	r.s.outTokens.Add(float64(n))
+	raiseTo(&r.outHW, r.out.Add(int64(n)), r.s.outTokens)
+}
+
+// Scheduled marks the moment the engine's scheduler took the request up
+// (its first prefill step): arrival to now is the queue time, now to the
+// first token the prefill time. Only the first call counts; a recorder
+// never marked observes neither (decode time, first token to the last, is
+// observed either way).
+func (r *Recorder) Scheduled() {
+	if r == nil || r.s == nil || r.isEnded() || r.sched.Load() != 0 {
+		return
+	}
+	d := int64(r.m.cfg.now().Sub(r.start))
+	if d <= 0 {
+		d = 1
+	}
+	r.sched.CompareAndSwap(0, d)
+}
+
+// TimeToFirstToken returns the time from Start to the first token
+// OutputTokens marked, 0 when none was (or on nil).
+func (r *Recorder) TimeToFirstToken() time.Duration {
+	if r == nil {
+		return 0
+	}
+	return time.Duration(r.first.Load())
 }
 
 func (r *Recorder) markFirst(n int64) {
@@ -137,7 +166,17 @@ func (r *Recorder) End(err error) {
 	var errType string
 	if err == nil {
 		s.durationOK.Observe(d.Seconds())
+		s.promptLen.Observe(float64(in))
+		s.genLen.Observe(float64(out))
+		sched := time.Duration(r.sched.Load())
+		if sched > 0 {
+			s.queue.Observe(sched.Seconds())
+			if first >= sched {
+				s.prefill.Observe((first - sched).Seconds())
+			}
+		}
 		if first > 0 {
+			s.decode.Observe(max(d-first, 0).Seconds())
 			s.ttft.Observe(first.Seconds())
 			if decode := d - first; out > 1 && out > r.firstN.Load() && decode > 0 {
 				s.tpot.Observe(decode.Seconds() / float64(out-1))
@@ -148,16 +187,20 @@ func (r *Recorder) End(err error) {
 		errType = ErrorType(err)
 		s.errorDuration(r.m, errType).Observe(d.Seconds())
 	}
+	s.requestsFor(r.m, r.finishReason(err)).Inc()
 	if r.span != nil {
-		r.endSpan(in, out, errType)
+		r.endSpan(in, out, r.cached.Load(), errType)
 	}
 }
 
-func (r *Recorder) endSpan(in, out int64, errType string) {
+func (r *Recorder) endSpan(in, out, cached int64, errType string) {
 	r.span.SetAttributes(
 		genai.UsageInputTokensKey.Int64(in),
 		genai.UsageOutputTokensKey.Int64(out),
 	)
+	if cached > 0 {
+		r.span.SetAttributes(genai.UsageCacheReadInputKey.Int64(cached))
+	}
 	if errType != "" {
 		r.span.SetAttributes(genai.ErrorTypeKey.String(errType))
 		r.span.SetStatus(codes.Error, errType)

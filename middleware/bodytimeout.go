@@ -14,16 +14,16 @@ import (
 // WithBodyReadTimeout).
 const DefaultBodyReadTimeout = 10 * time.Second
 
-// modelOf runs the WithModel func with the connection's read deadline set
+// modelOf runs the WithRequest (or WithModel) func with the connection's read deadline set
 // to the body read timeout, and resets it afterwards, so that only this
 // read is bounded: the handler's own reads and the response, a stream
 // included, are not. It reports whether the read ran out of time. Where the
 // server's ReadTimeout ends sooner, that one is left to act; a server that
 // cannot set deadlines (http.ErrNotSupported) gets no bound.
-func (m *Middleware) modelOf(w http.ResponseWriter, r *http.Request, start time.Time) (model string, timedOut bool) {
+func (m *Middleware) modelOf(w http.ResponseWriter, r *http.Request, start time.Time) (info RequestInfo, timedOut bool) {
 	d := m.cfg.bodyTimeout
 	if d <= 0 || r.Body == nil || r.Body == http.NoBody {
-		return m.cfg.model(r), false
+		return m.requestOf(r), false
 	}
 	deadline := start.Add(d)
 	var restore time.Time // no deadline, or the server's ReadTimeout
@@ -40,14 +40,23 @@ func (m *Middleware) modelOf(w http.ResponseWriter, r *http.Request, start time.
 	}
 	tb := &timedBody{ReadCloser: r.Body}
 	r.Body = tb
-	model = m.cfg.model(r)
+	info = m.requestOf(r)
 	if tb.timedOut {
-		return "", true
+		return RequestInfo{}, true
 	}
 	if set {
 		_ = rc.SetReadDeadline(restore)
 	}
-	return model, false
+	return info, false
+}
+
+// requestOf runs the WithRequest func, or the WithModel func for the model
+// alone.
+func (m *Middleware) requestOf(r *http.Request) RequestInfo {
+	if m.cfg.request != nil {
+		return m.cfg.request(r)
+	}
+	return RequestInfo{Model: m.cfg.model(r)}
 }
 
 // timedBody notes a read that failed on the connection's read deadline.

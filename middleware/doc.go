@@ -74,7 +74,7 @@
 //
 // # HTTP metrics
 //
-//   - http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code}
+//   - http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code,url_scheme,error_type}
 //   - http_server_request_body_size_bytes{...same labels}
 //   - http_server_response_body_size_bytes{...same labels}
 //   - http_server_active_requests{http_request_method,url_scheme}
@@ -82,8 +82,10 @@
 // http_route is the path of the ServeMux pattern that matched (read after the
 // handler returned: the mux sets r.Pattern on the request it was given), or
 // what [WithRoute] returns; never the raw path. A request no route matched
-// is "unmatched"; routes beyond [WithMaxRoutes] are "_OTHER", as are methods
-// outside the standard nine. A request whose client went away before the
+// has no http_route (the HTTP conventions set http.route only when a route
+// matched); routes beyond [WithMaxRoutes] are "_OTHER", as are methods
+// outside the standard nine. url_scheme is "http" or "https"; error_type is
+// the status code of a 5xx response and empty (no label) otherwise. A request whose client went away before the
 // response was complete is recorded with status 499, as above. A panic is
 // recorded as 500 (an http.ErrAbortHandler panic of a request whose client
 // went away as 499) and then re-raised.

@@ -204,7 +204,7 @@ func (c *grpcCall) startRecorder(ctx context.Context, msg any) context.Context {
 	if m.cfg.grpcOp != nil {
 		op = m.cfg.grpcOp(ctx, c.fullMethod)
 	}
-	ctx, c.gspan, c.rec, c.model = m.startInference(ctx, c.tracer, c.model, op)
+	ctx, c.gspan, c.rec, c.model = m.startInference(ctx, c.tracer, c.model, op, nil)
 	return ctx
 }
 

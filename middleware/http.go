@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,16 +70,19 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 
 	var rec *inference.Recorder
 	var model string
-	if m.cfg.inference != nil && m.cfg.model != nil {
+	var info RequestInfo
+	if m.cfg.inference != nil && (m.cfg.model != nil || m.cfg.request != nil) {
 		var timedOut bool
-		if model, timedOut = m.modelOf(w, r, start); timedOut {
+		if info, timedOut = m.modelOf(w, r, start); timedOut {
 			next = bodyTimedOut
-		} else if model != "" {
+		} else if model = info.Model; model != "" {
 			var op string
 			if m.cfg.operation != nil {
 				op = m.cfg.operation(r)
 			}
-			ctx, gspan, rec, model = m.startInference(ctx, tracer, model, op)
+			ctx, gspan, rec, model = m.startInference(ctx, tracer, model, op, func(a []attribute.KeyValue) []attribute.KeyValue {
+				return genaiRequestAttrs(a, r, &info)
+			})
 		}
 	}
 	var lc *attrCtx
@@ -132,7 +136,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		if body != nil {
 			reqBytes = body.n.Load()
 		}
-		s := m.httpSeriesFor(method, route, status)
+		s := m.httpSeriesFor(method, uint8(scheme), route, status)
 		s.duration.Observe(d.Seconds())
 		s.reqSize.Observe(float64(max(reqBytes, 0)))
 		s.respSize.Observe(float64(st.Bytes))
@@ -140,6 +144,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 
 		rec.End(recErr)
 		if gspan != nil {
+			// gen_ai.response.time_to_first_chunk: "time to first chunk in
+			// a streaming response", for streaming requests only.
+			if ttft := rec.TimeToFirstToken(); info.Stream && ttft > 0 {
+				gspan.SetAttributes(genai.ResponseTimeToFirstChunkKey.Float64(ttft.Seconds()))
+			}
 			gspan.End()
 		}
 		if span != nil {
@@ -227,13 +236,13 @@ func serverAttrs(r *http.Request) []attribute.KeyValue {
 		scheme = "https"
 	}
 	method := methodNames[methodIndex(r.Method)]
-	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs := make([]attribute.KeyValue, 0, 7)
 	attrs = append(attrs,
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLScheme(scheme),
 		semconv.URLPath(r.URL.Path),
-		semconv.ServerAddress(r.Host),
 	)
+	attrs = appendServerAddr(attrs, r.Host)
 	if method == OtherRoute {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
 	}
@@ -241,6 +250,50 @@ func serverAttrs(r *http.Request) []attribute.KeyValue {
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	return attrs
+}
+
+// appendServerAddr appends server.address and server.port of the Host
+// header: the HTTP conventions put the port in server.port, not in
+// server.address ("example.com:8080" is server.address "example.com" and
+// server.port 8080; an IPv6 literal loses its brackets).
+func appendServerAddr(attrs []attribute.KeyValue, host string) []attribute.KeyValue {
+	if host == "" {
+		return attrs
+	}
+	h, p := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
+		h, p = host[:i], host[i+1:]
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if h == "" {
+		return attrs
+	}
+	attrs = append(attrs, semconv.ServerAddress(h))
+	if p == "" {
+		return attrs
+	}
+	if port, err := strconv.Atoi(p); err == nil && port > 0 && port < 65536 { // a bad port allocates its error; rare
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	return attrs
+}
+
+// genaiRequestAttrs appends the GenAI span's request attributes: the
+// request parameters the body carried and server.address/server.port.
+func genaiRequestAttrs(a []attribute.KeyValue, r *http.Request, info *RequestInfo) []attribute.KeyValue {
+	if info.HasMaxTokens {
+		a = append(a, genai.RequestMaxTokensKey.Int64(info.MaxTokens))
+	}
+	if info.HasTemperature {
+		a = append(a, genai.RequestTemperatureKey.Float64(info.Temperature))
+	}
+	if info.HasTopP {
+		a = append(a, genai.RequestTopPKey.Float64(info.TopP))
+	}
+	if info.HasStream {
+		a = append(a, genai.RequestStreamKey.Bool(info.Stream))
+	}
+	return appendServerAddr(a, r.Host)
 }
 
 func endServerSpan(span trace.Span, idx uint8, method, route string, status int, err error) {

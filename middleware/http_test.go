@@ -57,23 +57,23 @@ func TestHTTPMetricsExact(t *testing.T) {
 	want := `
 # HELP http_server_request_duration_seconds Duration of HTTP server requests.
 # TYPE http_server_request_duration_seconds histogram
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.005"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.01"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.025"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.05"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.075"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.1"} 0
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.25"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.5"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="0.75"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="1"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="2.5"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="5"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="7.5"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="10"} 1000
-http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",le="+Inf"} 1000
-http_server_request_duration_seconds_sum{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}"} 250
-http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.005"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.01"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.025"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.05"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.075"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.1"} 0
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.25"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.5"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="0.75"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="1"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="2.5"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="5"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="7.5"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="10"} 1000
+http_server_request_duration_seconds_bucket{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http",le="+Inf"} 1000
+http_server_request_duration_seconds_sum{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http"} 250
+http_server_request_duration_seconds_count{error_type="",http_request_method="GET",http_response_status_code="200",http_route="/v1/models/{id}",url_scheme="http"} 1000
 `
 	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "http_server_request_duration_seconds"); err != nil {
 		t.Error(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -52,6 +53,7 @@ type Middleware struct {
 type httpKey struct {
 	route  string
 	method uint8
+	scheme uint8 // 0 http, 1 https
 	status uint16
 }
 
@@ -63,7 +65,10 @@ type httpSeries struct {
 func New(opts ...Option) *Middleware {
 	c := newConfig(opts)
 	c.guardFuncs()
-	labels := []string{"http_request_method", "http_route", "http_response_status_code"}
+	// url.scheme is Required and error.type Conditionally Required (on an
+	// error: a 5xx here) on http.server.request.duration and both body-size
+	// histograms; http_route is absent when no route matched.
+	labels := []string{"http_request_method", "http_route", "http_response_status_code", "url_scheme", "error_type"}
 	m := &Middleware{
 		cfg: c,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -135,16 +140,24 @@ func methodIndex(method string) uint8 {
 	return numMethods - 1
 }
 
-// httpSeriesFor returns the children of (method, route, status); route is
-// already bounded.
-func (m *Middleware) httpSeriesFor(method uint8, route string, status int) *httpSeries {
-	return m.http.LoadOrCreate(httpKey{route: route, method: method, status: uint16(status)}, func() *httpSeries {
+var schemeNames = [2]string{"http", "https"}
+
+// httpSeriesFor returns the children of (method, scheme, route, status);
+// route is already bounded. A 5xx status is also its error_type, as the
+// HTTP conventions set error.type to the status code when no other error
+// type is known: no series beyond the status code's own.
+func (m *Middleware) httpSeriesFor(method, scheme uint8, route string, status int) *httpSeries {
+	return m.http.LoadOrCreate(httpKey{route: route, method: method, scheme: scheme, status: uint16(status)}, func() *httpSeries {
 		code := strconv.Itoa(status)
-		mn := methodNames[method]
+		mn, sn := methodNames[method], schemeNames[scheme]
+		var errType string
+		if status >= 500 {
+			errType = code
+		}
 		return &httpSeries{
-			duration: m.duration.WithLabelValues(mn, route, code),
-			reqSize:  m.reqSize.WithLabelValues(mn, route, code),
-			respSize: m.respSize.WithLabelValues(mn, route, code),
+			duration: m.duration.WithLabelValues(mn, route, code, sn, errType),
+			reqSize:  m.reqSize.WithLabelValues(mn, route, code, sn, errType),
+			respSize: m.respSize.WithLabelValues(mn, route, code, sn, errType),
 		}
 	})
 }
@@ -194,14 +207,23 @@ func patternPath(p string) string {
 // inference recorder of a request for model and op ("": DefaultOperation),
 // and returns the model as the metrics label it. The span is named after the
 // bounded model, as the metrics label it: model names are client input.
-func (m *Middleware) startInference(ctx context.Context, tracer trace.Tracer, model, op string) (context.Context, trace.Span, *inference.Recorder, string) {
+//
+// The span carries gen_ai.provider.name (Required on GenAI spans) from the
+// inference metrics, and extra (the request parameters, the server address)
+// when not nil: they are built only when tracer is not nil.
+func (m *Middleware) startInference(ctx context.Context, tracer trace.Tracer, model, op string, extra func([]attribute.KeyValue) []attribute.KeyValue) (context.Context, trace.Span, *inference.Recorder, string) {
 	if op == "" {
 		op = DefaultOperation
 	}
 	req := m.cfg.inference.Bound(inference.Request{Model: model, Operation: op})
 	var span trace.Span
 	if tracer != nil {
-		ctx, span = genai.StartRequestSpan(ctx, tracer, req.Operation, req.Model)
+		attrs := genai.RequestSpanAttrs(make([]attribute.KeyValue, 0, 10), req.Operation, req.Model)
+		attrs = append(attrs, genai.ProviderNameKey.String(m.cfg.inference.ProviderName()))
+		if extra != nil {
+			attrs = extra(attrs)
+		}
+		ctx, span = genai.StartRequestSpanAttrs(ctx, tracer, req.Operation, req.Model, attrs)
 	}
 	ctx, rec := m.cfg.inference.Start(ctx, req)
 	return ctx, span, rec, req.Model

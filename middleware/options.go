@@ -22,8 +22,11 @@ const (
 	// methods); later ones are recorded as OtherRoute.
 	DefaultMaxRoutes = 1000
 	// UnmatchedRoute is the http_route of a request for which neither the
-	// mux pattern nor the route func named a route (say a 404).
-	UnmatchedRoute = "unmatched"
+	// mux pattern nor the route func named a route (say a 404): empty, so
+	// the series carries no http_route label, as the HTTP conventions set
+	// http.route only when a route matched. All such requests share one
+	// series per method and status, so the series stay bounded.
+	UnmatchedRoute = ""
 	// OtherRoute is the http_route (grpc_service, grpc_method) beyond the
 	// cap, and the http_request_method of a method outside the standard set.
 	OtherRoute = "_OTHER"
@@ -50,6 +53,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	inference   *inference.Metrics
 	model       func(*http.Request) string
+	request     func(*http.Request) RequestInfo
 	operation   func(*http.Request) string
 	route       func(*http.Request) string
 	filter      func(*http.Request) bool
@@ -98,7 +102,17 @@ func WithInference(m *inference.Metrics) Option {
 // inference.WithMaxModels) before it labels anything, the GenAI span
 // included.
 func WithModel(f func(*http.Request) string) Option {
-	return optionFunc(func(c *config) { c.model = f })
+	return optionFunc(func(c *config) { c.model, c.request = f, nil })
+}
+
+// WithRequest is WithModel with the request parameters: f returns the model
+// and the sampling parameters of a request (RequestFromJSONBody reads them
+// from an OpenAI-style body in one pass), which the GenAI span records as
+// gen_ai.request.max_tokens, gen_ai.request.temperature,
+// gen_ai.request.top_p and gen_ai.request.stream. Of WithModel and
+// WithRequest the last given counts.
+func WithRequest(f func(*http.Request) RequestInfo) Option {
+	return optionFunc(func(c *config) { c.request, c.model = f, nil })
 }
 
 // WithBodyReadTimeout bounds the time the WithModel func may spend reading
@@ -130,7 +144,7 @@ func WithOperation(f func(*http.Request) string) Option {
 // WithRoute names the http_route of a request, in place of the pattern the
 // Go 1.22 ServeMux matched. It runs after the handler returned (so it may read
 // r.Pattern and r.PathValue) and must return a template, never a raw path.
-// "" means UnmatchedRoute.
+// "" means UnmatchedRoute (no http_route label).
 func WithRoute(f func(*http.Request) string) Option {
 	return optionFunc(func(c *config) { c.route = f })
 }

@@ -55,7 +55,7 @@ func TestTelemetryFuncPanics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := fmt.Sprintf(`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="200",http_route=%q} 3`, tt.wantRoute); !strings.Contains(string(got), want) {
+			if want := fmt.Sprintf(`http_server_request_duration_seconds_count{error_type="",http_request_method="POST",http_response_status_code="200",http_route=%q,url_scheme="http"} 3`, tt.wantRoute); !strings.Contains(string(got), want) {
 				t.Errorf("missing %s in\n%s", want, got)
 			}
 			if n := testutil.CollectAndCount(inf, "gen_ai_server_request_duration_seconds"); (n > 0) != tt.wantModel {

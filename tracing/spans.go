@@ -96,9 +96,29 @@ func StartForward(ctx context.Context, opts ...SpanOption) (context.Context, tra
 // part of the span name, which tracing backends index: when it comes from a
 // request, pass a bounded value (the label inference.Metrics.Bound returns,
 // "other" beyond the allowlist or cap), never the raw string a client sent.
+//
+// The span carries gen_ai.provider.name (Required on GenAI spans):
+// "self_hosted", as the inference metrics label it by default, unless
+// WithProviderName says otherwise.
 func StartRequest(ctx context.Context, operation, model string, opts ...SpanOption) (context.Context, trace.Span) {
 	tp, attrs := resolve(ctx, nil, opts)
+	hasProvider := false
+	for _, kv := range attrs {
+		if kv.Key == genai.ProviderNameKey {
+			hasProvider = true
+			break
+		}
+	}
+	if !hasProvider {
+		attrs = append(attrs, genai.ProviderNameKey.String(genai.DefaultProviderName))
+	}
 	return genai.StartRequestSpan(ctx, tp.Tracer(genai.TracerName), operation, model, attrs...)
+}
+
+// WithProviderName sets gen_ai.provider.name on the span of StartRequest
+// (see inference.WithProviderName for the values).
+func WithProviderName(name string) SpanOption {
+	return SpanOption{kv: genai.ProviderNameKey.String(name)}
 }
 
 func start(ctx context.Context, name string, extra []attribute.KeyValue, opts []SpanOption) (context.Context, trace.Span) {

@@ -473,8 +473,13 @@ func parseLine(b []byte) (*record, error) {
 		return rec, nil
 	}
 	if l.Step != nil {
-		rec.kind = kindStep
+		// A step that is not a number ({"step":"three"}) is a value error
+		// and no step: the line is then only what else it carries.
+		n := len(rec.errs)
 		num(l.Step, "step", hasStep, &rec.step, count)
+		if len(rec.errs) == n {
+			rec.kind = kindStep
+		}
 	}
 	num(l.Epoch, "epoch", hasEpoch, &rec.epoch, count)
 	num(l.DataWait, "data_wait", hasDataWait, &rec.dataWait, secondsValue)

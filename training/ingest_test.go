@@ -124,10 +124,12 @@ func TestIngestMalformed(t *testing.T) {
 			wantSteps: 1,
 		},
 		{
-			name:      "bad step number still counts one step",
-			input:     `{"step": "x", "loss": 1}` + "\n" + `{"step": -1}` + "\n",
-			wantErrs:  []string{"1 value step", "2 value step"},
-			wantSteps: 2,
+			// Issue 10: a "step" that is not a step number is a value
+			// error and no step (it was counted as one).
+			name:      "bad step number is a value error and no step",
+			input:     `{"step":"three"}` + "\n" + `{"step": "x", "loss": 1}` + "\n" + `{"step": -1}` + "\n" + `{"step": 4}` + "\n",
+			wantErrs:  []string{"1 value step", "2 value step", "3 value step"},
+			wantSteps: 1,
 		},
 		{
 			name:     "checkpoint without duration",

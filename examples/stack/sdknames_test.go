@@ -87,6 +87,12 @@ func sdkMetricNames(t *testing.T) sdkMetrics {
 
 	driveHTTP(t, mw)
 	driveGRPC(t, mw)
+	// The engine-state API a server's scheduler loop calls.
+	eng := inf.Engine("llama-3-8b")
+	eng.SetQueue(1, 2)
+	eng.SetKVCacheUsage(0.5)
+	eng.AddPrefixCache(10, 4)
+	eng.AddPreemptions(1)
 	driveTraining(t, tm)
 
 	gpus, skip := gpumonCollector(t)
@@ -160,12 +166,15 @@ func driveHTTP(t *testing.T, mw *middleware.Middleware) {
 		if rec == nil {
 			t.Error("inference.FromContext: no recorder in a request with a model")
 		}
+		rec.Scheduled()
 		rec.InputTokens(12)
+		rec.CachedInputTokens(4)
 		rec.OutputTokens(1)
 		// The decode time must be above zero for the time per output token and the decode rate to be
 		// observed; this is not a timing assertion.
 		time.Sleep(time.Millisecond)
 		rec.OutputTokens(3)
+		rec.SetResponse(inference.Response{FinishReasons: []string{"stop"}})
 		_, _ = io.WriteString(w, `{"choices":[]}`)
 	})
 	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"llama-3-8b"}`))

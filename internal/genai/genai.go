@@ -8,22 +8,42 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/attribute"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Attribute keys of the GenAI conventions (semconv v1.37).
+// Attribute keys of the GenAI conventions (semconv v1.41, the last release of
+// the main semantic-conventions repository that carries the gen_ai namespace;
+// the names are unchanged in semantic-conventions-genai).
 const (
-	OperationNameKey     = semconv.GenAIOperationNameKey     // gen_ai.operation.name
-	RequestModelKey      = semconv.GenAIRequestModelKey      // gen_ai.request.model
-	ProviderNameKey      = semconv.GenAIProviderNameKey      // gen_ai.provider.name
-	UsageInputTokensKey  = semconv.GenAIUsageInputTokensKey  // gen_ai.usage.input_tokens
-	UsageOutputTokensKey = semconv.GenAIUsageOutputTokensKey // gen_ai.usage.output_tokens
-	ErrorTypeKey         = semconv.ErrorTypeKey              // error.type
+	OperationNameKey            = semconv.GenAIOperationNameKey             // gen_ai.operation.name
+	RequestModelKey             = semconv.GenAIRequestModelKey              // gen_ai.request.model
+	ProviderNameKey             = semconv.GenAIProviderNameKey              // gen_ai.provider.name
+	UsageInputTokensKey         = semconv.GenAIUsageInputTokensKey          // gen_ai.usage.input_tokens
+	UsageOutputTokensKey        = semconv.GenAIUsageOutputTokensKey         // gen_ai.usage.output_tokens
+	UsageCacheReadInputKey      = semconv.GenAIUsageCacheReadInputTokensKey // gen_ai.usage.cache_read.input_tokens
+	ResponseModelKey            = semconv.GenAIResponseModelKey             // gen_ai.response.model
+	ResponseIDKey               = semconv.GenAIResponseIDKey                // gen_ai.response.id
+	ResponseFinishReasonsKey    = semconv.GenAIResponseFinishReasonsKey     // gen_ai.response.finish_reasons
+	ResponseTimeToFirstChunkKey = semconv.GenAIResponseTimeToFirstChunkKey  // gen_ai.response.time_to_first_chunk
+	RequestMaxTokensKey         = semconv.GenAIRequestMaxTokensKey          // gen_ai.request.max_tokens
+	RequestTemperatureKey       = semconv.GenAIRequestTemperatureKey        // gen_ai.request.temperature
+	RequestTopPKey              = semconv.GenAIRequestTopPKey               // gen_ai.request.top_p
+	RequestStreamKey            = semconv.GenAIRequestStreamKey             // gen_ai.request.stream
+	ServerAddressKey            = semconv.ServerAddressKey                  // server.address
+	ServerPortKey               = semconv.ServerPortKey                     // server.port
+	ErrorTypeKey                = semconv.ErrorTypeKey                      // error.type
 )
 
+// DefaultProviderName is the gen_ai.provider.name of a self-hosted server:
+// none of the convention's well-known values (hosted providers) applies,
+// and "a custom value MAY be used".
+const DefaultProviderName = "self_hosted"
+
 // FirstTokenEvent is the name of the span event recorded when the first output
-// token of a request is produced. No convention names it yet.
+// token of a request is produced. It is ours: no convention names it (the
+// conventions' gen_ai.response.time_to_first_chunk attribute carries the
+// same time as a number, for streaming responses).
 const FirstTokenEvent = "gen_ai.first_token"
 
 // TracerName is the instrumentation scope of the spans modeltel starts.
@@ -42,12 +62,23 @@ func SpanName(operation, model string) string {
 // with gen_ai.operation.name and gen_ai.request.model set. extra attributes are
 // added at start, where samplers see them.
 func StartRequestSpan(ctx context.Context, tracer trace.Tracer, operation, model string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := make([]attribute.KeyValue, 0, 2+len(extra))
-	attrs = append(attrs, OperationNameKey.String(operation))
+	attrs := RequestSpanAttrs(make([]attribute.KeyValue, 0, 2+len(extra)), operation, model)
+	return StartRequestSpanAttrs(ctx, tracer, operation, model, append(attrs, extra...))
+}
+
+// RequestSpanAttrs appends gen_ai.operation.name and, when model is not
+// empty, gen_ai.request.model to dst.
+func RequestSpanAttrs(dst []attribute.KeyValue, operation, model string) []attribute.KeyValue {
+	dst = append(dst, OperationNameKey.String(operation))
 	if model != "" {
-		attrs = append(attrs, RequestModelKey.String(model))
+		dst = append(dst, RequestModelKey.String(model))
 	}
-	attrs = append(attrs, extra...)
+	return dst
+}
+
+// StartRequestSpanAttrs is StartRequestSpan with the attributes built by the
+// caller, RequestSpanAttrs first, in one slice.
+func StartRequestSpanAttrs(ctx context.Context, tracer trace.Tracer, operation, model string, attrs []attribute.KeyValue) (context.Context, trace.Span) {
 	return tracer.Start(ctx, SpanName(operation, model),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(attrs...))

@@ -70,9 +70,9 @@ func labelNames(f *dto.MetricFamily) []string {
 func TestNamesAreTheSDKs(t *testing.T) {
 	fams := sdkFamilies(t)
 	want := map[string][]string{
-		mDuration: {lErrorType, "gen_ai_operation_name", lModel},
-		mTTFT:     {"gen_ai_operation_name", lModel},
-		mTPOT:     {"gen_ai_operation_name", lModel},
+		mDuration: {lErrorType, "gen_ai_operation_name", "gen_ai_provider_name", lModel},
+		mTTFT:     {"gen_ai_operation_name", "gen_ai_provider_name", lModel},
+		mTPOT:     {"gen_ai_operation_name", "gen_ai_provider_name", lModel},
 		mTokens:   {"gen_ai_operation_name", lModel, lTokenType},
 		mActive:   {"gen_ai_operation_name", lModel},
 		mStepDur:  {"rank", "run"},

@@ -68,7 +68,7 @@ func KindOf(contentType, contentEncoding string) Kind {
 type Result struct {
 	// Usage is true once a usage object with token counts was read; the
 	// counts below are its values (the last one read wins).
-	Usage                                  bool
+	Usage                                   bool
 	InputTokens, OutputTokens, CachedTokens int64
 	// ContentChunks counts the events with content (per choice with a
 	// non-empty content, reasoning, tool-call or text delta).

@@ -92,6 +92,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		r.Body = body
 	}
 	ww, st := respwriter.Wrap(w)
+	acct := m.startAccounting(r, rec, st)
 
 	panicked := true
 	defer func() {
@@ -99,6 +100,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		if panicked {
 			p = recover()
 		}
+		acct.finish()
 		status := st.Status
 		switch {
 		case status == 0 && st.Hijacked:

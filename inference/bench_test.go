@@ -78,3 +78,32 @@ func BenchmarkOutputTokens(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkResponse is the usage and response report a non-streaming
+// handler makes once per request, next to the recorder's own path.
+func BenchmarkResponse(b *testing.B) {
+	ctx := context.Background()
+	req := Request{Model: "llama-3-8b", Operation: "chat"}
+	reasons := []string{"stop"}
+	b.Run("recorder-usage-response", func(b *testing.B) {
+		m := NewMetrics()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, rec := m.Start(ctx, req)
+			rec.SetUsage(100, 20, 64)
+			rec.SetResponse(Response{Model: "llama-3-8b", ID: "cmpl-1", FinishReasons: reasons})
+			rec.End(nil)
+		}
+	})
+	// baseline: the recorder path without the usage and response report.
+	b.Run("baseline-recorder", func(b *testing.B) {
+		m := NewMetrics()
+		b.ReportAllocs()
+		for b.Loop() {
+			_, rec := m.Start(ctx, req)
+			rec.InputTokens(100)
+			rec.OutputTokens(20)
+			rec.End(nil)
+		}
+	})
+}

@@ -29,6 +29,22 @@
 //   - inference_output_tokens_per_second{gen_ai_operation_name,gen_ai_request_model}
 //   - inference_tokens_total{gen_ai_operation_name,gen_ai_request_model,gen_ai_token_type}
 //   - inference_requests_active{gen_ai_operation_name,gen_ai_request_model}
+//   - inference_requests_total{gen_ai_operation_name,gen_ai_request_model,finish_reason}
+//
+// gen_ai_token_type is "input", "output" (the convention's gen_ai.token.type
+// values) or "cache_read": input tokens served from the prompt cache
+// ([Recorder.CachedInputTokens], the convention's
+// gen_ai.usage.cache_read.input_tokens), a subset of "input", so sum only
+// input and output for a total. finish_reason is one of stop, length,
+// content_filter, tool_calls, abort, error, other, unknown (see
+// [Recorder.SetResponse]).
+//
+// # Usage reported by the server
+//
+// A handler that gets the usage object of a response (or of the last chunk
+// of a stream) calls [Recorder.SetUsage]: those totals are the truth, and
+// the counters catch up to them (never going down). [Recorder.SetResponse]
+// records the response model, id and finish reasons.
 //
 // The first three use the bucket boundaries the GenAI conventions advise.
 // error_type is "" for a request that succeeded: Prometheus drops a label whose
@@ -57,6 +73,8 @@
 //
 // When the context passed to [Metrics.Start] carries a recording span, the
 // recorder adds the gen_ai.first_token event to it at the first token and sets
-// gen_ai.usage.input_tokens and gen_ai.usage.output_tokens (and error.type on
-// failure) when it ends.
+// gen_ai.usage.input_tokens, gen_ai.usage.output_tokens,
+// gen_ai.usage.cache_read.input_tokens (when any) and error.type on failure
+// when it ends; [Recorder.SetResponse] sets gen_ai.response.model,
+// gen_ai.response.id and gen_ai.response.finish_reasons.
 package inference

@@ -19,6 +19,11 @@ const (
 	labelModel     = "gen_ai_request_model"
 	labelErrorType = "error_type"
 	labelTokenType = "gen_ai_token_type"
+	labelFinish    = "finish_reason"
+
+	tokenTypeInput     = "input"  // gen_ai.token.type input
+	tokenTypeOutput    = "output" // gen_ai.token.type output
+	tokenTypeCacheRead = "cache_read"
 )
 
 // Request describes one inference request. Model and Operation
@@ -41,7 +46,8 @@ type Metrics struct {
 	tps      *prometheus.HistogramVec
 	tokens   *prometheus.CounterVec
 	active   *prometheus.GaugeVec
-	all      promlist.Collectors // the six above: what Describe and Collect send
+	requests *prometheus.CounterVec
+	all      promlist.Collectors // the seven above: what Describe and Collect send
 
 	// series maps a (operation, model) pair as given by the caller, when it
 	// was admitted under its own name, to its resolved children. Copy on
@@ -68,6 +74,11 @@ type series struct {
 	outTokens   prometheus.Counter
 	active      prometheus.Gauge
 	errDuration sync.Map // error type -> prometheus.Observer
+	// cachedTokens and requests are resolved on first use: a server that
+	// never reports cached tokens exposes no cache_read series, and only the
+	// finish reasons that occur get one.
+	cachedTokens lazyCounter
+	requests     [numFinish]lazyCounter
 }
 
 // NewMetrics returns the inference metrics configured by opts.
@@ -97,15 +108,18 @@ func NewMetrics(opts ...Option) *Metrics {
 			"Per-request decode rate: output tokens after the first per second after the first token, for successful requests.",
 			c.tpsBuckets, labelOperation, labelModel),
 		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "inference_tokens_total", Help: "Input and output tokens processed.", ConstLabels: c.constLabels,
+			Name: "inference_tokens_total", Help: "Input and output tokens processed; cache_read counts the input tokens served from the prompt cache, a subset of input.", ConstLabels: c.constLabels,
 		}, []string{labelOperation, labelModel, labelTokenType}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "inference_requests_active", Help: "Inference requests in flight.", ConstLabels: c.constLabels,
 		}, []string{labelOperation, labelModel}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inference_requests_total", Help: "Inference requests completed, by finish reason (stop, length, content_filter, tool_calls, abort, error, other, unknown).", ConstLabels: c.constLabels,
+		}, []string{labelOperation, labelModel, labelFinish}),
 		models: make(map[string]struct{}),
 		ops:    make(map[string]struct{}),
 	}
-	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active}
+	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active, m.requests}
 	return m
 }
 
@@ -174,8 +188,8 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 		ttft:       m.ttft.WithLabelValues(k.op, k.model),
 		tpot:       m.tpot.WithLabelValues(k.op, k.model),
 		tps:        m.tps.WithLabelValues(k.op, k.model),
-		inTokens:   m.tokens.WithLabelValues(k.op, k.model, "input"),
-		outTokens:  m.tokens.WithLabelValues(k.op, k.model, "output"),
+		inTokens:   m.tokens.WithLabelValues(k.op, k.model, tokenTypeInput),
+		outTokens:  m.tokens.WithLabelValues(k.op, k.model, tokenTypeOutput),
 		active:     m.active.WithLabelValues(k.op, k.model),
 	}
 }

@@ -80,7 +80,7 @@ gen_ai_server_time_per_output_token_seconds_count{gen_ai_operation_name="chat",g
 # HELP inference_requests_active Inference requests in flight.
 # TYPE inference_requests_active gauge
 inference_requests_active{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b"} 0
-# HELP inference_tokens_total Input and output tokens processed.
+# HELP inference_tokens_total Input and output tokens processed; cache_read counts the input tokens served from the prompt cache, a subset of input.
 # TYPE inference_tokens_total counter
 inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="input"} 12
 inference_tokens_total{gen_ai_operation_name="chat",gen_ai_request_model="llama-3-8b",gen_ai_token_type="output"} 11

@@ -49,9 +49,14 @@ type Recorder struct {
 	span  trace.Span // the span of Start's ctx when it was recording, else nil
 	start time.Time
 
-	in, out atomic.Int64
-	first   atomic.Int64 // time to first token in ns; 0 until the first token
-	firstN  atomic.Int64 // tokens the first OutputTokens call delivered
+	in, out, cached atomic.Int64 // token totals
+	// inHW, outHW and cachedHW are what inference_tokens_total was raised
+	// by: the highest total so far (SetUsage may lower a total, never the
+	// counter).
+	inHW, outHW, cachedHW atomic.Int64
+	first                 atomic.Int64 // time to first token in ns; 0 until the first token
+	firstN                atomic.Int64 // tokens the first OutputTokens call delivered
+	finish                atomic.Int32 // finish reason index SetResponse stored; 0 if none
 	// end is nil until End, then points at the error End was given. One
 	// pointer, so Ended never sees "ended" without its error.
 	end atomic.Pointer[error]
@@ -72,8 +77,7 @@ func (r *Recorder) InputTokens(n int) {
 	if r == nil || r.s == nil || n <= 0 || r.isEnded() {
 		return
 	}
-	r.in.Add(int64(n))
-	r.s.inTokens.Add(float64(n))
+	raiseTo(&r.inHW, r.in.Add(int64(n)), r.s.inTokens)
 }
 
 // OutputTokens adds n generated tokens. The first call with n > 0 marks the
@@ -86,8 +90,7 @@ func (r *Recorder) OutputTokens(n int) {
 	if r.first.Load() == 0 {
 		r.markFirst(int64(n))
 	}
-	r.out.Add(int64(n))
-	r.s.outTokens.Add(float64(n))
+	raiseTo(&r.outHW, r.out.Add(int64(n)), r.s.outTokens)
 }
 
 func (r *Recorder) markFirst(n int64) {
@@ -148,16 +151,20 @@ func (r *Recorder) End(err error) {
 		errType = ErrorType(err)
 		s.errorDuration(r.m, errType).Observe(d.Seconds())
 	}
+	s.requestsFor(r.m, r.finishReason(err)).Inc()
 	if r.span != nil {
-		r.endSpan(in, out, errType)
+		r.endSpan(in, out, r.cached.Load(), errType)
 	}
 }
 
-func (r *Recorder) endSpan(in, out int64, errType string) {
+func (r *Recorder) endSpan(in, out, cached int64, errType string) {
 	r.span.SetAttributes(
 		genai.UsageInputTokensKey.Int64(in),
 		genai.UsageOutputTokensKey.Int64(out),
 	)
+	if cached > 0 {
+		r.span.SetAttributes(genai.UsageCacheReadInputKey.Int64(cached))
+	}
 	if errType != "" {
 		r.span.SetAttributes(genai.ErrorTypeKey.String(errType))
 		r.span.SetStatus(codes.Error, errType)

@@ -8,18 +8,31 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/attribute"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Attribute keys of the GenAI conventions (semconv v1.37).
+// Attribute keys of the GenAI conventions (semconv v1.41, the last release of
+// the main semantic-conventions repository that carries the gen_ai namespace;
+// the names are unchanged in semantic-conventions-genai).
 const (
-	OperationNameKey     = semconv.GenAIOperationNameKey     // gen_ai.operation.name
-	RequestModelKey      = semconv.GenAIRequestModelKey      // gen_ai.request.model
-	ProviderNameKey      = semconv.GenAIProviderNameKey      // gen_ai.provider.name
-	UsageInputTokensKey  = semconv.GenAIUsageInputTokensKey  // gen_ai.usage.input_tokens
-	UsageOutputTokensKey = semconv.GenAIUsageOutputTokensKey // gen_ai.usage.output_tokens
-	ErrorTypeKey         = semconv.ErrorTypeKey              // error.type
+	OperationNameKey            = semconv.GenAIOperationNameKey             // gen_ai.operation.name
+	RequestModelKey             = semconv.GenAIRequestModelKey              // gen_ai.request.model
+	ProviderNameKey             = semconv.GenAIProviderNameKey              // gen_ai.provider.name
+	UsageInputTokensKey         = semconv.GenAIUsageInputTokensKey          // gen_ai.usage.input_tokens
+	UsageOutputTokensKey        = semconv.GenAIUsageOutputTokensKey         // gen_ai.usage.output_tokens
+	UsageCacheReadInputKey      = semconv.GenAIUsageCacheReadInputTokensKey // gen_ai.usage.cache_read.input_tokens
+	ResponseModelKey            = semconv.GenAIResponseModelKey             // gen_ai.response.model
+	ResponseIDKey               = semconv.GenAIResponseIDKey                // gen_ai.response.id
+	ResponseFinishReasonsKey    = semconv.GenAIResponseFinishReasonsKey     // gen_ai.response.finish_reasons
+	ResponseTimeToFirstChunkKey = semconv.GenAIResponseTimeToFirstChunkKey  // gen_ai.response.time_to_first_chunk
+	RequestMaxTokensKey         = semconv.GenAIRequestMaxTokensKey          // gen_ai.request.max_tokens
+	RequestTemperatureKey       = semconv.GenAIRequestTemperatureKey        // gen_ai.request.temperature
+	RequestTopPKey              = semconv.GenAIRequestTopPKey               // gen_ai.request.top_p
+	RequestStreamKey            = semconv.GenAIRequestStreamKey             // gen_ai.request.stream
+	ServerAddressKey            = semconv.ServerAddressKey                  // server.address
+	ServerPortKey               = semconv.ServerPortKey                     // server.port
+	ErrorTypeKey                = semconv.ErrorTypeKey                      // error.type
 )
 
 // FirstTokenEvent is the name of the span event recorded when the first output

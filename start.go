@@ -58,7 +58,12 @@ type Telemetry struct {
 //     the "model" field of its JSON body (middleware.ModelFromJSONBody), so
 //     that OpenAI-style requests get an inference recorder and other requests
 //     do not; give middleware.WithModel through WithMiddlewareOptions to
-//     choose otherwise;
+//     choose otherwise; and response accounting for OpenAI-style routes
+//     (middleware.WithResponseAccounting(middleware.OpenAIRoutes)), so that
+//     a handler that does not call the recorder, a proxy in front of vLLM
+//     say, still gets its tokens and time to first token from the response
+//     it passes on; WithMiddlewareOptions(middleware.WithResponseAccounting(nil))
+//     turns it off;
 //   - the GPU collector (gpumon.New) where NVML is present. Without NVML it
 //     logs one info line and goes on; see WithGPUOptions for other errors.
 //
@@ -135,6 +140,7 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	mopts := append([]middleware.Option{
 		middleware.WithInference(t.inf),
 		middleware.WithModel(middleware.ModelFromJSONBody(0)),
+		middleware.WithResponseAccounting(middleware.OpenAIRoutes),
 		middleware.WithTracerProvider(t.tp),
 		middleware.WithPropagators(propagator),
 		middleware.WithLogger(t.logger),

@@ -150,13 +150,14 @@ func (a *accountant) finish() {
 	accountants.Put(a)
 }
 
-// record sets the usage the response reported.
+// record sets the usage and response the server reported. The usage is the
+// truth (SetUsage): the output tokens counted per chunk are raised to it,
+// never lowered.
 func (a *accountant) record(res openaistream.Result) {
-	if !res.Usage {
-		return
+	if res.Usage {
+		a.rec.SetUsage(res.InputTokens, res.OutputTokens, res.CachedTokens)
 	}
-	a.rec.InputTokens(int(res.InputTokens))
-	if res.OutputTokens > a.mine {
-		a.rec.OutputTokens(int(res.OutputTokens - a.mine))
+	if res.Model != "" || res.ID != "" || len(res.FinishReasons) > 0 {
+		a.rec.SetResponse(inference.Response{Model: res.Model, ID: res.ID, FinishReasons: res.FinishReasons})
 	}
 }

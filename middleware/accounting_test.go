@@ -63,6 +63,7 @@ func TestResponseAccounting(t *testing.T) {
 		{"split events", "/v1/chat/completions", stream("text/event-stream", full[:10], full[10:100], full[100:]), 7, 5, 1},
 		{"no usage chunk", "/v1/chat/completions", stream("text/event-stream", sseChunk("a"), sseChunk("b"), sseChunk("c"), sseFinish, sseDone), 0, 3, 1},
 		{"usage only", "/v1/chat/completions", stream("text/event-stream", sseUsage, sseDone), 7, 5, 0},
+		// The counter cannot go down: the chunks counted stay counted.
 		{"usage below the chunks", "/v1/chat/completions", stream("text/event-stream", strings.Repeat(sseChunk("x"), 9), sseUsage), 7, 9, 1},
 		{"json body", "/v1/chat/completions", stream("application/json",
 			`{"id":"c2","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}`), 4, 2, 0},
@@ -122,6 +123,13 @@ func TestResponseAccounting(t *testing.T) {
 			waitFor(t, func() bool { return histCount(inf, "gen_ai_server_request_duration_seconds") == 1 })
 			if in, out := tokens(inf, "m", "input"), tokens(inf, "m", "output"); in != tt.in || out != tt.out {
 				t.Errorf("tokens in %v out %v, want %v %v", in, out, tt.in, tt.out)
+			}
+			wantCached := 0.0
+			if tt.in == 7 {
+				wantCached = 2 // sseUsage
+			}
+			if c := tokens(inf, "m", "cache_read"); c != wantCached {
+				t.Errorf("cached tokens %v, want %v", c, wantCached)
 			}
 			if n := histCount(inf, "gen_ai_server_time_to_first_token_seconds"); float64(n) != tt.ttft {
 				t.Errorf("ttft count %d, want %v", n, tt.ttft)

@@ -20,6 +20,9 @@ import (
 //     with content counts one output token, and the final usage chunk, when
 //     the server sends one, is the truth for the input, output and cached
 //     input tokens (the counts are raised to it, never lowered);
+//     The stream's "data: [DONE]" ends the recording (as a handler that
+//     ends the recorder after its last event does), so a client that closes
+//     the connection once it has read it is not recorded as gone;
 //   - an application/json response is read at its end: its usage gives the
 //     tokens (no first token: a non-streamed answer has no time to first
 //     token to measure), its model, id and finish reasons the response.
@@ -111,6 +114,23 @@ func (a *accountant) Observe(b []byte) {
 	if n := a.p.Feed(b); n > 0 {
 		a.count(n)
 	}
+	if a.p.Done() && !a.off {
+		a.complete()
+	}
+}
+
+// complete ends the recording at the stream's [DONE]: the answer is whole,
+// so a client that closes the connection as soon as it read it (as the
+// OpenAI SDKs do) is not counted as gone, and the duration ends with the
+// answer.
+func (a *accountant) complete() {
+	a.off = true
+	if a.handlerReports() {
+		return
+	}
+	a.p.Finish()
+	a.record(a.p.Result())
+	a.rec.End(nil)
 }
 
 // handlerReports reports whether the recorder holds tokens the accountant

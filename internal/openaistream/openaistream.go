@@ -115,6 +115,9 @@ func (p *Parser) Reset(k Kind) {
 	p.res.FinishReasons = fr
 }
 
+// Done reports whether the stream's "data: [DONE]" was read.
+func (p *Parser) Done() bool { return p.res.Done }
+
 // Kind returns the kind p reads.
 func (p *Parser) Kind() Kind { return p.kind }
 

@@ -35,7 +35,7 @@ type tenants struct {
 }
 
 type tenantSeries struct {
-	name             string
+	name              string
 	requests, in, out prometheus.Counter
 }
 

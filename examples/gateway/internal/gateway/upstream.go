@@ -122,7 +122,7 @@ func (u *upstream) modelList() []openai.Model {
 // catalog is the union of the upstreams' models: what /v1/models lists and
 // requests are routed by. It is replaced whole after each refresh.
 type catalog struct {
-	list   []openai.Model          // sorted by id
+	list   []openai.Model         // sorted by id
 	routes map[string]*modelRoute // by id
 }
 

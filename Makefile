@@ -15,7 +15,7 @@ BENCH_NAME  ?= new
 OLD         ?= bench/main.txt
 NEW         ?= bench/new.txt
 
-.PHONY: all test bench benchstat lint tools e2e stack fmt
+.PHONY: all test bench benchstat lint tools e2e e2e-fleet stack fmt
 
 all: lint test
 
@@ -45,11 +45,15 @@ tools:
 	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(GOBIN)/benchstat || $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
-## e2e: real Prometheus, Jaeger and Loki on loopback (see examples/stack)
+## e2e: real Prometheus, Jaeger and VictoriaLogs on loopback (see examples/stack)
 e2e:
 	examples/stack/e2e.sh
 
-## stack: build (or find in the cache) Prometheus, promtool, Jaeger and Loki; prints their folder
+## e2e-fleet: 50 simulated GPU nodes, sharded Prometheus agents, Thanos, two Alertmanagers (docs/fleet.md)
+e2e-fleet:
+	examples/stack/e2e-fleet.sh
+
+## stack: build (or find in the cache) Prometheus, promtool, Jaeger and VictoriaLogs; prints their folder
 stack:
 	examples/stack/build.sh
 

@@ -259,3 +259,41 @@ func BenchmarkAccountingStream(b *testing.B) {
 		})
 	}
 }
+
+// onceEOF fails a Read after it returned io.EOF, as net/http's request body
+// does once the server closed it when the response started.
+type onceEOF struct {
+	r   io.Reader
+	eof bool
+}
+
+func (o *onceEOF) Read(p []byte) (int, error) {
+	if o.eof {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := o.r.Read(p)
+	if err == io.EOF {
+		o.eof = true
+	}
+	return n, err
+}
+
+func (o *onceEOF) Close() error { return nil }
+
+// A body ModelFromJSONBody read to its end is replayed without reading the
+// original again, so a proxy forwarding it after the response started (the
+// server closes the body then) does not fail the forwarding.
+func TestModelFromJSONBodyReplayAtEOF(t *testing.T) {
+	for _, size := range []int{0, 10} {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+		body := `{"model":"m","pad":"` + strings.Repeat("x", size) + `"}`
+		r.Body = &onceEOF{r: strings.NewReader(body)}
+		if got := ModelFromJSONBody(1<<20)(r); got != "m" {
+			t.Fatalf("model %q", got)
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil || string(b) != body {
+			t.Fatalf("replayed %q, %v", b, err)
+		}
+	}
+}

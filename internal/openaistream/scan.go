@@ -40,6 +40,21 @@ func (s *scanner) peek() byte {
 // raw contents and whether they hold an escape.
 func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	start := s.i + 1
+	// Most strings of a chunk are short keys and values: a plain loop
+	// finds their end sooner than the call to IndexByte would.
+	for j := start; j < len(s.b) && j < start+24; j++ {
+		switch s.b[j] {
+		case '"':
+			s.i = j + 1
+			return s.b[start:j], false, true
+		case '\\':
+			return s.strSlow(start)
+		}
+	}
+	return s.strSlow(start)
+}
+
+func (s *scanner) strSlow(start int) (raw []byte, escaped, ok bool) {
 	j := start
 	for {
 		if j > len(s.b) {

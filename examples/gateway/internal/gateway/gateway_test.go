@@ -119,6 +119,19 @@ func (e *env) waitRequests(t testing.TB, n float64) {
 	t.Fatalf("%v requests recorded, want %v", e.value(t, "http_server_request_duration_seconds", nil), n)
 }
 
+// waitValue waits until value(name, labels) is want: a stream is recorded
+// when the gateway's handler returns, a little after the client read its
+// end.
+func (e *env) waitValue(t testing.TB, name string, labels map[string]string, want float64) {
+	t.Helper()
+	for range 500 {
+		if e.value(t, name, labels) == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // nasty is an upstream whose answers, chosen by the model, are what real
 // servers do at their worst.
 func nasty(t testing.TB) *httptest.Server {

@@ -288,7 +288,7 @@ func TestModelFromJSONBodyReplayAtEOF(t *testing.T) {
 		r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
 		body := `{"model":"m","pad":"` + strings.Repeat("x", size) + `"}`
 		r.Body = &onceEOF{r: strings.NewReader(body)}
-		if got := ModelFromJSONBody(1<<20)(r); got != "m" {
+		if got := ModelFromJSONBody(1 << 20)(r); got != "m" {
 			t.Fatalf("model %q", got)
 		}
 		b, err := io.ReadAll(r.Body)

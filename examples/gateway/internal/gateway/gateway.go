@@ -215,7 +215,6 @@ type call struct {
 	sent   time.Time // the request went upstream
 	upDur  time.Duration
 	upDone atomic.Bool
-	err    int // errTypes index + 1; 0: none
 }
 
 type callKey struct{}

@@ -204,12 +204,11 @@ func nasty(t testing.TB) *httptest.Server {
 
 // seen is what the clients saw, to compare with the metrics.
 type seen struct {
-	mu                   sync.Mutex
-	ok, failed           map[int]float64 // by HTTP status (0: a stream cut after its 200)
-	in, out              float64
-	firstTokens          float64
-	requestsByTenant     map[string]float64
-	successfulWithTokens float64
+	mu               sync.Mutex
+	ok, failed       map[int]float64 // by HTTP status (0: a stream cut after its 200)
+	in, out          float64
+	firstTokens      float64
+	requestsByTenant map[string]float64
 }
 
 func newSeen() *seen {
@@ -381,6 +380,25 @@ func checkTrace(t *testing.T, e *env) {
 	}
 	if server == 0 || client == 0 {
 		t.Errorf("%d server spans, %d client spans", server, client)
+	}
+	// The GenAI span has the response's model and id, read from the stream.
+	found := false
+	for _, sp := range e.spans.Ended() {
+		var model, id string
+		for _, kv := range sp.Attributes() {
+			switch kv.Key {
+			case "gen_ai.response.model":
+				model = kv.Value.AsString()
+			case "gen_ai.response.id":
+				id = kv.Value.AsString()
+			}
+		}
+		if model == "split" && id == "c1" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no span with gen_ai.response.model and gen_ai.response.id of the split stream")
 	}
 }
 

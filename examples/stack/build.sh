@@ -141,6 +141,9 @@ if [ $fleet = 1 ]; then
     # Its replace lines all name other module paths, so building in the module's own folder honours them.
     export GOTOOLCHAIN=$THANOS_TOOLCHAIN
     fetch "$THANOS_MODULE" "$THANOS_VERSION" "$work/thanos"
+    # Thanos v0.42.5 pins grpc v1.81.1, whose tiered buffer pool panics on an empty message (Get(0) indexes
+    # past its table): thanos receive died on its first empty unary answer. grpc v1.85.0 (the SDK's) checks it.
+    (cd "$work/thanos" && GOWORK=off go mod edit -require=google.golang.org/grpc@v1.85.0)
     gobuild "$work/thanos" ./cmd/thanos thanos "-X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}"
     unset GOTOOLCHAIN
     log "thanos done in $(( $(date +%s) - t0 ))s"

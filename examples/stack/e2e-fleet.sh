@@ -97,7 +97,7 @@ for i in $(seq 0 $((agents - 1))); do
 done
 echo '[]' >"$cfg/targets-gpu.json"
 echo '[]' >"$cfg/targets-serving.json"
-ok "alertmanager.yml, $(ls "$cfg"/rules | wc -l) rule files, $agents agent configs"
+ok "alertmanager.yml, $(find "$cfg/rules" -name '*.yml' | wc -l) rule files, $agents agent configs"
 
 # targets N: writes the file_sd files for nodes 0..N-1 (Prometheus re-reads them within 5 s).
 targets() {
@@ -313,16 +313,16 @@ ok "both resolved; still one firing notification each"
 step "collection tier: one agent killed and restarted"
 shard_nodes() { prom_value "count(count by (node) (up{agent=\"agent-1\"}))"; }
 n1=$(shard_nodes)
-[ -n "$n1" ] && [ "$n1" -gt 0 ] || fail "agent-1 has no nodes"
+if [ -z "$n1" ] || [ "$n1" -le 0 ]; then fail "agent-1 has no nodes"; fi
 stop_group agent-1
 t_kill=$(date +%s)
 sleep 20
 gap() { prom_value "count(count by (node) (count_over_time(up{agent=\"agent-1\"}[10s])))"; }
 g=$(gap); g=${g:-0}
-rest=$(prom_value "count(count by (node) (count_over_time(up{agent=\"agent-0\"}[10s])))")
+flowing=$(prom_value "count(count by (node) (count_over_time(up{agent=\"agent-0\"}[10s])))")
 [ "$g" = 0 ] || fail "agent-1's shard still has fresh samples 20s after it was killed ($g nodes)"
-[ "${rest:-0}" -gt 0 ] || fail "agent-0's shard stopped flowing while agent-1 was down"
-ok "agent-1's $n1 nodes: gap visible; agent-0's ${rest} nodes keep flowing"
+[ "${flowing:-0}" -gt 0 ] || fail "agent-0's shard stopped flowing while agent-1 was down"
+ok "agent-1's $n1 nodes: gap visible; agent-0's ${flowing} nodes keep flowing"
 start_agent 1
 wait_http agent-1 http://127.0.0.1:9301/-/ready 60
 poll 60 "agent-1's shard flows again" prom_at_least "count(count by (node) (count_over_time(up{agent=\"agent-1\"}[10s])))" "$n1" ||

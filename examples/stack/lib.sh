@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # repo, e2e, logs, t_start and servers are the caller's (see below)
 # Functions shared by e2e.sh and e2e-fleet.sh (sourced, not run). The caller sets, before sourcing:
 # repo, e2e (the .e2e folder), logs, t_start, servers (the names `start`ed that stop_all stops last), and
 # optionally prom_url (the Prometheus-compatible query API prom_* use; default http://127.0.0.1:9090).
@@ -65,7 +67,9 @@ stop_all() {
     case " $servers " in *" $n "*) ;; *) rest+=("$n") ;; esac
   done
   [ ${#rest[@]} -eq 0 ] || stop_group "${rest[@]}"
-  stop_group $servers
+  local srv
+  read -ra srv <<<"$servers"
+  stop_group "${srv[@]}"
   pids=()
   names=()
 }

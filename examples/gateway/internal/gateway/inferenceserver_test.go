@@ -65,8 +65,8 @@ func startInferenceServer(t *testing.T) string {
 
 // The gateway in front of the inference-server example (the real program:
 // the gateway knows nothing of it but its traffic), driven by the official
-// Go SDK: streams with and without the
-// usage chunk and plain answers, concurrently; every metric is compared with
+// Go SDK: chat streams with and without the
+// usage chunk, plain answers, embeddings and completions streams, concurrently; every metric is compared with
 // what the clients saw.
 func TestInferenceServerUpstream(t *testing.T) {
 	e := newEnv(t, gateway.Config{Upstreams: []string{startInferenceServer(t)}})
@@ -112,6 +112,56 @@ func TestInferenceServerUpstream(t *testing.T) {
 				}
 				s.mu.Unlock()
 			})
+			// Embeddings: input tokens from the usage.
+			wg.Go(func() {
+				em, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{
+					Model: openai.EmbeddingModel(model), Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("embed me")},
+					EncodingFormat: openai.EmbeddingNewParamsEncodingFormatFloat,
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				s.mu.Lock()
+				s.ok[200]++
+				s.in += float64(em.Usage.PromptTokens)
+				s.mu.Unlock()
+			})
+			// A legacy completions stream with the usage chunk.
+			wg.Go(func() {
+				st := c.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+					Model: openai.CompletionNewParamsModel(model), Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once upon")},
+					MaxTokens: openai.Int(int64(3 + i)), StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+				})
+				var chunks, in, out float64
+				usage := false
+				for st.Next() {
+					ch := st.Current()
+					for _, c := range ch.Choices {
+						if c.Text != "" {
+							chunks++
+						}
+					}
+					if ch.Usage.TotalTokens > 0 {
+						usage, in, out = true, float64(ch.Usage.PromptTokens), float64(ch.Usage.CompletionTokens)
+					}
+				}
+				if err := st.Err(); err != nil {
+					t.Error(err)
+					return
+				}
+				if !usage {
+					out = chunks
+				}
+				s.mu.Lock()
+				s.ok[200]++
+				s.in += in
+				s.out += out
+				if chunks > 0 {
+					s.firstTokens++
+				}
+				s.mu.Unlock()
+			})
 			// A plain answer: tokens from its usage, no first token.
 			wg.Go(func() {
 				cc, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
@@ -131,8 +181,9 @@ func TestInferenceServerUpstream(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	n := float64(each * 3 * len(defaultModels))
+	n := float64(each * 5 * len(defaultModels))
 	e.waitRequests(t, n)
+	e.waitValue(t, "http_server_request_duration_seconds", map[string]string{"http_response_status_code": "200"}, n)
 	if got := e.value(t, "http_server_request_duration_seconds", map[string]string{"http_response_status_code": "200"}); got != s.ok[200] || got != n {
 		t.Errorf("200s: %v, clients saw %v", got, s.ok[200])
 	}
@@ -141,12 +192,19 @@ func TestInferenceServerUpstream(t *testing.T) {
 		t.Errorf("ttft count %v, clients saw %v", got, s.firstTokens)
 	}
 	for _, model := range defaultModels {
-		if got := e.value(t, "gen_ai_server_request_duration_seconds", map[string]string{"gen_ai_request_model": model}); got != 3*each {
+		if got := e.value(t, "gen_ai_server_request_duration_seconds", map[string]string{"gen_ai_request_model": model}); got != 5*each {
 			t.Errorf("%s: %v requests", model, got)
 		}
 	}
-	if got := e.value(t, "inference_requests_total", map[string]string{"finish_reason": "unknown"}); got != 0 {
-		t.Errorf("%v requests without a finish reason", got)
+	// Every chat and completion has its finish reason from the traffic;
+	// embeddings have none.
+	if got := e.value(t, "inference_requests_total", map[string]string{"finish_reason": "unknown"}); got != each*2 {
+		t.Errorf("%v requests without a finish reason, want the %d embeddings", got, each*2)
+	}
+	for op, want := range map[string]float64{"chat": 3 * each * 2, "embeddings": each * 2, "text_completion": each * 2} {
+		if got := e.value(t, "gen_ai_server_request_duration_seconds", map[string]string{"gen_ai_operation_name": op}); got != want {
+			t.Errorf("%s: %v requests, want %v", op, got, want)
+		}
 	}
 	checkIdle(t, e)
 }

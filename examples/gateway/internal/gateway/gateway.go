@@ -249,7 +249,8 @@ func (g *Gateway) Handler(instrument func(http.Handler) http.Handler) http.Handl
 func (g *Gateway) attribute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &call{start: g.now()}
-		ts := g.tenants.series(g.tenants.id(r))
+		id := g.tenants.id(r)
+		ts := g.tenants.series(id)
 		ts.requests.Inc()
 		defer func() {
 			if c.rec != nil {
@@ -259,7 +260,8 @@ func (g *Gateway) attribute(next http.Handler) http.Handler {
 			}
 		}()
 		ctx := context.WithValue(r.Context(), callKey{}, c)
-		ctx = context.WithValue(ctx, tenantKey{}, ts.name)
+		// Logs and spans get the tenant's own hash: no bound is needed there.
+		ctx = context.WithValue(ctx, tenantKey{}, id)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

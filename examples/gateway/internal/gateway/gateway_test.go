@@ -25,11 +25,13 @@ import (
 
 	"github.com/modeltel/modeltel"
 	"github.com/modeltel/modeltel/examples/gateway/internal/gateway"
+	"github.com/modeltel/modeltel/internal/syncbuf"
 	"github.com/modeltel/modeltel/middleware"
 )
 
 // env is a gateway with the SDK's telemetry, as main wires it.
 type env struct {
+	logs  *syncbuf.Buffer // the JSON log lines
 	reg   *prometheus.Registry
 	gw    *gateway.Gateway
 	srv   *httptest.Server
@@ -38,11 +40,11 @@ type env struct {
 
 func newEnv(t testing.TB, cfg gateway.Config) *env {
 	t.Helper()
-	e := &env{reg: prometheus.NewPedanticRegistry(), spans: tracetest.NewSpanRecorder()}
+	e := &env{reg: prometheus.NewPedanticRegistry(), spans: tracetest.NewSpanRecorder(), logs: &syncbuf.Buffer{}}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
 	var gw *gateway.Gateway
 	tel, err := modeltel.Start(context.Background(), modeltel.WithRegistry(e.reg), modeltel.WithoutGPU(),
-		modeltel.WithLogger(slog.New(slog.DiscardHandler)), modeltel.WithTracerProvider(tp),
+		modeltel.WithLogger(slog.New(slog.NewJSONHandler(e.logs, nil))), modeltel.WithTracerProvider(tp),
 		modeltel.WithMiddlewareOptions(middleware.WithModel(func(r *http.Request) string { return gw.Model(r) }),
 			middleware.WithOperation(gateway.Operation)))
 	if err != nil {
@@ -522,6 +524,27 @@ func TestTenants(t *testing.T) {
 				}
 			}
 		}
+	}
+	// One log line per request, with its upstream and hashed tenant.
+	lines := 0
+	for _, l := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		var rec struct {
+			Msg, Upstream, Tenant, Model string
+			Status                       int
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec.Msg != "http request" {
+			continue
+		}
+		lines++
+		if rec.Upstream != strings.TrimPrefix(up.URL, "http://") || !strings.HasPrefix(rec.Tenant, "t-") || rec.Model != "json" || rec.Status != 200 {
+			t.Errorf("log line %s", l)
+		}
+	}
+	if lines != 10 {
+		t.Errorf("%d request log lines, want 10", lines)
+	}
+	if strings.Contains(e.logs.String(), "secret") {
+		t.Error("a raw API key is in the logs")
 	}
 	if n := testutil.CollectAndCount(e.gw, "gateway_tenant_requests_total"); n != 4 {
 		t.Errorf("%d tenant series, want 3 and other", n)

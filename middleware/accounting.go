@@ -175,7 +175,11 @@ func (a *accountant) finish() {
 // never lowered.
 func (a *accountant) record(res openaistream.Result) {
 	if res.Usage {
-		a.rec.SetUsage(res.InputTokens, res.OutputTokens, res.CachedTokens)
+		cached := res.CachedTokens
+		if cached == 0 {
+			cached = -1 // none: no cache_read series for a server that caches nothing
+		}
+		a.rec.SetUsage(res.InputTokens, res.OutputTokens, cached)
 	}
 	if res.Model != "" || res.ID != "" || len(res.FinishReasons) > 0 {
 		a.rec.SetResponse(inference.Response{Model: res.Model, ID: res.ID, FinishReasons: res.FinishReasons})

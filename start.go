@@ -62,7 +62,13 @@ type Telemetry struct {
 //     requests get an inference recorder and other requests do not, and the
 //     operation from the route (middleware.OperationFromPath: embeddings,
 //     text_completion, chat); give middleware.WithModel (or WithRequest,
-//     WithOperation) through WithMiddlewareOptions to choose otherwise;
+//     WithOperation) through WithMiddlewareOptions to choose otherwise; and
+//     response accounting for OpenAI-style routes
+//     (middleware.WithResponseAccounting(middleware.OpenAIRoutes)), so that
+//     a handler that does not call the recorder, a proxy in front of vLLM
+//     say, still gets its tokens and time to first token from the response
+//     it passes on; WithMiddlewareOptions(middleware.WithResponseAccounting(nil))
+//     turns it off;
 //   - the GPU collector (gpumon.New) where NVML is present. Without NVML it
 //     logs one info line and goes on; see WithGPUOptions for other errors.
 //
@@ -147,6 +153,7 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 		middleware.WithInference(t.inf),
 		middleware.WithRequest(middleware.RequestFromJSONBody(0)),
 		middleware.WithOperation(middleware.OperationFromPath),
+		middleware.WithResponseAccounting(middleware.OpenAIRoutes),
 		middleware.WithTracerProvider(t.tp),
 		middleware.WithPropagators(propagator),
 		middleware.WithLogger(t.logger),

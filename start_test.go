@@ -389,3 +389,36 @@ func TestDefaultOperationFromRoute(t *testing.T) {
 		}
 	}
 }
+
+// Start accounts the responses of OpenAI-style routes whose handler does
+// not call the recorder; WithResponseAccounting(nil) turns that off.
+func TestStartResponseAccounting(t *testing.T) {
+	noOTLP(t)
+	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, `data: {"choices":[{"delta":{"content":"hi"}}]}`+"\n\n"+
+			`data: {"choices":[],"usage":{"prompt_tokens":6,"completion_tokens":2}}`+"\n\ndata: [DONE]\n\n")
+	})
+	for _, tt := range []struct {
+		name string
+		opts []Option
+		want string
+	}{
+		{"default", nil, "2"},
+		{"off", []Option{WithMiddlewareOptions(middleware.WithResponseAccounting(nil))}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tel, err := Start(context.Background(), append([]Option{WithLogger(discard()), WithoutGPU()}, tt.opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tel.Shutdown(context.Background())
+			serve(t, tel.Middleware().Handler(proxy), "POST", "/v1/chat/completions", `{"model":"m","stream":true}`)
+			body := serve(t, tel.MetricsHandler(), "GET", "/metrics", "").Body.String()
+			got := hasSeries(body, "inference_tokens_total", []string{`gen_ai_token_type="output"`}, "2")
+			if got != (tt.want != "") {
+				t.Errorf("output tokens recorded: %v, want %v\n%s", got, tt.want != "", body)
+			}
+		})
+	}
+}

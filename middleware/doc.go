@@ -70,7 +70,19 @@
 // written (and flushed) its last event, before any clean-up: a client that
 // closes after that is not counted as gone. A handler with no recorder can
 // only be told complete through Content-Length; a stream without one whose
-// context is canceled before it returns is recorded as 499.
+// context is canceled before it returns is recorded as 499. With
+// WithResponseAccounting, the stream's "data: [DONE]" ends the recorder for
+// a handler that does not.
+//
+// # Response accounting
+//
+// WithResponseAccounting(OpenAIRoutes) (on in modeltel.Start) gives a
+// handler that never calls the recorder, a proxy in front of vLLM say, its
+// tokens and time to first token from the response it writes: each SSE event
+// of a streamed answer (the first with content marks the first token, each
+// counts one output token, the usage chunk is the truth) or the usage of a
+// JSON body. The client gets every byte as written, flushed as the handler
+// flushes; a handler that reports to the recorder itself is left alone.
 //
 // # HTTP metrics
 //

@@ -99,6 +99,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		r.Body = body
 	}
 	ww, st := respwriter.Wrap(w)
+	acct := m.startAccounting(r, rec, st)
 
 	panicked := true
 	defer func() {
@@ -106,6 +107,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		if panicked {
 			p = recover()
 		}
+		acct.finish()
 		status := st.Status
 		switch {
 		case status == 0 && st.Hijacked:

@@ -53,7 +53,15 @@ func RequestFromJSONBody(maxBytes int64) func(*http.Request) RequestInfo {
 			return RequestInfo{}
 		}
 		buf, err := readUpTo(r.Body, maxBytes, r.ContentLength)
-		r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
+		var rest io.Reader = bytes.NewReader(buf)
+		if err != nil || int64(len(buf)) >= maxBytes {
+			rest = io.MultiReader(rest, r.Body)
+		}
+		// A body read to its end is not read again: net/http closes a
+		// request body once the response starts, and a reader still
+		// looking for its EOF then (a proxy's transport sending it on)
+		// would get an error instead.
+		r.Body = &replayBody{Reader: rest, Closer: r.Body}
 		if err != nil || len(buf) == 0 {
 			return RequestInfo{}
 		}

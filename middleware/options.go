@@ -57,6 +57,7 @@ type config struct {
 	operation   func(*http.Request) string
 	route       func(*http.Request) string
 	filter      func(*http.Request) bool
+	account     func(*http.Request) bool // WithResponseAccounting (accounting.go)
 	grpcModel   func(ctx context.Context, fullMethod string, req any) string
 	grpcOp      func(ctx context.Context, fullMethod string) string
 	tp          trace.TracerProvider

@@ -9,7 +9,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"unsafe"
 )
+
+// Observer sees the response body as it is written. Observe gets the bytes
+// each Write, WriteString or ReadFrom passed to the underlying writer, after
+// they were written, on the handler's goroutine; it must not keep or modify
+// them.
+type Observer interface {
+	Observe(p []byte)
+}
 
 // State is what the wrapped writer saw. Read it after the handler returned;
 // like the http.ResponseWriter itself it is not for concurrent use.
@@ -27,6 +36,9 @@ type State struct {
 	// with net/http, a response that did not reach the client. ReadFrom
 	// errors are not kept: they cannot be told apart from the source's.
 	Err error
+	// Observer, when set before the handler writes, sees the body bytes
+	// written (see Observer); ReadFrom then copies through Write.
+	Observer Observer
 }
 
 func (s *State) fail(err error) {
@@ -55,6 +67,9 @@ func (s *State) Write(b []byte) (int, error) {
 	n, err := s.w.Write(b)
 	s.Bytes += int64(n)
 	s.fail(err)
+	if s.Observer != nil && n > 0 {
+		s.Observer.Observe(b[:n])
+	}
 	return n, err
 }
 
@@ -73,6 +88,10 @@ func (s *State) WriteString(str string) (int, error) {
 	}
 	s.Bytes += int64(n)
 	s.fail(err)
+	if s.Observer != nil && n > 0 {
+		// Read only, and not kept: see Observer.
+		s.Observer.Observe(unsafe.Slice(unsafe.StringData(str), n))
+	}
 	return n, err
 }
 
@@ -106,10 +125,19 @@ func (s *State) readFrom(src io.Reader) (int64, error) {
 	if s.Status == 0 {
 		s.Status = http.StatusOK
 	}
+	if s.Observer != nil {
+		// The bytes must pass through Write to be seen (no sendfile).
+		return io.Copy(writerOnly{s}, src)
+	}
 	n, err := s.w.(io.ReaderFrom).ReadFrom(src)
 	s.Bytes += n
 	return n, err
 }
+
+// writerOnly hides State's ReadFrom-less methods from io.Copy.
+type writerOnly struct{ s *State }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.s.Write(p) }
 
 // The writers with Flush also have FlushError, which
 // http.ResponseController.Flush prefers, so that the error is both returned

@@ -179,3 +179,35 @@ func BenchmarkWrap(b *testing.B) {
 		w.WriteHeader(200)
 	}
 }
+
+type collect struct{ got []byte }
+
+func (c *collect) Observe(p []byte) { c.got = append(c.got, p...) }
+
+// TestObserver: the observer sees every body byte, whichever way it was
+// written, and the client gets the same bytes.
+func TestObserver(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww, st := Wrap(w)
+		c := &collect{}
+		st.Observer = c
+		_, _ = ww.Write([]byte("a"))
+		_, _ = io.WriteString(ww, "bc")
+		_, _ = ww.(io.ReaderFrom).ReadFrom(strings.NewReader("def"))
+		_ = http.NewResponseController(ww).Flush()
+		_, _ = ww.Write([]byte("g"))
+		if string(c.got) != "abcdefg" || st.Bytes != 7 {
+			t.Errorf("observed %q, %d bytes", c.got, st.Bytes)
+		}
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "abcdefg" {
+		t.Errorf("client got %q", b)
+	}
+}

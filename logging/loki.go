@@ -89,9 +89,11 @@ type LokiConfig struct {
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
-	// retries after the first attempt (default 10; negative: none). A
-	// Retry-After header (seconds or an HTTP-date) on a retried answer
-	// replaces the backoff, up to MaxBackoff.
+	// retries after the first attempt (default 10; negative: none). No
+	// retry comes sooner than MinBackoff. A Retry-After header (seconds or
+	// an HTTP-date) on a retried answer lengthens the wait to what it says,
+	// up to MaxBackoff, but never shortens it: "Retry-After: 0" is retried
+	// after the backoff.
 	MinBackoff, MaxBackoff time.Duration
 	MaxRetries             int
 	// Timeout bounds one HTTP request (default 10s). Client, when set,
@@ -544,8 +546,11 @@ func (c *lokiCore) push(batch []lokiEntry) {
 				"attempts", attempt+1, "lines", len(batch))
 			return
 		}
+		// Retry-After can lengthen the wait, never shorten it: a server
+		// answering "Retry-After: 0" for a while would otherwise have the
+		// retries spent in milliseconds and the batch dropped.
 		wait := c.backoff(attempt)
-		if hasRetryAfter {
+		if hasRetryAfter && retryAfter > wait {
 			wait = min(retryAfter, c.cfg.MaxBackoff)
 		}
 		closingCh := c.closing
@@ -584,8 +589,8 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// backoff is MinBackoff * 2^attempt capped at MaxBackoff, with "equal
-// jitter": a random duration in [d/2, d].
+// backoff is d = MinBackoff * 2^attempt capped at MaxBackoff, with "equal
+// jitter": a random duration in [d/2, d], and never less than MinBackoff.
 func (c *lokiCore) backoff(attempt int) time.Duration {
 	d := c.cfg.MinBackoff
 	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
@@ -593,7 +598,7 @@ func (c *lokiCore) backoff(attempt int) time.Duration {
 	}
 	d = min(d, c.cfg.MaxBackoff)
 	half := d / 2
-	return half + rand.N(half+1)
+	return max(half+rand.N(half+1), c.cfg.MinBackoff)
 }
 
 func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, hasRetryAfter bool, err error) {

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,19 +73,29 @@ type LokiConfig struct {
 	BearerToken        string
 	// Headers are extra HTTP headers sent with every push.
 	Headers map[string]string
-	// BatchLines and BatchBytes bound a batch (default 1000 lines, 1 MiB of
-	// log lines); a line longer than BatchBytes is dropped (reason
-	// too_large). BatchWait is how long the first line of a batch waits
-	// for more before the batch is sent (default 1s).
+	// BatchLines and BatchBytes bound a batch (default 10000 lines, 1 MiB
+	// of log lines: with lines of a few hundred bytes the bytes bound
+	// first); a line longer than BatchBytes is dropped (reason too_large).
+	// BatchWait is how long the first line of a batch waits for more
+	// before the batch is sent (default 1s).
 	BatchLines int
 	BatchBytes int
 	BatchWait  time.Duration
-	// QueueSize bounds the lines waiting to be batched (default 10000).
-	// Handle never blocks: when the queue is full the new line is dropped
-	// (the oldest lines are kept, they are already on their way) and counted
-	// with reason queue_full. QueueBytes bounds the bytes of those lines
-	// likewise (default 16 MiB, and never less than BatchBytes), so that
-	// big records cannot make the queue hold QueueSize times their size.
+	// MaxInFlight is the most pushes in flight at once (default 4), so
+	// that a backend far away (every push taking 200 ms) still receives
+	// 4 MiB per round trip. Batches may then arrive out of order, which
+	// Loki (since 2.4, unordered_writes) and VictoriaLogs accept; set 1 to
+	// push one batch at a time, in order.
+	MaxInFlight int
+	// QueueBytes bounds the bytes of the lines accepted and not yet handed
+	// to a push (default 16 MiB, and never less than BatchBytes), and
+	// QueueSize their number (default 100000, which at the usual 100-300
+	// bytes a line leaves QueueBytes the bound that counts). Handle never
+	// blocks: when either bound would be passed the new line is dropped
+	// (the older lines are kept, they are already on their way) and
+	// counted with reason queue_full. Memory grows with use, not up front:
+	// at most QueueBytes of lines, about 80 bytes for each, and
+	// MaxInFlight batches being pushed.
 	QueueSize  int
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
@@ -168,9 +179,10 @@ func (c *LokiConfig) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.BatchLines, 1000)
+	def(&c.BatchLines, 10000)
 	def(&c.BatchBytes, 1<<20)
-	def(&c.QueueSize, 10000)
+	def(&c.MaxInFlight, 4)
+	def(&c.QueueSize, 100000)
 	def(&c.QueueBytes, 16<<20)
 	c.QueueBytes = max(c.QueueBytes, c.BatchBytes)
 	defDur(&c.BatchWait, time.Second)
@@ -200,9 +212,9 @@ func (c *LokiConfig) setDefaults() {
 // stream of the configured labels, with trace_id and span_id from the ctx's
 // span as structured metadata. Handle formats the line and puts it on a
 // bounded queue without ever waiting for the network; a goroutine batches the
-// queue by size and time and pushes, retrying 429, 5xx and network errors with
-// exponential backoff and jitter, never other 4xx. What cannot be sent is
-// dropped and counted.
+// queue by size and time and hands the batches to up to MaxInFlight pushes at
+// once, which retry 429, 5xx and network errors with exponential backoff and
+// jitter, never other 4xx. What cannot be sent is dropped and counted.
 //
 // *Loki is also a prometheus.Collector of its own metrics (see Describe). The
 // handlers returned by WithAttrs and WithGroup share the queue, the pusher and
@@ -210,27 +222,71 @@ func (c *LokiConfig) setDefaults() {
 // concurrent use. The zero Loki is not usable: call NewLoki.
 type Loki struct {
 	core *lokiCore
-	fmt  slog.Handler // JSON formatter writing into core.line
+	// ops are the WithAttrs and WithGroup calls that made this handler,
+	// outermost first; fmts holds JSON formatters built with them.
+	ops  []fmtOp
+	fmts *sync.Pool // of *formatter
+}
+
+// fmtOp is one WithGroup (group != "") or WithAttrs call.
+type fmtOp struct {
+	group string
+	attrs []slog.Attr
+}
+
+// formatter is a slog.JSONHandler writing into its own buffer. Handle takes
+// one from the pool for each record, so that records are formatted in
+// parallel, not one at a time behind a shared buffer.
+type formatter struct {
+	h     slog.Handler
+	buf   *[]byte
+	shard int // the queue shard of the records it formats
+}
+
+// qshard is one part of the queue. Handle appends to the last of its
+// chunks, fixed-size so that no append copies a long queue under the lock;
+// run takes them all at once.
+type qshard struct {
+	mu     sync.Mutex
+	chunks [][]lokiEntry
+	free   [][]lokiEntry // emptied chunks for reuse
+	closed bool          // set by run's last take: Handle then drops as closed
+	_      [64]byte      // keep the shards' locks off one cache line
+}
+
+type bufWriter struct{ buf *[]byte }
+
+func (w bufWriter) Write(p []byte) (int, error) {
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
 }
 
 type lokiCore struct {
 	cfg     LokiConfig
 	pushURL string
-	queue   chan lokiEntry
-	// queuedBytes is the length of the lines in queue, bounded by
-	// QueueBytes: Handle adds before sending, run subtracts on receipt.
-	queuedBytes atomic.Int64
+	jsonOpt *slog.HandlerOptions
+
+	// The queue: the lines accepted and not yet handed to a push, in
+	// shards so that concurrent Handles seldom wait for one another.
+	// qlines and qbytes count both the lines in the shards and those run
+	// is still batching, and are what QueueSize and QueueBytes bound:
+	// Handle reserves before it appends, run releases at hand-off.
+	shards   []qshard
+	qlines   atomic.Int64
+	qbytes   atomic.Int64
+	seq      atomic.Uint64 // orders the entries across shards
+	nextFmt  atomic.Uint32 // shard of the next formatter made
+	wake     chan struct{} // cap 1: the queue went from empty to not empty
+	batches  chan []lokiEntry
+	inFlight sync.WaitGroup // the push goroutines
+
 	// baseStream is the label string of the stream; with LevelLabel,
 	// levelStreams holds those of the four standard levels.
 	baseStream   string
 	levelStreams map[slog.Level]string
 
-	// fmtMu serialises formatting, so that line holds one record at a time.
-	fmtMu sync.Mutex
-	line  []byte
-
 	closing     chan struct{}
-	closeGaveUp bool // a batch failed for good after Close: the later ones get one attempt (run's goroutine only)
+	closeGaveUp atomic.Bool // a batch failed for good after Close: the later ones get one attempt
 	done        chan struct{}
 	closeOnce   sync.Once
 	closed      atomic.Bool
@@ -248,19 +304,13 @@ type lokiCore struct {
 }
 
 type lokiEntry struct {
+	seq      uint64
 	ts       time.Time
 	line     string
 	level    slog.Level
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	hasTrace bool
-}
-
-type lineWriter struct{ c *lokiCore }
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	w.c.line = append(w.c.line, p...)
-	return len(p), nil
 }
 
 // NewLoki validates cfg, starts the pushing goroutine and returns the handler.
@@ -278,9 +328,12 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	c := &lokiCore{
 		cfg:     cfg,
 		pushURL: u.String(),
-		queue:   make(chan lokiEntry, cfg.QueueSize),
+		jsonOpt: &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource},
+		wake:    make(chan struct{}, 1),
+		batches: make(chan []lokiEntry),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		shards:  make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.baseStream = labelString(cfg.Labels, "")
@@ -291,9 +344,34 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 		}
 	}
 	c.initMetrics()
+	for range cfg.MaxInFlight {
+		c.inFlight.Go(func() {
+			for b := range c.batches {
+				c.push(b)
+			}
+		})
+	}
 	go c.run()
-	jh := slog.NewJSONHandler(lineWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource})
-	return &Loki{core: c, fmt: jh}, nil
+	return newLokiView(c, nil), nil
+}
+
+// newLokiView returns the handler of core c with the WithAttrs/WithGroup
+// calls ops.
+func newLokiView(c *lokiCore, ops []fmtOp) *Loki {
+	l := &Loki{core: c, ops: ops}
+	l.fmts = &sync.Pool{New: func() any {
+		buf := new([]byte)
+		var h slog.Handler = slog.NewJSONHandler(bufWriter{buf}, c.jsonOpt)
+		for _, op := range l.ops {
+			if op.group != "" {
+				h = h.WithGroup(op.group)
+			} else {
+				h = h.WithAttrs(op.attrs)
+			}
+		}
+		return &formatter{h: h, buf: buf, shard: int(c.nextFmt.Add(1)) % len(c.shards)}
+	}}
+	return l
 }
 
 // labelString renders labels in Loki's stream selector form, sorted by name,
@@ -338,7 +416,7 @@ func (l *Loki) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return l
 	}
-	return &Loki{core: l.core, fmt: l.fmt.WithAttrs(as)}
+	return newLokiView(l.core, append(slices.Clip(l.ops), fmtOp{attrs: slices.Clone(as)}))
 }
 
 // WithGroup returns a handler that puts the attributes that follow under name;
@@ -347,34 +425,33 @@ func (l *Loki) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return l
 	}
-	return &Loki{core: l.core, fmt: l.fmt.WithGroup(name)}
+	return newLokiView(l.core, append(slices.Clip(l.ops), fmtOp{group: name}))
 }
 
 // Handle formats r as a JSON line and queues it; it never waits for Loki. A
-// full queue or a closed handler drops the line and counts it. Formatting is
-// serialised across the handler and its WithAttrs/WithGroup copies, as
-// slog.JSONHandler serialises its writes. It returns an
-// error only when the record cannot be formatted.
+// full queue or a closed handler drops the line and counts it. Records are
+// formatted in parallel, each by a formatter of its own. It returns an error
+// only when the record cannot be formatted.
 func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	c := l.core
 	if c.closed.Load() {
 		c.drop(DropClosed, 1)
 		return nil
 	}
-	c.fmtMu.Lock()
-	err := l.fmt.Handle(ctx, r)
+	f := l.fmts.Get().(*formatter)
+	*f.buf = (*f.buf)[:0]
+	err := f.h.Handle(ctx, r)
 	var line string
-	if n := len(bytes.TrimSuffix(c.line, []byte{'\n'})); n <= c.cfg.BatchBytes {
-		line = string(c.line[:n])
+	if n := len(bytes.TrimSuffix(*f.buf, []byte{'\n'})); n <= c.cfg.BatchBytes {
+		line = string((*f.buf)[:n])
 	} else {
 		line, err = "", errTooLarge
 	}
-	if cap(c.line) > maxKeptLineBuf {
-		c.line = nil // do not keep a huge record's buffer for good
-	} else {
-		c.line = c.line[:0]
+	if cap(*f.buf) > maxKeptLineBuf {
+		*f.buf = nil // do not keep a huge record's buffer for good
 	}
-	c.fmtMu.Unlock()
+	shard := f.shard
+	l.fmts.Put(f)
 	if err == errTooLarge {
 		c.drop(DropTooLarge, 1)
 		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)
@@ -392,26 +469,140 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
 		}
 	}
-	n := int64(len(line))
-	if c.queuedBytes.Add(n) <= int64(c.cfg.QueueBytes) {
+	c.enqueue(&c.shards[shard], e)
+	return nil
+}
+
+// enqueue puts e on the queue, in shard q, or drops it when the queue is
+// full or closed.
+func (c *lokiCore) enqueue(q *qshard, e lokiEntry) {
+	n := int64(len(e.line))
+	if c.qlines.Add(1) > int64(c.cfg.QueueSize) || c.qbytes.Add(n) > int64(c.cfg.QueueBytes) {
+		c.handedOff(1, n)
+		c.drop(DropQueueFull, 1)
+		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
+		return
+	}
+	var fresh []lokiEntry // a new chunk, made outside the lock when needed
+again:
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		c.handedOff(1, n)
+		c.drop(DropClosed, 1)
+		return
+	}
+	last := len(q.chunks) - 1
+	if last < 0 || len(q.chunks[last]) == cap(q.chunks[last]) {
+		var ch []lokiEntry
+		switch k := len(q.free); {
+		case k > 0:
+			ch, q.free = q.free[k-1], q.free[:k-1]
+		case fresh != nil:
+			ch, fresh = fresh, nil
+		default:
+			// Allocating under the lock could make it wait for the
+			// GC while the other Handles of the shard wait for the lock.
+			q.mu.Unlock()
+			fresh = make([]lokiEntry, 0, queueChunk)
+			goto again
+		}
+		q.chunks = append(q.chunks, ch)
+		last++
+	}
+	e.seq = c.seq.Add(1)
+	q.chunks[last] = append(q.chunks[last], e)
+	wake := last == 0 && len(q.chunks[0]) == 1 // the first since run took the shard
+	q.mu.Unlock()
+	if wake {
 		select {
-		case c.queue <- e:
-			select {
-			case <-c.done:
-				// Close raced with this Handle and the pusher is gone:
-				// count what is left rather than strand it.
-				c.drainClosed()
-			default:
-			}
-			return nil
+		case c.wake <- struct{}{}:
 		default:
 		}
 	}
-	c.queuedBytes.Add(-n)
-	c.drop(DropQueueFull, 1)
-	c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
-	return nil
 }
+
+// take returns the entries queued in every shard, after putting done (the
+// chunks of the last take) up for reuse; with closing, the queue is closed
+// too. It holds every shard's lock at once, so that what it takes is all
+// that was queued up to a point: no entry queued later comes before one
+// queued earlier.
+func (c *lokiCore) take(done [][][]lokiEntry, closing bool) [][][]lokiEntry {
+	for _, old := range done {
+		for _, ch := range old {
+			clear(ch)
+		}
+	}
+	got := make([][][]lokiEntry, len(c.shards))
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+	}
+	for i := range c.shards {
+		q := &c.shards[i]
+		got[i] = q.chunks
+		q.chunks = nil
+		if i < len(done) {
+			for _, ch := range done[i] {
+				if len(q.free) < maxFreeChunks {
+					q.free = append(q.free, ch[:0])
+				}
+			}
+		}
+		if closing {
+			q.closed = true
+		}
+	}
+	for i := range c.shards {
+		c.shards[i].mu.Unlock()
+	}
+	return got
+}
+
+// merge calls fn with the entries of shards in seq order (each shard's
+// chunks are in that order already).
+func merge(shards [][][]lokiEntry, fn func(lokiEntry)) {
+	type cursor struct{ chunk, i int }
+	cur := make([]cursor, len(shards))
+	for {
+		best := -1
+		var bestSeq uint64
+		for s, cs := range shards {
+			c := cur[s]
+			if c.chunk < len(cs) {
+				if seq := cs[c.chunk][c.i].seq; best < 0 || seq < bestSeq {
+					best, bestSeq = s, seq
+				}
+			}
+		}
+		if best < 0 {
+			return
+		}
+		c := &cur[best]
+		fn(shards[best][c.chunk][c.i])
+		if c.i++; c.i == len(shards[best][c.chunk]) {
+			c.chunk, c.i = c.chunk+1, 0
+		}
+	}
+}
+
+// handedOff takes lines and bytes off the queue's counts.
+func (c *lokiCore) handedOff(lines int, bytes int64) {
+	c.qlines.Add(-int64(lines))
+	c.qbytes.Add(-bytes)
+}
+
+// queueLength is the number of lines accepted and not yet handed to a push.
+func (c *lokiCore) queueLength() int { return int(c.qlines.Load()) }
+
+// queueBytes is the bytes of those lines.
+func (c *lokiCore) queueBytes() int { return int(c.qbytes.Load()) }
+
+// A queue chunk holds queueChunk entries; up to maxFreeChunks emptied
+// ones are kept for reuse.
+const (
+	queueChunk    = 256
+	maxFreeChunks = 64
+)
 
 // maxKeptLineBuf is the largest formatting buffer Handle keeps for reuse.
 const maxKeptLineBuf = 64 << 10
@@ -419,96 +610,84 @@ const maxKeptLineBuf = 64 << 10
 var errTooLarge = errors.New("line longer than BatchBytes")
 
 // Close stops accepting lines, pushes what is queued and stops the pushing
-// goroutine. When ctx ends first, the push in flight is abandoned, the lines
-// still queued are dropped (counted with reason closed) and Close returns
-// ctx's error. While it flushes, failed pushes are retried MinBackoff apart
-// (not after backoffs of up to MaxBackoff), and once one batch has failed
-// for good the later ones get one attempt each, so a Loki that is down
-// holds the service's exit for seconds, not minutes. Safe to call more than
-// once and from any WithAttrs copy.
+// goroutines. When ctx ends first, the pushes in flight are abandoned, the
+// lines still queued are dropped (counted with reason closed) and Close
+// returns ctx's error. While it flushes, failed pushes are retried MinBackoff
+// apart (not after backoffs of up to MaxBackoff), and once one batch has
+// failed for good the later ones get one attempt each, so a Loki that is
+// down holds the service's exit for seconds, not minutes. Safe to call more
+// than once and from any WithAttrs copy.
 func (l *Loki) Close(ctx context.Context) error {
 	c := l.core
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		close(c.closing)
 	})
-	var err error
 	select {
 	case <-c.done:
+		return nil
 	case <-ctx.Done():
 		c.cancel()
 		<-c.done // quick now: every push fails at once
-		err = fmt.Errorf("logging: loki close: %w", ctx.Err())
-	}
-	c.drainClosed() // lines queued by a Handle that raced with Close
-	return err
-}
-
-// drainClosed drops, as closed, what is in the queue once run has returned.
-// Close calls it, and so does a Handle that finds run gone after queueing:
-// every line queued after run's last look is counted by one of the two.
-func (c *lokiCore) drainClosed() {
-	for {
-		select {
-		case e := <-c.queue:
-			c.queuedBytes.Add(-int64(len(e.line)))
-			c.drop(DropClosed, 1)
-		default:
-			return
-		}
+		return fmt.Errorf("logging: loki close: %w", ctx.Err())
 	}
 }
 
-// run batches the queue and pushes, until Close.
+// run batches the queue and hands the batches to the push goroutines, until
+// Close.
 func (c *lokiCore) run() {
 	defer close(c.done)
 	defer c.cancel()
 	var (
-		batch []lokiEntry
-		bytes int
+		batch      []lokiEntry
+		batchBytes int
+		done       [][][]lokiEntry
 	)
 	timer := time.NewTimer(c.cfg.BatchWait)
 	timer.Stop()
 	flush := func() {
-		if len(batch) > 0 {
-			c.push(batch)
-			batch, bytes = nil, 0
-		}
 		timer.Stop()
+		if len(batch) == 0 {
+			return
+		}
+		b, n := batch, batchBytes
+		batch, batchBytes = nil, 0
+		select {
+		case c.batches <- b:
+		case <-c.ctx.Done():
+			c.drop(DropClosed, len(b))
+		}
+		c.handedOff(len(b), int64(n))
 	}
 	add := func(e lokiEntry) {
-		if len(batch) > 0 && bytes+len(e.line) > c.cfg.BatchBytes {
+		if len(batch) > 0 && batchBytes+len(e.line) > c.cfg.BatchBytes {
 			flush()
 		}
 		if len(batch) == 0 {
 			timer.Reset(c.cfg.BatchWait)
 		}
 		batch = append(batch, e)
-		bytes += len(e.line)
-		if len(batch) >= c.cfg.BatchLines || bytes >= c.cfg.BatchBytes {
+		batchBytes += len(e.line)
+		if len(batch) >= c.cfg.BatchLines || batchBytes >= c.cfg.BatchBytes {
 			flush()
 		}
 	}
-	for {
+	for closing := false; !closing; {
 		select {
-		case e := <-c.queue:
-			c.queuedBytes.Add(-int64(len(e.line)))
-			add(e)
+		case <-c.wake:
 		case <-timer.C:
 			flush()
+			continue
 		case <-c.closing:
-			for {
-				select {
-				case e := <-c.queue:
-					c.queuedBytes.Add(-int64(len(e.line)))
-					add(e)
-				default:
-					flush()
-					return
-				}
-			}
+			closing = true
 		}
+		got := c.take(done, closing)
+		merge(got, add)
+		done = got
 	}
+	flush()
+	close(c.batches)
+	c.inFlight.Wait()
 }
 
 // push sends one batch, retrying what may succeed later.
@@ -537,9 +716,9 @@ func (c *lokiCore) push(batch []lokiEntry) {
 			c.warn("logging: loki rejected a batch, dropping it", "status", status, "lines", len(batch))
 			return
 		}
-		if attempt >= c.cfg.MaxRetries || (closing && c.closeGaveUp) {
+		if attempt >= c.cfg.MaxRetries || (closing && c.closeGaveUp.Load()) {
 			if closing {
-				c.closeGaveUp = true
+				c.closeGaveUp.Store(true)
 			}
 			c.drop(DropRetriesExhausted, len(batch))
 			c.warn("logging: loki push failed, dropping batch", "status", status, "error", errString(err),

@@ -65,13 +65,21 @@ type LokiConfig struct {
 	Level slog.Leveler
 	// Encoding is EncodingProtobuf (default) or EncodingJSON.
 	Encoding string
-	// TenantID, when set, is sent as X-Scope-OrgID.
+	// TenantID, when set, is sent as X-Scope-OrgID: Loki's tenant.
+	// VictoriaLogs reads it only as a number, "AccountID" or
+	// "AccountID:ProjectID", and answers 400 to anything else (the batch is
+	// then dropped as rejected); there, set its AccountID and ProjectID
+	// headers with Headers instead.
 	TenantID string
 	// Username and Password set basic auth; BearerToken sets a bearer
 	// token. Set at most one of the two.
 	Username, Password string
 	BearerToken        string
-	// Headers are extra HTTP headers sent with every push.
+	// Headers are extra HTTP headers sent with every push, such as
+	// VictoriaLogs' AccountID, ProjectID and VL-Stream-Fields. Every push
+	// also carries "VL-Msg-Field: msg", so that VictoriaLogs, which parses
+	// the JSON line into fields, takes the record's message as its _msg;
+	// Headers can replace it.
 	Headers map[string]string
 	// BatchLines and BatchBytes bound a batch (default 10000 lines, 1 MiB
 	// of log lines: with lines of a few hundred bytes the bytes bound
@@ -795,6 +803,9 @@ func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "modeltel-logging")
+	// Tells VictoriaLogs which field of the JSON line is the message (its
+	// _msg); Loki and other receivers ignore it. Headers can replace it.
+	req.Header.Set("VL-Msg-Field", slog.MessageKey)
 	for k, v := range c.cfg.Headers {
 		req.Header.Set(k, v)
 	}

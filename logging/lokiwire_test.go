@@ -325,7 +325,7 @@ func TestLokiWireConformance(t *testing.T) {
 			if req.path != "/insert/loki/api/v1/push" {
 				t.Errorf("path %q", req.path)
 			}
-			for k, want := range map[string]string{"X-Scope-OrgID": "tenant-7", "AccountID": "12", "ProjectID": "34"} {
+			for k, want := range map[string]string{"X-Scope-OrgID": "tenant-7", "AccountID": "12", "ProjectID": "34", "VL-Msg-Field": "msg"} {
 				if got := req.header.Get(k); got != want {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
@@ -388,5 +388,30 @@ func TestParseSelector(t *testing.T) {
 		if _, err := parseSelector(bad); err == nil {
 			t.Errorf("parseSelector(%q): no error", bad)
 		}
+	}
+}
+
+// TestLokiHeadersReplaceMsgField: Headers can replace the VL-Msg-Field
+// header every push carries.
+func TestLokiHeadersReplaceMsgField(t *testing.T) {
+	rc := &wireReceiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	l, err := logging.NewLoki(logging.LokiConfig{
+		URL:      srv.URL,
+		Headers:  map[string]string{"VL-Msg-Field": "message"},
+		Fallback: slog.NewTextHandler(io.Discard, nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slog.New(l).Info("m")
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.reqs) != 1 || rc.reqs[0].header.Values("VL-Msg-Field")[0] != "message" || len(rc.reqs[0].header.Values("VL-Msg-Field")) != 1 {
+		t.Errorf("pushes %+v: want one VL-Msg-Field: message", rc.reqs)
 	}
 }

@@ -135,7 +135,9 @@ func pollRows(t *testing.T, base, query string, headers map[string]string, want 
 	return rows
 }
 
-func pushWithSDK(t *testing.T, cfg logging.LokiConfig, ctx context.Context, msgs ...string) {
+// pushWithSDK logs msgs through a *Loki of cfg, closes it and returns the
+// number of lines the receiver accepted.
+func pushWithSDK(t *testing.T, cfg logging.LokiConfig, ctx context.Context, msgs ...string) float64 {
 	t.Helper()
 	cfg.Fallback = slog.NewTextHandler(io.Discard, nil)
 	cfg.MaxRetries = -1
@@ -152,9 +154,7 @@ func pushWithSDK(t *testing.T, cfg logging.LokiConfig, ctx context.Context, msgs
 	if err := l.Close(cctx); err != nil {
 		t.Fatal(err)
 	}
-	if sent := sentLines(t, l); sent != float64(len(msgs)) {
-		t.Fatalf("VictoriaLogs accepted %v of %d lines", sent, len(msgs))
-	}
+	return sentLines(t, l)
 }
 
 // sentLines reads logging_loki_sent_lines_total from l.
@@ -186,12 +186,13 @@ func TestVictoriaLogsLokiPush(t *testing.T) {
 	for _, enc := range []string{logging.EncodingProtobuf, logging.EncodingJSON} {
 		t.Run(enc, func(t *testing.T) {
 			svc := "vlogs-test-" + enc
-			pushWithSDK(t, logging.LokiConfig{
-				URL:        base + "/insert",
-				Labels:     map[string]string{"service_name": svc, "env": "test"},
-				LevelLabel: true,
-				Encoding:   enc,
-			}, ctx, "first", "second")
+			if sent := pushWithSDK(t, logging.LokiConfig{
+				URL:      base + "/insert",
+				Labels:   map[string]string{"service_name": svc, "env": "test"},
+				Encoding: enc,
+			}, ctx, "first", "second"); sent != 2 {
+				t.Fatalf("VictoriaLogs accepted %v of 2 lines", sent)
+			}
 			q := fmt.Sprintf(`{service_name=%q} trace_id:=%q`, svc, tid.String())
 			rows := pollRows(t, base, q, nil, 2)
 			if len(rows) != 2 {
@@ -202,43 +203,68 @@ func TestVictoriaLogsLokiPush(t *testing.T) {
 				if r["span_id"] != sid.String() {
 					t.Errorf("span_id = %q, want %q (structured metadata as a field)", r["span_id"], sid.String())
 				}
-				want := fmt.Sprintf(`{env="test",level="info",service_name=%q}`, svc)
+				want := fmt.Sprintf(`{env="test",service_name=%q}`, svc)
 				if r["_stream"] != want {
 					t.Errorf("_stream = %q, want %q (the stream labels)", r["_stream"], want)
 				}
 				if r["_msg"] != "first" && r["_msg"] != "second" {
 					t.Errorf("_msg = %q, want the record's message (the JSON line parsed)", r["_msg"])
 				}
-				if r["route"] != "/v1/chat" || r["level"] != "info" {
+				if r["route"] != "/v1/chat" || r["level"] != "INFO" {
 					t.Errorf("fields route=%q level=%q: the JSON line's attributes should be fields", r["route"], r["level"])
 				}
 			}
 		})
 	}
 
+	// Why the SDK sends VL-Msg-Field: msg. Without it VictoriaLogs parses
+	// the JSON line into fields but finds no message field; with
+	// LevelLabel the stream label level and slog's level field share a name.
+	t.Run("without VL-Msg-Field", func(t *testing.T) {
+		if n := pushWithSDK(t, logging.LokiConfig{URL: base + "/insert", LevelLabel: true,
+			Labels:  map[string]string{"service_name": "vlogs-nomsg"},
+			Headers: map[string]string{"VL-Msg-Field": ""}}, ctx, "lost message"); n != 1 {
+			t.Fatalf("%v lines accepted, want 1", n)
+		}
+		rows := pollRows(t, base, `{service_name="vlogs-nomsg"}`, nil, 1)
+		if len(rows) != 1 {
+			t.Fatalf("%d rows, want 1", len(rows))
+		}
+		t.Logf("row: %v", rows[0])
+		if !strings.HasPrefix(rows[0]["_msg"], "missing _msg field") || rows[0]["msg"] != "lost message" {
+			t.Errorf("_msg = %q, msg = %q: want VictoriaLogs' placeholder and the message in msg", rows[0]["_msg"], rows[0]["msg"])
+		}
+	})
+
 	// Tenants: VictoriaLogs takes the tenant from the AccountID and
-	// ProjectID headers (LokiConfig.Headers); X-Scope-OrgID (TenantID) is
-	// not a tenant there.
+	// ProjectID headers (LokiConfig.Headers); without them it reads
+	// X-Scope-OrgID (TenantID) as "AccountID[:ProjectID]" and rejects any
+	// other value with 400.
 	t.Run("tenant headers", func(t *testing.T) {
-		pushWithSDK(t, logging.LokiConfig{
-			URL:     base + "/insert",
-			Labels:  map[string]string{"service_name": "vlogs-tenant"},
-			Headers: map[string]string{"AccountID": "7", "ProjectID": "3"},
-		}, ctx, "tenant 7:3")
-		pushWithSDK(t, logging.LokiConfig{
-			URL:      base + "/insert",
-			Labels:   map[string]string{"service_name": "vlogs-orgid"},
-			TenantID: "team-a",
-		}, ctx, "X-Scope-OrgID team-a")
-		tenant := map[string]string{"AccountID": "7", "ProjectID": "3"}
-		if rows := pollRows(t, base, `{service_name="vlogs-tenant"}`, tenant, 1); len(rows) != 1 {
+		push := func(cfg logging.LokiConfig, msg string) float64 {
+			cfg.URL = base + "/insert"
+			return pushWithSDK(t, cfg, ctx, msg)
+		}
+		if n := push(logging.LokiConfig{Labels: map[string]string{"service_name": "vlogs-tenant"},
+			Headers: map[string]string{"AccountID": "7", "ProjectID": "3"}}, "tenant 7:3"); n != 1 {
+			t.Errorf("AccountID/ProjectID headers: %v lines accepted, want 1", n)
+		}
+		if n := push(logging.LokiConfig{Labels: map[string]string{"service_name": "vlogs-orgid"}, TenantID: "5"}, "org 5"); n != 1 {
+			t.Errorf("X-Scope-OrgID 5: %v lines accepted, want 1", n)
+		}
+		if n := push(logging.LokiConfig{Labels: map[string]string{"service_name": "vlogs-orgname"}, TenantID: "team-a"}, "org team-a"); n != 0 {
+			t.Errorf("X-Scope-OrgID team-a: %v lines accepted, want 0 (VictoriaLogs tenants are numbers)", n)
+		}
+		if rows := pollRows(t, base, `{service_name="vlogs-tenant"}`, map[string]string{"AccountID": "7", "ProjectID": "3"}, 1); len(rows) != 1 {
 			t.Errorf("tenant 7:3 has %d lines, want 1", len(rows))
 		}
-		if rows := pollRows(t, base, `{service_name="vlogs-orgid"}`, nil, 1); len(rows) != 1 {
-			t.Errorf("the default tenant 0:0 has %d of the X-Scope-OrgID lines, want 1 (the header is ignored)", len(rows))
+		if rows := pollRows(t, base, `{service_name="vlogs-orgid"}`, map[string]string{"AccountID": "5"}, 1); len(rows) != 1 {
+			t.Errorf("tenant 5:0 has %d lines, want 1 (X-Scope-OrgID: 5)", len(rows))
 		}
-		if rows := vlogsQuery(t, base, `{service_name="vlogs-tenant"}`, nil); len(rows) != 0 {
-			t.Errorf("the default tenant sees %d lines of tenant 7:3", len(rows))
+		for _, svc := range []string{"vlogs-tenant", "vlogs-orgid"} {
+			if rows := vlogsQuery(t, base, fmt.Sprintf(`{service_name=%q}`, svc), nil); len(rows) != 0 {
+				t.Errorf("the default tenant 0:0 sees %d lines of %s", len(rows), svc)
+			}
 		}
 	})
 }

@@ -97,12 +97,12 @@ type LokiConfig struct {
 	MaxInFlight int
 	// QueueBytes bounds the bytes of the lines accepted and not yet handed
 	// to a push (default 16 MiB, and never less than BatchBytes), and
-	// QueueSize their number (default 100000, which at the usual 100-300
-	// bytes a line leaves QueueBytes the bound that counts). Handle never
+	// QueueSize their number (default 100000, which leaves QueueBytes the
+	// bound that counts for lines over ~170 bytes). Handle never
 	// blocks: when either bound would be passed the new line is dropped
 	// (the older lines are kept, they are already on their way) and
 	// counted with reason queue_full. Memory grows with use, not up front:
-	// at most QueueBytes of lines, about 80 bytes for each, and
+	// at most QueueBytes of lines, about 90 bytes more for each, and
 	// MaxInFlight batches being pushed.
 	QueueSize  int
 	QueueBytes int

@@ -485,7 +485,8 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 // full or closed.
 func (c *lokiCore) enqueue(q *qshard, e lokiEntry) {
 	n := int64(len(e.line))
-	if c.qlines.Add(1) > int64(c.cfg.QueueSize) || c.qbytes.Add(n) > int64(c.cfg.QueueBytes) {
+	lines, bytes := c.qlines.Add(1), c.qbytes.Add(n) // both, always: handedOff takes both back
+	if lines > int64(c.cfg.QueueSize) || bytes > int64(c.cfg.QueueBytes) {
 		c.handedOff(1, n)
 		c.drop(DropQueueFull, 1)
 		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)

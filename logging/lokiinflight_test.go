@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestLokiMaxInFlight: with every push held, exactly MaxInFlight pushes are
@@ -118,4 +120,51 @@ func TestLokiCloseAbandonsPushesInFlight(t *testing.T) {
 	wantMetrics(t, l, 0, 2, map[string]int{DropClosed: 20}, 0)
 	logger.Info("after")
 	wantMetrics(t, l, 0, 2, map[string]int{DropClosed: 21}, 0)
+}
+
+// TestLokiCountsExactUnderLoad: 8 goroutines log 2,000 lines each into a
+// small queue while Loki answers slowly and sometimes with 503; after Close
+// every line is either sent or dropped, each counted once, and none is
+// left queued.
+func TestLokiCountsExactUnderLoad(t *testing.T) {
+	f := newFakeLoki(t, func(w http.ResponseWriter, _ *http.Request, n int) bool {
+		time.Sleep(time.Millisecond)
+		if n%5 == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchLines = 50
+	cfg.BatchWait = time.Millisecond
+	cfg.QueueSize = 500
+	cfg.QueueBytes = 40000
+	cfg.MaxRetries = 2
+	l := mustLoki(t, cfg)
+	logger := slog.New(l)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				logger.Info("m", "g", g, "i", i)
+			}
+		})
+	}
+	wg.Wait()
+	closeLoki(t, l)
+	sent := int(testutil.ToFloat64(l.core.sentLines))
+	var dropped int
+	for _, c := range l.core.drops {
+		dropped += int(testutil.ToFloat64(c))
+	}
+	if sent+dropped != 16000 {
+		t.Errorf("sent %d + dropped %d = %d, want 16000", sent, dropped, sent+dropped)
+	}
+	if got := len(f.lines()); got != sent {
+		t.Errorf("Loki received %d lines, the counter says %d", got, sent)
+	}
+	if q, b := l.core.queueLength(), l.core.queueBytes(); q != 0 || b != 0 {
+		t.Errorf("after Close: %d lines, %d bytes still counted as queued", q, b)
+	}
 }

@@ -230,10 +230,12 @@ func (c *LokiConfig) setDefaults() {
 // concurrent use. The zero Loki is not usable: call NewLoki.
 type Loki struct {
 	core *lokiCore
-	// ops are the WithAttrs and WithGroup calls that made this handler,
-	// outermost first; fmts holds JSON formatters built with them.
-	ops  []fmtOp
-	fmts *sync.Pool // of *formatter
+	// A handler made by WithAttrs or WithGroup is op applied to parent;
+	// hs[i] is its JSON formatter for slot i, built on first use while
+	// holding that slot's fmu (the root uses the slots' own).
+	parent *Loki
+	op     fmtOp
+	hs     []slog.Handler
 }
 
 // fmtOp is one WithGroup (group != "") or WithAttrs call.
@@ -242,31 +244,29 @@ type fmtOp struct {
 	attrs []slog.Attr
 }
 
-// formatter is a slog.JSONHandler writing into its own buffer. Handle takes
-// one from the pool for each record, so that records are formatted in
-// parallel, not one at a time behind a shared buffer.
-type formatter struct {
-	h     slog.Handler
-	buf   *[]byte
-	shard int // the queue shard of the records it formats
-}
-
-// qshard is one part of the queue. Handle appends to the last of its
-// chunks, fixed-size so that no append copies a long queue under the lock;
-// run takes them all at once.
-type qshard struct {
-	mu     sync.Mutex
-	chunks [][]lokiEntry
-	free   [][]lokiEntry // emptied chunks for reuse
-	closed bool          // set by run's last take: Handle then drops as closed
-	_      [64]byte      // keep the shards' locks off one cache line
-}
-
 type bufWriter struct{ buf *[]byte }
 
 func (w bufWriter) Write(p []byte) (int, error) {
 	*w.buf = append(*w.buf, p...)
 	return len(p), nil
+}
+
+// qshard is one part of the queue, with a formatter of its own. Handle
+// formats a record in the first shard whose fmu it can take (so that
+// records are formatted in parallel, not one at a time behind a shared
+// buffer), then appends it to the last of that shard's chunks, fixed-size
+// so that no append copies a long queue under the lock; run takes them all
+// at once.
+type qshard struct {
+	fmu  sync.Mutex
+	buf  []byte       // under fmu: the line being formatted
+	root slog.Handler // under fmu: the JSON handler writing into buf
+
+	mu     sync.Mutex
+	chunks [][]lokiEntry
+	free   [][]lokiEntry // emptied chunks for reuse
+	closed bool          // set by run's last take: Handle then drops as closed
+	_      [64]byte      // keep the shards' locks off one cache line
 }
 
 type lokiCore struct {
@@ -283,7 +283,6 @@ type lokiCore struct {
 	qlines   atomic.Int64
 	qbytes   atomic.Int64
 	seq      atomic.Uint64 // orders the entries across shards
-	nextFmt  atomic.Uint32 // shard of the next formatter made
 	wake     chan struct{} // cap 1: the queue went from empty to not empty
 	batches  chan []lokiEntry
 	inFlight sync.WaitGroup // the push goroutines
@@ -351,6 +350,10 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 			c.levelStreams[lv] = labelString(cfg.Labels, levelName(lv))
 		}
 	}
+	for i := range c.shards {
+		q := &c.shards[i]
+		q.root = slog.NewJSONHandler(bufWriter{&q.buf}, c.jsonOpt)
+	}
 	c.initMetrics()
 	for range cfg.MaxInFlight {
 		c.inFlight.Go(func() {
@@ -360,26 +363,45 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 		})
 	}
 	go c.run()
-	return newLokiView(c, nil), nil
+	return &Loki{core: c}, nil
 }
 
-// newLokiView returns the handler of core c with the WithAttrs/WithGroup
-// calls ops.
-func newLokiView(c *lokiCore, ops []fmtOp) *Loki {
-	l := &Loki{core: c, ops: ops}
-	l.fmts = &sync.Pool{New: func() any {
-		buf := new([]byte)
-		var h slog.Handler = slog.NewJSONHandler(bufWriter{buf}, c.jsonOpt)
-		for _, op := range l.ops {
-			if op.group != "" {
-				h = h.WithGroup(op.group)
-			} else {
-				h = h.WithAttrs(op.attrs)
-			}
+// child returns the handler that is op applied to l.
+func (l *Loki) child(op fmtOp) *Loki {
+	return &Loki{core: l.core, parent: l, op: op, hs: make([]slog.Handler, len(l.core.shards))}
+}
+
+// handler returns l's formatter for shard i; the caller holds its fmu.
+func (l *Loki) handler(i int) slog.Handler {
+	if l.parent == nil {
+		return l.core.shards[i].root
+	}
+	if h := l.hs[i]; h != nil {
+		return h
+	}
+	h := l.parent.handler(i)
+	if l.op.group != "" {
+		h = h.WithGroup(l.op.group)
+	} else {
+		h = h.WithAttrs(l.op.attrs)
+	}
+	l.hs[i] = h
+	return h
+}
+
+// lockFormatter takes the fmu of a free shard, trying them all from a
+// random one before it waits for that one, and returns its index.
+func (c *lokiCore) lockFormatter() int {
+	n := len(c.shards)
+	start := int(rand.Uint32() % uint32(n))
+	for k := range n {
+		i := (start + k) % n
+		if c.shards[i].fmu.TryLock() {
+			return i
 		}
-		return &formatter{h: h, buf: buf, shard: int(c.nextFmt.Add(1)) % len(c.shards)}
-	}}
-	return l
+	}
+	c.shards[start].fmu.Lock()
+	return start
 }
 
 // labelString renders labels in Loki's stream selector form, sorted by name,
@@ -424,7 +446,7 @@ func (l *Loki) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return l
 	}
-	return newLokiView(l.core, append(slices.Clip(l.ops), fmtOp{attrs: slices.Clone(as)}))
+	return l.child(fmtOp{attrs: slices.Clone(as)})
 }
 
 // WithGroup returns a handler that puts the attributes that follow under name;
@@ -433,33 +455,33 @@ func (l *Loki) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return l
 	}
-	return newLokiView(l.core, append(slices.Clip(l.ops), fmtOp{group: name}))
+	return l.child(fmtOp{group: name})
 }
 
 // Handle formats r as a JSON line and queues it; it never waits for Loki. A
 // full queue or a closed handler drops the line and counts it. Records are
-// formatted in parallel, each by a formatter of its own. It returns an error
-// only when the record cannot be formatted.
+// formatted in parallel, in as many formatters as queue shards. It returns
+// an error only when the record cannot be formatted.
 func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	c := l.core
 	if c.closed.Load() {
 		c.drop(DropClosed, 1)
 		return nil
 	}
-	f := l.fmts.Get().(*formatter)
-	*f.buf = (*f.buf)[:0]
-	err := f.h.Handle(ctx, r)
+	shard := c.lockFormatter()
+	q := &c.shards[shard]
+	q.buf = q.buf[:0]
+	err := l.handler(shard).Handle(ctx, r)
 	var line string
-	if n := len(bytes.TrimSuffix(*f.buf, []byte{'\n'})); n <= c.cfg.BatchBytes {
-		line = string((*f.buf)[:n])
+	if n := len(bytes.TrimSuffix(q.buf, []byte{'\n'})); n <= c.cfg.BatchBytes {
+		line = string(q.buf[:n])
 	} else {
 		line, err = "", errTooLarge
 	}
-	if cap(*f.buf) > maxKeptLineBuf {
-		*f.buf = nil // do not keep a huge record's buffer for good
+	if cap(q.buf) > maxKeptLineBuf {
+		q.buf = nil // do not keep a huge record's buffer for good
 	}
-	shard := f.shard
-	l.fmts.Put(f)
+	q.fmu.Unlock()
 	if err == errTooLarge {
 		c.drop(DropTooLarge, 1)
 		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)

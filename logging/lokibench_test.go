@@ -300,3 +300,37 @@ func (c *blockingLoki) close() int {
 	close(c.entries)
 	return <-c.done
 }
+
+// BenchmarkLokiWithPerRequest: a request-scoped logger (logger.With) that
+// logs one line, as a handler does per request, against the same through
+// slog.JSONHandler; the pusher is stuck, the queue large enough.
+func BenchmarkLokiWithPerRequest(b *testing.B) {
+	ctx := spanCtx()
+	run := func(b *testing.B, h slog.Handler) {
+		logger := slog.New(h)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			logRequestDone(ctx, logger.With("request_id", i))
+		}
+	}
+	b.Run("Loki", func(b *testing.B) {
+		release := make(chan struct{})
+		defer close(release)
+		f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return true
+		})
+		cfg := testLokiConfig(f.srv.URL)
+		cfg.QueueSize = 1 << 18 // run with -benchtime=100000x or less
+		cfg.QueueBytes = 1 << 30
+		l := mustLoki(b, cfg)
+		run(b, l)
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = l.Close(done)
+	})
+	b.Run("baseline/JSONHandler", func(b *testing.B) { run(b, slog.NewJSONHandler(io.Discard, nil)) })
+}

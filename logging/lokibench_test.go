@@ -173,6 +173,13 @@ func BenchmarkLokiSlowBackend(b *testing.B) {
 				reportLatency(b, lat)
 			}
 		})
+		// The callers' latency floor on this machine: the same offer into
+		// the JSON handler alone.
+		b.Run("offered="+strconv.Itoa(rate)+"/baseline/JSONHandler", func(b *testing.B) {
+			for range b.N {
+				reportLatency(b, offer(slog.New(slog.NewJSONHandler(io.Discard, nil)), rate, dur))
+			}
+		})
 		b.Run("offered="+strconv.Itoa(rate)+"/baseline/blocking", func(b *testing.B) {
 			for range b.N {
 				srv := slowLoki(b, delay)

@@ -628,6 +628,9 @@ func (c *lokiCore) queueLength() int { return int(c.qlines.Load()) }
 // queueBytes is the bytes of those lines.
 func (c *lokiCore) queueBytes() int { return int(c.qbytes.Load()) }
 
+// takePause is the least time between two takes of the queue.
+const takePause = time.Millisecond
+
 // A queue chunk holds queueChunk entries; up to maxFreeChunks emptied
 // ones are kept for reuse.
 const (
@@ -676,6 +679,8 @@ func (c *lokiCore) run() {
 	)
 	timer := time.NewTimer(c.cfg.BatchWait)
 	timer.Stop()
+	pause := time.NewTimer(takePause)
+	pause.Stop()
 	flush := func() {
 		timer.Stop()
 		if len(batch) == 0 {
@@ -715,6 +720,17 @@ func (c *lokiCore) run() {
 		got := c.take(done, closing)
 		merge(got, add)
 		done = got
+		if !closing {
+			// Let lines gather before the next take, rather than waking
+			// for each one: a take locks every shard, and a wake per line
+			// costs the callers' latency at high rates.
+			pause.Reset(takePause)
+			select {
+			case <-pause.C:
+			case <-c.closing: // seen again at the top of the loop
+				pause.Stop()
+			}
+		}
 	}
 	flush()
 	close(c.batches)
@@ -723,6 +739,10 @@ func (c *lokiCore) run() {
 
 // push sends one batch, retrying what may succeed later.
 func (c *lokiCore) push(batch []lokiEntry) {
+	if c.ctx.Err() != nil { // Close gave up: no attempt, no push error
+		c.drop(DropClosed, len(batch))
+		return
+	}
 	body, contentType, err := c.encode(batch)
 	if err != nil {
 		c.drop(DropEncode, len(batch))

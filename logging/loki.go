@@ -23,6 +23,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
@@ -261,6 +262,10 @@ type qshard struct {
 	fmu  sync.Mutex
 	buf  []byte       // under fmu: the line being formatted
 	root slog.Handler // under fmu: the JSON handler writing into buf
+	// slab, under fmu, holds the lines copied out of buf, back to back:
+	// one allocation for many lines instead of one each. Only appended to;
+	// a full slab is left to the GC once its lines are pushed.
+	slab []byte
 
 	mu     sync.Mutex
 	chunks [][]lokiEntry
@@ -473,10 +478,18 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	q.buf = q.buf[:0]
 	err := l.handler(shard).Handle(ctx, r)
 	var line string
-	if n := len(bytes.TrimSuffix(q.buf, []byte{'\n'})); n <= c.cfg.BatchBytes {
-		line = string(q.buf[:n])
-	} else {
+	switch n := len(bytes.TrimSuffix(q.buf, []byte{'\n'})); {
+	case n > c.cfg.BatchBytes:
 		line, err = "", errTooLarge
+	case n > slabLine:
+		line = string(q.buf[:n])
+	case n > 0:
+		if cap(q.slab)-len(q.slab) < n {
+			q.slab = make([]byte, 0, slabSize)
+		}
+		off := len(q.slab)
+		q.slab = append(q.slab, q.buf[:n]...)
+		line = unsafe.String(&q.slab[off], n)
 	}
 	if cap(q.buf) > maxKeptLineBuf {
 		q.buf = nil // do not keep a huge record's buffer for good
@@ -627,6 +640,12 @@ func (c *lokiCore) queueLength() int { return int(c.qlines.Load()) }
 
 // queueBytes is the bytes of those lines.
 func (c *lokiCore) queueBytes() int { return int(c.qbytes.Load()) }
+
+// Lines up to slabLine bytes are copied into slabs of slabSize bytes.
+const (
+	slabSize = 32 << 10
+	slabLine = 2 << 10
+)
 
 // takePause is the least time between two takes of the queue.
 const takePause = time.Millisecond

@@ -103,8 +103,8 @@ type LokiConfig struct {
 	// blocks: when either bound would be passed the new line is dropped
 	// (the older lines are kept, they are already on their way) and
 	// counted with reason queue_full. Memory grows with use, not up front:
-	// at most QueueBytes of lines, about 90 bytes more for each, and
-	// MaxInFlight batches being pushed.
+	// at most QueueBytes of lines, about 90 bytes more for each, a 32 KiB
+	// slab of lines per queue shard, and MaxInFlight batches being pushed.
 	QueueSize  int
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,

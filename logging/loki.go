@@ -103,7 +103,7 @@ type LokiConfig struct {
 	// blocks: when either bound would be passed the new line is dropped
 	// (the older lines are kept, they are already on their way) and
 	// counted with reason queue_full. Memory grows with use, not up front:
-	// at most QueueBytes of lines, about 90 bytes more for each, a 32 KiB
+	// at most QueueBytes of lines, about 90 bytes more for each, an 8 KiB
 	// slab of lines per queue shard, and MaxInFlight batches being pushed.
 	QueueSize  int
 	QueueBytes int
@@ -643,8 +643,8 @@ func (c *lokiCore) queueBytes() int { return int(c.qbytes.Load()) }
 
 // Lines up to slabLine bytes are copied into slabs of slabSize bytes.
 const (
-	slabSize = 32 << 10
-	slabLine = 2 << 10
+	slabSize = 8 << 10
+	slabLine = 1 << 10
 )
 
 // takePause is the least time between two takes of the queue.

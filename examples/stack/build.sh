@@ -1,27 +1,48 @@
 #!/usr/bin/env bash
-# Builds (or reuses) the real servers the stack runs: Prometheus + promtool, Jaeger v2 and Loki, from the Go
-# module proxy at pinned versions. None of their code goes into this repository: each module is downloaded
+# Builds (or reuses) the real servers the stack runs: Prometheus + promtool, Jaeger v2 and VictoriaLogs (the
+# log backend: it receives Loki's push API; the Loki server itself is AGPL and not used), from the Go module
+# proxy at pinned versions. None of their code goes into this repository: each module is downloaded
 # with `go mod download`, copied to a writable folder under the cache and built there.
 #
 # Binaries are cached in ${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}/<versions-key>/bin, so a second
 # run takes seconds. A cold run takes about 16 minutes and 5 GB of module downloads on 2 cores.
 # The go commands' own output goes to <versions-key>/build.log; its tail is printed when a step fails.
 #
-#   build.sh            build what is missing, then print the bin folder on the last line
-#   build.sh --bin-dir  only print the bin folder (builds nothing)
+#   build.sh                    build what is missing, then print the bin folder on the last line
+#   build.sh --bin-dir          only print the bin folder (builds nothing)
+#   build.sh --fleet [--bin-dir] the same for the fleet tier (`make e2e-fleet`): Alertmanager + amtool and
+#                               Thanos, in a folder of their own (Thanos's go.mod asks for Go 1.26.10, so its
+#                               build runs with GOTOOLCHAIN=go1.27.3, which the go command fetches from the
+#                               module proxy)
 set -euo pipefail
+
+fleet=0
+if [ "${1:-}" = "--fleet" ]; then
+  fleet=1
+  shift
+fi
 
 PROM_MODULE=github.com/prometheus/prometheus
 PROM_VERSION=v0.315.0
 PROM_RELEASE=3.15.0
 JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_VERSION=v1.76.0
-LOKI_MODULE=github.com/grafana/loki/v3
-LOKI_VERSION=v3.7.8
+VLOGS_MODULE=github.com/VictoriaMetrics/VictoriaLogs
+VLOGS_VERSION=v1.52.1
+AM_MODULE=github.com/prometheus/alertmanager
+AM_VERSION=v0.35.0
+THANOS_MODULE=github.com/thanos-io/thanos
+THANOS_VERSION=v0.42.5
+THANOS_TOOLCHAIN=go1.27.3
 
 goos=$(go env GOOS)
 goarch=$(go env GOARCH)
-key="prometheus-${PROM_RELEASE}_jaeger-${JAEGER_VERSION}_loki-${LOKI_VERSION}_${goos}-${goarch}"
+key="prometheus-${PROM_RELEASE}_jaeger-${JAEGER_VERSION}_victorialogs-${VLOGS_VERSION}_${goos}-${goarch}"
+want="prometheus promtool jaeger victoria-logs"
+if [ $fleet = 1 ]; then
+  key="fleet_alertmanager-${AM_VERSION}_thanos-${THANOS_VERSION}_${goos}-${goarch}"
+  want="alertmanager amtool thanos"
+fi
 cache="${MODELTEL_STACK_CACHE:-$HOME/.cache/modeltel-stack}"
 root="$cache/$key"
 bin="$root/bin"
@@ -85,8 +106,12 @@ gobuild() {
 
 have() { [ -x "$bin/$1" ]; }
 
-if have prometheus && have promtool && have jaeger && have loki; then
-  log "reusing $bin (prometheus, promtool, jaeger, loki)"
+all_there() {
+  local b
+  for b in $want; do have "$b" || return 1; done
+}
+if all_there; then
+  log "reusing $bin ($want)"
   echo "$bin"
   exit 0
 fi
@@ -95,6 +120,40 @@ work=$(mktemp -d "$root/work.XXXXXX")
 buildlog="$root/build.log"
 : >"$buildlog"
 log "building into $bin (work folder $work; go's output in $buildlog)"
+
+if [ $fleet = 1 ]; then
+  if ! have alertmanager || ! have amtool; then
+    t0=$(date +%s)
+    fetch "$AM_MODULE" "$AM_VERSION" "$work/alertmanager"
+    # The module zip lacks the built web UI that ui/web.go embeds: a placeholder page (the API works).
+    for ui in elm mantine; do
+      mkdir -p "$work/alertmanager/ui/app/dist/$ui"
+      echo '<!doctype html><title>Alertmanager</title><p>No web UI in this build; the API is at /api/v2.' \
+        >"$work/alertmanager/ui/app/dist/$ui/index.html"
+    done
+    ver="-X github.com/prometheus/common/version.Version=${AM_VERSION#v}"
+    have alertmanager || gobuild "$work/alertmanager" ./cmd/alertmanager alertmanager "$ver"
+    have amtool || gobuild "$work/alertmanager" ./cmd/amtool amtool "$ver"
+    log "alertmanager + amtool done in $(( $(date +%s) - t0 ))s"
+  fi
+  if ! have thanos; then
+    t0=$(date +%s)
+    # Its replace lines all name other module paths, so building in the module's own folder honours them.
+    export GOTOOLCHAIN=$THANOS_TOOLCHAIN
+    fetch "$THANOS_MODULE" "$THANOS_VERSION" "$work/thanos"
+    # Thanos v0.42.5 pins grpc v1.81.1, whose tiered buffer pool panics on an empty message (Get(0) indexes
+    # past its table): thanos receive died on its first empty unary answer. grpc v1.85.0 (the SDK's) checks it.
+    (cd "$work/thanos" && GOWORK=off go mod edit -require=google.golang.org/grpc@v1.85.0)
+    gobuild "$work/thanos" ./cmd/thanos thanos "-X github.com/prometheus/common/version.Version=${THANOS_VERSION#v}"
+    unset GOTOOLCHAIN
+    log "thanos done in $(( $(date +%s) - t0 ))s"
+  fi
+  "$bin/alertmanager" --version 2>&1 | head -n1 >&2
+  "$bin/thanos" --version 2>&1 | head -n1 >&2
+  log "fleet tier built in $(( $(date +%s) - start_all ))s"
+  echo "$bin"
+  exit 0
+fi
 
 if ! have prometheus || ! have promtool; then
   t0=$(date +%s)
@@ -113,13 +172,11 @@ if ! have jaeger; then
   log "jaeger done in $(( $(date +%s) - t0 ))s"
 fi
 
-if ! have loki; then
+if ! have victoria-logs; then
   t0=$(date +%s)
-  fetch "$LOKI_MODULE" "$LOKI_VERSION" "$work/loki"
-  # Loki's go.mod replaces pkg/push with a nested folder the module zip does not hold: use the published module.
-  (cd "$work/loki" && GOWORK=off go mod edit -dropreplace github.com/grafana/loki/pkg/push)
-  gobuild "$work/loki" ./cmd/loki loki
-  log "loki done in $(( $(date +%s) - t0 ))s"
+  fetch "$VLOGS_MODULE" "$VLOGS_VERSION" "$work/victorialogs"
+  gobuild "$work/victorialogs" ./app/victoria-logs victoria-logs
+  log "victoria-logs done in $(( $(date +%s) - t0 ))s"
 fi
 
 "$bin/prometheus" --version 2>&1 | head -n1 >&2

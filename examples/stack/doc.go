@@ -7,14 +7,15 @@
 //     and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
 //   - rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool unit test file
 //     (rules/*_test.yml) holding a firing and a non-firing case for every alert.
-//   - loki.yaml (filesystem storage, structured metadata on) and jaeger.yaml (Jaeger v2: OTLP in, in-memory
-//     store), loopback only.
+//   - jaeger.yaml (Jaeger v2: OTLP in, in-memory store), loopback only. The log backend, VictoriaLogs, needs no
+//     config file: e2e.sh starts it with flags; it receives the Loki push API at /insert/loki/api/v1/push.
 //   - dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana dashboards whose data
 //     source is the variable ${datasource}, with no fixed uid, so they import into any Grafana.
-//   - build.sh: builds Prometheus, promtool, Jaeger and Loki from the Go module proxy at pinned versions into
+//   - build.sh: builds Prometheus, promtool, Jaeger and VictoriaLogs from the Go module proxy at pinned versions into
 //     a cache outside the repository.
 //   - e2e.sh: starts the three servers on 127.0.0.1, runs the examples against them, drives load and checks
-//     through each server's own query API that metrics, traces and logs arrived.
+//     through each server's own query API that metrics, traces and logs arrived; then it sources the
+//     fragments in e2e.d/ (one per feature) with the stack still running.
 //
 // # Tests
 //
@@ -24,6 +25,6 @@
 // dashboard query is valid PromQL:
 //
 //	go test ./examples/stack/...
-//	./examples/stack/build.sh    # Prometheus, promtool, Jaeger, Loki into ~/.cache/modeltel-stack
+//	./examples/stack/build.sh    # Prometheus, promtool, Jaeger, VictoriaLogs into ~/.cache/modeltel-stack
 //	./examples/stack/e2e.sh      # or: make e2e
 package stack

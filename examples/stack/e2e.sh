@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# End-to-end test against real Prometheus, Jaeger and Loki on 127.0.0.1 (`make e2e` runs it).
+# End-to-end test against real Prometheus, Jaeger and VictoriaLogs on 127.0.0.1 (`make e2e` runs it).
+# VictoriaLogs is the log backend: it receives Loki's push API, which is all the SDK speaks; the Loki server
+# itself is AGPL-licensed and this project uses no AGPL code, not even as a test server.
 #
 #  1. builds or reuses the servers (build.sh; cached outside the repository),
-#  2. starts Prometheus (:9090), Jaeger (OTLP gRPC :4317, query :16686, health :13133) and Loki (:3100) with
-#     the configs next to this script, data under .e2e/ in the repository root,
-#  3. smoke test of the stack alone: one OTLP trace into Jaeger, one pushed log line into Loki, Prometheus
-#     scraping itself with all alert rules loaded,
+#  2. starts Prometheus (:9090), Jaeger (OTLP gRPC :4317, query :16686, health :13133) and VictoriaLogs
+#     (:9428, Loki push API at /insert/loki/api/v1/push) with the configs next to this script, data under
+#     .e2e/ in the repository root,
+#  3. smoke test of the stack alone: one OTLP trace into Jaeger, one log line pushed to VictoriaLogs with
+#     Loki's JSON push format, Prometheus scraping itself with all alert rules loaded,
 #  4. where the examples exist, builds and starts the inference server, the training launcher and the GPU
 #     exporter against the stack, drives load with the load generator and checks through each server's own
 #     query API that the metrics, the request trace (with its tokenize and forward children) and the
-#     request's log lines (found by trace_id) arrived.
+#     request's log lines (found by trace_id) arrived,
+#  5. sources every examples/stack/e2e.d/*.sh fragment in name order, with this script's functions and the
+#     running stack and examples in scope (each fragment starts what it needs with `start NAME ...`; on exit
+#     everything started is stopped, examples first).
 #
 # Everything it starts is stopped by PID on every exit path (SIGTERM, up to 5 s, then SIGKILL). Every wait
 # is bounded. On failure it prints the tail of every log and exits 1.
@@ -31,189 +37,21 @@ t_start=$(date +%s)
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 export CGO_CFLAGS="${CGO_CFLAGS:--Wno-deprecated-declarations}"
 
-step() { printf '\n==> [%3ss] %s\n' "$(( $(date +%s) - t_start ))" "$*"; }
-info() { printf '    %s\n' "$*"; }
-ok() { printf '    ok: %s\n' "$*"; }
-skip() { printf '    SKIP: %s\n' "$*"; }
-
-names=()
-pids=()
-
-show_logs() {
-  local f
-  for f in "$logs"/*.log; do
-    [ -e "$f" ] || continue
-    printf '\n---- %s (last 40 lines) ----\n' "${f#"$repo"/}"
-    tail -n 40 "$f" || true
-  done
-}
-
-fail() {
-  printf '\nE2E FAILED: %s\n' "$*" >&2
-  show_logs
-  printf '\nE2E FAILED: %s (logs and data kept in %s)\n' "$*" "${e2e#"$repo"/}" >&2
-  exit 1
-}
-
-# stop_group NAME...: sends SIGTERM to those of the started processes named, waits up to 5 s for them all,
-# then SIGKILLs what is left and reaps them.
-stop_group() {
-  local i pid deadline alive sel=()
-  for i in "${!pids[@]}"; do
-    case " $* " in *" ${names[$i]} "*) sel+=("$i") ;; esac
-  done
-  [ ${#sel[@]} -gt 0 ] || return 0
-  for i in "${sel[@]}"; do
-    kill -TERM "${pids[$i]}" 2>/dev/null || true
-  done
-  deadline=$(( $(date +%s) + 5 ))
-  while :; do
-    alive=0
-    for i in "${sel[@]}"; do
-      if kill -0 "${pids[$i]}" 2>/dev/null; then alive=1; fi
-    done
-    if [ $alive -eq 0 ] || [ "$(date +%s)" -ge $deadline ]; then break; fi
-    sleep 0.1
-  done
-  for i in "${sel[@]}"; do
-    pid=${pids[$i]}
-    if kill -0 "$pid" 2>/dev/null; then
-      printf '    %s (pid %s) still running 5 s after SIGTERM: SIGKILL\n' "${names[$i]}" "$pid"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-  done
-}
-
-# stop_all stops the examples first (so they can flush their spans and logs), then the servers.
-stop_all() {
-  [ ${#pids[@]} -gt 0 ] || return 0
-  stop_group loadgen inference-server training-launcher gpu-exporter
-  stop_group prometheus jaeger loki
-  pids=()
-  names=()
-}
-
-on_exit() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_all
-  rm -f "$e2e"/*.pid
-  exit $rc
-}
+servers="prometheus jaeger victoria-logs"
+# shellcheck source=lib.sh
+source "$stack/lib.sh"
 trap on_exit EXIT
 trap 'printf "\ninterrupted\n" >&2; exit 130' INT TERM
 
-# start NAME COMMAND...: runs COMMAND in the background with its output in $logs/NAME.log and keeps its PID.
-start() {
-  local name=$1
-  shift
-  "$@" >"$logs/$name.log" 2>&1 &
-  pids+=("$!")
-  names+=("$name")
-  echo "$!" >"$e2e/$name.pid"
-  info "started $name (pid $!): $*"
-}
-
-pid_of() {
-  local i
-  for i in "${!names[@]}"; do
-    if [ "${names[$i]}" = "$1" ]; then echo "${pids[$i]}"; return 0; fi
-  done
-  return 1
-}
-
-alive() { kill -0 "$(pid_of "$1")" 2>/dev/null; }
-
-# wait_http NAME URL SECONDS: polls URL until it answers 2xx; fails early if NAME's process has exited.
-wait_http() {
-  local name=$1 url=$2 secs=$3 t0 deadline
-  t0=$(date +%s)
-  deadline=$(( t0 + secs ))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
-      ok "$name ready ($url) after $(( $(date +%s) - t0 ))s"
-      return 0
-    fi
-    alive "$name" || fail "$name exited before it became ready"
-    sleep 0.25
-  done
-  fail "$name not ready at $url within ${secs}s"
-}
-
-listening() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# poll SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.5 s until it succeeds or SECONDS pass.
-poll() {
-  local secs=$1 what=$2 t0 deadline
-  shift 2
-  t0=$(date +%s)
-  deadline=$(( t0 + secs ))
-  while :; do
-    if "$@"; then
-      ok "$what ($(( $(date +%s) - t0 ))s)"
-      return 0
-    fi
-    [ "$(date +%s)" -lt $deadline ] || return 1
-    sleep 0.5
-  done
-}
-
-# prom_query PROMQL: prints the JSON answer of Prometheus's instant query API.
-prom_query() {
-  curl -fsS --max-time 5 -G "http://127.0.0.1:9090/api/v1/query" --data-urlencode "query=$1"
-}
-
-# prom_value PROMQL: prints the first sample's value, or nothing.
-prom_value() {
-  prom_query "$1" | jq -r 'if .status == "success" and (.data.result | length) > 0 then .data.result[0].value[1] else empty end'
-}
-
-prom_at_least() {
-  local v
-  v=$(prom_value "$1" 2>/dev/null) || return 1
-  [ -n "$v" ] && awk -v v="$v" -v min="$2" 'BEGIN { exit !(v + 0 >= min + 0) }'
-}
-
-# loki_lines LOGQL: prints the number of log lines LOGQL returns over the last hour.
-loki_lines() {
-  local now
-  now=$(date +%s)
-  curl -fsS --max-time 5 -G "http://127.0.0.1:3100/loki/api/v1/query_range" \
-    --data-urlencode "query=$1" --data-urlencode "start=$(( (now - 3600) * 1000000000 ))" \
-    --data-urlencode "end=$(( (now + 60) * 1000000000 ))" --data-urlencode "limit=1000" |
-    jq '[.data.result[].values[]] | length'
-}
-
-loki_has() { local n; n=$(loki_lines "$1" 2>/dev/null) && [ "${n:-0}" -gt 0 ]; }
-
-jaeger_traces() {
-  curl -fsS --max-time 5 -G "http://127.0.0.1:16686/api/traces" --data-urlencode "service=$1" \
-    --data-urlencode "limit=${2:-100}" --data-urlencode "lookback=1h"
-}
-
 # ---------------------------------------------------------------------------------------------------------
 step "tools"
-need=()
-for tool in curl jq; do
-  command -v "$tool" >/dev/null || need+=("$tool")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  info "missing ${need[*]}: apt-get install ${need[*]}"
-  sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
-  ("${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}") \
-    >/dev/null 2>&1 || true
-  for tool in "${need[@]}"; do
-    command -v "$tool" >/dev/null || fail "$tool is required and could not be installed"
-  done
-fi
+need_tools curl jq
 info "$(go version), $(jq --version), $(curl --version | head -n1 | cut -d' ' -f1-2)"
 
-step "build or reuse Prometheus, promtool, Jaeger and Loki (build.sh)"
+step "build or reuse Prometheus, promtool, Jaeger and VictoriaLogs (build.sh)"
 t0=$(date +%s)
 bin=$("$stack/build.sh" | tail -n1) || fail "build.sh failed"
-for b in prometheus promtool jaeger loki; do
+for b in prometheus promtool jaeger victoria-logs; do
   [ -x "$bin/$b" ] || fail "build.sh did not produce $bin/$b"
 done
 ok "binaries in $bin ($(( $(date +%s) - t0 ))s)"
@@ -224,23 +62,24 @@ step "check the stack's own files with promtool"
 ok "prometheus.yml, rules and rule unit tests"
 
 step "prepare .e2e/"
-for port in 9090 4317 4318 13133 16685 16686 3100 9096 8080 8081 8082 9400; do
+for port in 9090 4317 4318 13133 16685 16686 9428 8080 8081 8082 9400; do
   if listening "$port"; then
     fail "127.0.0.1:$port is already in use (another stack or example still running?)"
   fi
 done
 rm -rf "$data" "$logs"
-mkdir -p "$data/prometheus" "$data/loki" "$logs" "$ebin"
+mkdir -p "$data/prometheus" "$data/victorialogs" "$logs" "$ebin"
 ok "ports free, data in ${data#"$repo"/}, logs in ${logs#"$repo"/}"
 
-step "start Prometheus, Jaeger and Loki on 127.0.0.1"
+step "start Prometheus, Jaeger and VictoriaLogs on 127.0.0.1"
 start prometheus "$bin/prometheus" --config.file="$stack/prometheus.yml" --storage.tsdb.path="$data/prometheus" \
   --web.listen-address=127.0.0.1:9090 --log.level=warn
 start jaeger "$bin/jaeger" --config="$stack/jaeger.yaml"
-start loki env LOKI_DATA_DIR="$data/loki" "$bin/loki" -config.file="$stack/loki.yaml" -config.expand-env=true
+start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
+  -loggerLevel=WARN
 wait_http prometheus http://127.0.0.1:9090/-/ready 60
 wait_http jaeger http://127.0.0.1:13133/status 60
-wait_http loki http://127.0.0.1:3100/ready 90
+wait_http victoria-logs $vlogs/health 60
 
 step "smoke test of the stack alone"
 poll 20 "Prometheus scrapes itself (up{job=\"prometheus\"} == 1)" prom_at_least 'up{job="prometheus"}' 1 ||
@@ -270,11 +109,12 @@ smoke_id=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 push=$(jq -cn --arg ts "$(( $(date +%s) * 1000000000 ))" --arg id "$smoke_id" \
   '{streams: [{stream: {service_name: "e2e-smoke"}, values: [[$ts, "e2e smoke line", {trace_id: $id}]]}]}')
 code=$(curl -sS --max-time 5 -o "$logs/loki-push.out" -w '%{http_code}' -H 'Content-Type: application/json' \
-  --data "$push" http://127.0.0.1:3100/loki/api/v1/push) || fail "Loki push failed"
-[ "$code" = 204 ] || fail "Loki push answered $code: $(cat "$logs/loki-push.out")"
-poll 15 "Loki returns the pushed line by service_name and trace_id (structured metadata)" \
-  loki_has "{service_name=\"e2e-smoke\"} | trace_id=\"$smoke_id\"" ||
-  fail "pushed line not found in Loki by trace_id"
+  --data "$push" "$vlogs/insert/loki/api/v1/push") || fail "Loki-format push to VictoriaLogs failed"
+[ "$code" = 204 ] || fail "Loki-format push to VictoriaLogs answered $code: $(cat "$logs/loki-push.out")"
+# Stream labels become VictoriaLogs stream fields, structured metadata becomes ordinary fields.
+poll 15 "VictoriaLogs returns the pushed line by stream label service_name and field trace_id" \
+  vlogs_has "{service_name=\"e2e-smoke\"} trace_id:=\"$smoke_id\"" ||
+  fail "pushed line not found in VictoriaLogs by trace_id: $(vlogs_query '{service_name="e2e-smoke"}' 5)"
 
 # ---------------------------------------------------------------------------------------------------------
 missing=()
@@ -307,11 +147,11 @@ export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_INSE
 # Jaeger sees the spans sooner with a short batch span processor delay (the SDK's default is 5 s).
 export OTEL_BSP_SCHEDULE_DELAY=200
 start inference-server "$ebin/inference-server" --listen 127.0.0.1:8080 --grpc-listen 127.0.0.1:8081 \
-  --loki-url http://127.0.0.1:3100
+  --loki-url $vlogs/insert
 wait_http inference-server http://127.0.0.1:8080/readyz 60
 # The launcher exits when its trainer does: give the trainer more steps than the test needs (it is stopped at
 # the end), and a short grace so that SIGTERM reaches the trainer and both exit within stop_all's 5 s.
-start training-launcher "$ebin/training-launcher" --listen 127.0.0.1:8082 --loki-url http://127.0.0.1:3100 \
+start training-launcher "$ebin/training-launcher" --listen 127.0.0.1:8082 --loki-url $vlogs/insert \
   --run e2e --grace 3s -- python3 "$repo/examples/training-launcher/trainer.py" --steps 3000 --step-time 0.05
 wait_http training-launcher http://127.0.0.1:8082/healthz 30
 gpu_running=0
@@ -394,13 +234,25 @@ if ! poll 20 "a trace with span \"chat $model\" and its tokenize and forward chi
 fi
 info "trace $trace_id: http://127.0.0.1:16686/trace/$trace_id"
 
-step "Loki: the request's log lines"
+step "VictoriaLogs: the request's log lines (pushed by the SDK's Loki handler)"
 trace32=$(printf '%32s' "$trace_id" | tr ' ' 0)
-poll 20 "lines for {service_name=\"inference-server\"} | trace_id=\"$trace32\"" \
-  loki_has "{service_name=\"inference-server\"} | trace_id=\"$trace32\"" ||
-  fail "Loki has no inference-server line with trace_id $trace32 (lines for the service: $(loki_lines '{service_name="inference-server"}' 2>&1))"
-poll 20 "lines for {service_name=\"training-launcher\"}" loki_has '{service_name="training-launcher"}' ||
-  fail "Loki has no training-launcher line (it pushes with --loki-url)"
+poll 20 "lines for {service_name=\"inference-server\"} trace_id:=\"$trace32\"" \
+  vlogs_has "{service_name=\"inference-server\"} trace_id:=\"$trace32\"" ||
+  fail "VictoriaLogs has no inference-server line with trace_id $trace32 (lines for the service: $(vlogs_count '{service_name="inference-server"}' 2>&1))"
+poll 20 "lines for {service_name=\"training-launcher\"}" vlogs_has '{service_name="training-launcher"}' ||
+  fail "VictoriaLogs has no training-launcher line (it pushes with --loki-url)"
+line=$(vlogs_query "{service_name=\"inference-server\"} trace_id:=\"$trace32\"" 1)
+jq -e --arg id "$trace32" '._msg != null and .trace_id == $id and (.span_id | length) == 16' <<<"$line" >/dev/null ||
+  fail "the inference-server line in VictoriaLogs lacks _msg, trace_id or span_id: $line"
+ok "the line carries its message, trace_id and span_id: $(jq -c '{_stream, trace_id, span_id}' <<<"$line")"
+
+# Fragments: each adds its own steps against the running stack and examples (see the header).
+for fragment in "$stack"/e2e.d/*.sh; do
+  [ -e "$fragment" ] || continue
+  step "fragment ${fragment#"$repo"/}"
+  # shellcheck source=/dev/null
+  source "$fragment"
+done
 
 if ! alive inference-server; then
   fail "inference-server exited during the test"

@@ -362,8 +362,9 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	c.initMetrics()
 	for range cfg.MaxInFlight {
 		c.inFlight.Go(func() {
+			var sc encodeScratch // this push goroutine's own
 			for b := range c.batches {
-				c.push(b)
+				c.push(b, &sc)
 			}
 		})
 	}
@@ -757,12 +758,12 @@ func (c *lokiCore) run() {
 }
 
 // push sends one batch, retrying what may succeed later.
-func (c *lokiCore) push(batch []lokiEntry) {
+func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
 	if c.ctx.Err() != nil { // Close gave up: no attempt, no push error
 		c.drop(DropClosed, len(batch))
 		return
 	}
-	body, contentType, err := c.encode(batch)
+	body, contentType, err := c.encode(batch, sc)
 	if err != nil {
 		c.drop(DropEncode, len(batch))
 		c.warn("logging: loki encode failed, dropping batch", "error", err.Error(), "lines", len(batch))
@@ -921,34 +922,68 @@ func (c *lokiCore) streamLabels(l slog.Level) string {
 	return labelString(c.cfg.Labels, levelName(l))
 }
 
-func (c *lokiCore) encode(batch []lokiEntry) (body []byte, contentType string, err error) {
+// encodeScratch is what a push goroutine reuses from one batch to the next
+// while encoding protobuf, so that a batch of thousands of lines does not
+// leave thousands of objects for the GC. The body itself is new each time:
+// the HTTP transport may still read it after the answer came.
+type encodeScratch struct {
+	streams []push.Stream
+	meta    []push.LabelAdapter // every entry's structured metadata, back to back
+	hex     []byte              // the ids in hex, back to back
+	raw     []byte              // the marshalled request, before snappy
+}
+
+func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, contentType string, err error) {
 	if c.cfg.Encoding == EncodingJSON {
 		return c.encodeJSON(batch)
 	}
-	req := push.PushRequest{}
-	index := map[string]int{}
+	// Sized up front: the entries point into meta and the labels into
+	// hex, so neither may move while the request is built.
+	sc.meta = slices.Grow(sc.meta[:0], 2*len(batch))
+	sc.hex = slices.Grow(sc.hex[:0], 48*len(batch))
+	streams := sc.streams[:0]
 	for _, e := range batch {
 		labels := c.streamLabels(e.level)
-		i, ok := index[labels]
-		if !ok {
-			i = len(req.Streams)
-			index[labels] = i
-			req.Streams = append(req.Streams, push.Stream{Labels: labels})
+		i := slices.IndexFunc(streams, func(s push.Stream) bool { return s.Labels == labels })
+		if i < 0 {
+			i = len(streams)
+			if i < cap(streams) {
+				streams = streams[:i+1]
+				streams[i].Labels, streams[i].Entries = labels, streams[i].Entries[:0]
+			} else {
+				streams = append(streams, push.Stream{Labels: labels})
+			}
 		}
 		pe := push.Entry{Timestamp: e.ts, Line: e.line}
 		if e.hasTrace {
-			pe.StructuredMetadata = push.LabelsAdapter{
-				{Name: TraceIDKey, Value: hex.EncodeToString(e.traceID[:])},
-				{Name: SpanIDKey, Value: hex.EncodeToString(e.spanID[:])},
-			}
+			off := len(sc.hex)
+			sc.hex = hex.AppendEncode(sc.hex, e.traceID[:])
+			sc.hex = hex.AppendEncode(sc.hex, e.spanID[:])
+			ids := unsafe.String(&sc.hex[off], 48)
+			k := len(sc.meta)
+			sc.meta = append(sc.meta,
+				push.LabelAdapter{Name: TraceIDKey, Value: ids[:32]},
+				push.LabelAdapter{Name: SpanIDKey, Value: ids[32:]})
+			pe.StructuredMetadata = push.LabelsAdapter(sc.meta[k : k+2 : k+2])
 		}
-		req.Streams[i].Entries = append(req.Streams[i].Entries, pe)
+		streams[i].Entries = append(streams[i].Entries, pe)
 	}
-	raw, err := req.Marshal()
+	req := push.PushRequest{Streams: streams}
+	n := req.Size()
+	if cap(sc.raw) < n {
+		sc.raw = make([]byte, n)
+	}
+	n, err = req.MarshalTo(sc.raw[:n])
+	// Keep the slices for the next batch, but not what they point to.
+	for i := range streams {
+		clear(streams[i].Entries)
+	}
+	clear(sc.meta)
+	sc.streams = streams
 	if err != nil {
 		return nil, "", err
 	}
-	return snappy.Encode(nil, raw), "application/x-protobuf", nil
+	return snappy.Encode(nil, sc.raw[:n]), "application/x-protobuf", nil
 }
 
 type jsonStream struct {

@@ -20,7 +20,9 @@
 //
 // NewLoki returns a *Loki, a slog.Handler that batches lines by count, bytes
 // and time and posts them to /loki/api/v1/push as snappy protobuf (Loki's
-// default) or JSON. Stream labels come from the config and stay few; the
+// default) or JSON, up to MaxInFlight pushes at once. Any receiver of Loki's
+// push API will do: Loki, VictoriaLogs (URL "http://host:9428/insert"), an
+// OpenTelemetry Collector's lokireceiver. Stream labels come from the config and stay few; the
 // level is a label only when asked; trace_id and span_id are structured
 // metadata; the line is the record as JSON. Handle only formats and queues:
 // a full queue drops the new line, and 429, 5xx and network errors are

@@ -16,12 +16,14 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/grafana/loki/pkg/push"
@@ -64,34 +66,54 @@ type LokiConfig struct {
 	Level slog.Leveler
 	// Encoding is EncodingProtobuf (default) or EncodingJSON.
 	Encoding string
-	// TenantID, when set, is sent as X-Scope-OrgID.
+	// TenantID, when set, is sent as X-Scope-OrgID: Loki's tenant.
+	// VictoriaLogs reads it only as a number, "AccountID" or
+	// "AccountID:ProjectID", and answers 400 to anything else (the batch is
+	// then dropped as rejected); there, set its AccountID and ProjectID
+	// headers with Headers instead.
 	TenantID string
 	// Username and Password set basic auth; BearerToken sets a bearer
 	// token. Set at most one of the two.
 	Username, Password string
 	BearerToken        string
-	// Headers are extra HTTP headers sent with every push.
+	// Headers are extra HTTP headers sent with every push, such as
+	// VictoriaLogs' AccountID, ProjectID and VL-Stream-Fields. Every push
+	// also carries "VL-Msg-Field: msg", so that VictoriaLogs, which parses
+	// the JSON line into fields, takes the record's message as its _msg;
+	// Headers can replace it.
 	Headers map[string]string
-	// BatchLines and BatchBytes bound a batch (default 1000 lines, 1 MiB of
-	// log lines); a line longer than BatchBytes is dropped (reason
-	// too_large). BatchWait is how long the first line of a batch waits
-	// for more before the batch is sent (default 1s).
+	// BatchLines and BatchBytes bound a batch (default 10000 lines, 1 MiB
+	// of log lines: with lines of a few hundred bytes the bytes bound
+	// first); a line longer than BatchBytes is dropped (reason too_large).
+	// BatchWait is how long the first line of a batch waits for more
+	// before the batch is sent (default 1s).
 	BatchLines int
 	BatchBytes int
 	BatchWait  time.Duration
-	// QueueSize bounds the lines waiting to be batched (default 10000).
-	// Handle never blocks: when the queue is full the new line is dropped
-	// (the oldest lines are kept, they are already on their way) and counted
-	// with reason queue_full. QueueBytes bounds the bytes of those lines
-	// likewise (default 16 MiB, and never less than BatchBytes), so that
-	// big records cannot make the queue hold QueueSize times their size.
+	// MaxInFlight is the most pushes in flight at once (default 4), so
+	// that a backend far away (every push taking 200 ms) still receives
+	// 4 MiB per round trip. Batches may then arrive out of order, which
+	// Loki (since 2.4, unordered_writes) and VictoriaLogs accept; set 1 to
+	// push one batch at a time, in order.
+	MaxInFlight int
+	// QueueBytes bounds the bytes of the lines accepted and not yet handed
+	// to a push (default 16 MiB, and never less than BatchBytes), and
+	// QueueSize their number (default 100000, which leaves QueueBytes the
+	// bound that counts for lines over ~170 bytes). Handle never
+	// blocks: when either bound would be passed the new line is dropped
+	// (the older lines are kept, they are already on their way) and
+	// counted with reason queue_full. Memory grows with use, not up front:
+	// at most QueueBytes of lines, about 90 bytes more for each, an 8 KiB
+	// slab of lines per queue shard, and MaxInFlight batches being pushed.
 	QueueSize  int
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
-	// retries after the first attempt (default 10; negative: none). A
-	// Retry-After header (seconds or an HTTP-date) on a retried answer
-	// replaces the backoff, up to MaxBackoff.
+	// retries after the first attempt (default 10; negative: none). No
+	// retry comes sooner than MinBackoff. A Retry-After header (seconds or
+	// an HTTP-date) on a retried answer lengthens the wait to what it says,
+	// up to MaxBackoff, but never shortens it: "Retry-After: 0" is retried
+	// after the backoff.
 	MinBackoff, MaxBackoff time.Duration
 	MaxRetries             int
 	// Timeout bounds one HTTP request (default 10s). Client, when set,
@@ -166,9 +188,10 @@ func (c *LokiConfig) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.BatchLines, 1000)
+	def(&c.BatchLines, 10000)
 	def(&c.BatchBytes, 1<<20)
-	def(&c.QueueSize, 10000)
+	def(&c.MaxInFlight, 4)
+	def(&c.QueueSize, 100000)
 	def(&c.QueueBytes, 16<<20)
 	c.QueueBytes = max(c.QueueBytes, c.BatchBytes)
 	defDur(&c.BatchWait, time.Second)
@@ -198,9 +221,9 @@ func (c *LokiConfig) setDefaults() {
 // stream of the configured labels, with trace_id and span_id from the ctx's
 // span as structured metadata. Handle formats the line and puts it on a
 // bounded queue without ever waiting for the network; a goroutine batches the
-// queue by size and time and pushes, retrying 429, 5xx and network errors with
-// exponential backoff and jitter, never other 4xx. What cannot be sent is
-// dropped and counted.
+// queue by size and time and hands the batches to up to MaxInFlight pushes at
+// once, which retry 429, 5xx and network errors with exponential backoff and
+// jitter, never other 4xx. What cannot be sent is dropped and counted.
 //
 // *Loki is also a prometheus.Collector of its own metrics (see Describe). The
 // handlers returned by WithAttrs and WithGroup share the queue, the pusher and
@@ -208,27 +231,74 @@ func (c *LokiConfig) setDefaults() {
 // concurrent use. The zero Loki is not usable: call NewLoki.
 type Loki struct {
 	core *lokiCore
-	fmt  slog.Handler // JSON formatter writing into core.line
+	// A handler made by WithAttrs or WithGroup is op applied to parent;
+	// hs[i] is its JSON formatter for slot i, built on first use while
+	// holding that slot's fmu (the root uses the slots' own).
+	parent *Loki
+	op     fmtOp
+	hs     []slog.Handler
+}
+
+// fmtOp is one WithGroup (group != "") or WithAttrs call.
+type fmtOp struct {
+	group string
+	attrs []slog.Attr
+}
+
+type bufWriter struct{ buf *[]byte }
+
+func (w bufWriter) Write(p []byte) (int, error) {
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
+}
+
+// qshard is one part of the queue, with a formatter of its own. Handle
+// formats a record in the first shard whose fmu it can take (so that
+// records are formatted in parallel, not one at a time behind a shared
+// buffer), then appends it to the last of that shard's chunks, fixed-size
+// so that no append copies a long queue under the lock; run takes them all
+// at once.
+type qshard struct {
+	fmu  sync.Mutex
+	buf  []byte       // under fmu: the line being formatted
+	root slog.Handler // under fmu: the JSON handler writing into buf
+	// slab, under fmu, holds the lines copied out of buf, back to back:
+	// one allocation for many lines instead of one each. Only appended to;
+	// a full slab is left to the GC once its lines are pushed.
+	slab []byte
+
+	mu     sync.Mutex
+	chunks [][]lokiEntry
+	free   [][]lokiEntry // emptied chunks for reuse
+	closed bool          // set by run's last take: Handle then drops as closed
+	_      [64]byte      // keep the shards' locks off one cache line
 }
 
 type lokiCore struct {
 	cfg     LokiConfig
 	pushURL string
-	queue   chan lokiEntry
-	// queuedBytes is the length of the lines in queue, bounded by
-	// QueueBytes: Handle adds before sending, run subtracts on receipt.
-	queuedBytes atomic.Int64
+	jsonOpt *slog.HandlerOptions
+
+	// The queue: the lines accepted and not yet handed to a push, in
+	// shards so that concurrent Handles seldom wait for one another.
+	// qlines and qbytes count both the lines in the shards and those run
+	// is still batching, and are what QueueSize and QueueBytes bound:
+	// Handle reserves before it appends, run releases at hand-off.
+	shards   []qshard
+	qlines   atomic.Int64
+	qbytes   atomic.Int64
+	seq      atomic.Uint64 // orders the entries across shards
+	wake     chan struct{} // cap 1: the queue went from empty to not empty
+	batches  chan []lokiEntry
+	inFlight sync.WaitGroup // the push goroutines
+
 	// baseStream is the label string of the stream; with LevelLabel,
 	// levelStreams holds those of the four standard levels.
 	baseStream   string
 	levelStreams map[slog.Level]string
 
-	// fmtMu serialises formatting, so that line holds one record at a time.
-	fmtMu sync.Mutex
-	line  []byte
-
 	closing     chan struct{}
-	closeGaveUp bool // a batch failed for good after Close: the later ones get one attempt (run's goroutine only)
+	closeGaveUp atomic.Bool // a batch failed for good after Close: the later ones get one attempt
 	done        chan struct{}
 	closeOnce   sync.Once
 	closed      atomic.Bool
@@ -246,19 +316,13 @@ type lokiCore struct {
 }
 
 type lokiEntry struct {
+	seq      uint64
 	ts       time.Time
 	line     string
 	level    slog.Level
 	traceID  trace.TraceID
 	spanID   trace.SpanID
 	hasTrace bool
-}
-
-type lineWriter struct{ c *lokiCore }
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	w.c.line = append(w.c.line, p...)
-	return len(p), nil
 }
 
 // NewLoki validates cfg, starts the pushing goroutine and returns the handler.
@@ -276,9 +340,12 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	c := &lokiCore{
 		cfg:     cfg,
 		pushURL: u.String(),
-		queue:   make(chan lokiEntry, cfg.QueueSize),
+		jsonOpt: &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource},
+		wake:    make(chan struct{}, 1),
+		batches: make(chan []lokiEntry),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		shards:  make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.baseStream = labelString(cfg.Labels, "")
@@ -288,10 +355,59 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 			c.levelStreams[lv] = labelString(cfg.Labels, levelName(lv))
 		}
 	}
+	for i := range c.shards {
+		q := &c.shards[i]
+		q.root = slog.NewJSONHandler(bufWriter{&q.buf}, c.jsonOpt)
+	}
 	c.initMetrics()
+	for range cfg.MaxInFlight {
+		c.inFlight.Go(func() {
+			var sc encodeScratch // this push goroutine's own
+			for b := range c.batches {
+				c.push(b, &sc)
+			}
+		})
+	}
 	go c.run()
-	jh := slog.NewJSONHandler(lineWriter{c}, &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource})
-	return &Loki{core: c, fmt: jh}, nil
+	return &Loki{core: c}, nil
+}
+
+// child returns the handler that is op applied to l.
+func (l *Loki) child(op fmtOp) *Loki {
+	return &Loki{core: l.core, parent: l, op: op, hs: make([]slog.Handler, len(l.core.shards))}
+}
+
+// handler returns l's formatter for shard i; the caller holds its fmu.
+func (l *Loki) handler(i int) slog.Handler {
+	if l.parent == nil {
+		return l.core.shards[i].root
+	}
+	if h := l.hs[i]; h != nil {
+		return h
+	}
+	h := l.parent.handler(i)
+	if l.op.group != "" {
+		h = h.WithGroup(l.op.group)
+	} else {
+		h = h.WithAttrs(l.op.attrs)
+	}
+	l.hs[i] = h
+	return h
+}
+
+// lockFormatter takes the fmu of a free shard, trying them all from a
+// random one before it waits for that one, and returns its index.
+func (c *lokiCore) lockFormatter() int {
+	n := len(c.shards)
+	start := int(rand.Uint32() % uint32(n))
+	for k := range n {
+		i := (start + k) % n
+		if c.shards[i].fmu.TryLock() {
+			return i
+		}
+	}
+	c.shards[start].fmu.Lock()
+	return start
 }
 
 // labelString renders labels in Loki's stream selector form, sorted by name,
@@ -336,7 +452,7 @@ func (l *Loki) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return l
 	}
-	return &Loki{core: l.core, fmt: l.fmt.WithAttrs(as)}
+	return l.child(fmtOp{attrs: slices.Clone(as)})
 }
 
 // WithGroup returns a handler that puts the attributes that follow under name;
@@ -345,34 +461,41 @@ func (l *Loki) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return l
 	}
-	return &Loki{core: l.core, fmt: l.fmt.WithGroup(name)}
+	return l.child(fmtOp{group: name})
 }
 
 // Handle formats r as a JSON line and queues it; it never waits for Loki. A
-// full queue or a closed handler drops the line and counts it. Formatting is
-// serialised across the handler and its WithAttrs/WithGroup copies, as
-// slog.JSONHandler serialises its writes. It returns an
-// error only when the record cannot be formatted.
+// full queue or a closed handler drops the line and counts it. Records are
+// formatted in parallel, in as many formatters as queue shards. It returns
+// an error only when the record cannot be formatted.
 func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	c := l.core
 	if c.closed.Load() {
 		c.drop(DropClosed, 1)
 		return nil
 	}
-	c.fmtMu.Lock()
-	err := l.fmt.Handle(ctx, r)
+	shard := c.lockFormatter()
+	q := &c.shards[shard]
+	q.buf = q.buf[:0]
+	err := l.handler(shard).Handle(ctx, r)
 	var line string
-	if n := len(bytes.TrimSuffix(c.line, []byte{'\n'})); n <= c.cfg.BatchBytes {
-		line = string(c.line[:n])
-	} else {
+	switch n := len(bytes.TrimSuffix(q.buf, []byte{'\n'})); {
+	case n > c.cfg.BatchBytes:
 		line, err = "", errTooLarge
+	case n > slabLine:
+		line = string(q.buf[:n])
+	case n > 0:
+		if cap(q.slab)-len(q.slab) < n {
+			q.slab = make([]byte, 0, slabSize)
+		}
+		off := len(q.slab)
+		q.slab = append(q.slab, q.buf[:n]...)
+		line = unsafe.String(&q.slab[off], n)
 	}
-	if cap(c.line) > maxKeptLineBuf {
-		c.line = nil // do not keep a huge record's buffer for good
-	} else {
-		c.line = c.line[:0]
+	if cap(q.buf) > maxKeptLineBuf {
+		q.buf = nil // do not keep a huge record's buffer for good
 	}
-	c.fmtMu.Unlock()
+	q.fmu.Unlock()
 	if err == errTooLarge {
 		c.drop(DropTooLarge, 1)
 		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)
@@ -390,26 +513,150 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
 		}
 	}
-	n := int64(len(line))
-	if c.queuedBytes.Add(n) <= int64(c.cfg.QueueBytes) {
+	c.enqueue(&c.shards[shard], e)
+	return nil
+}
+
+// enqueue puts e on the queue, in shard q, or drops it when the queue is
+// full or closed.
+func (c *lokiCore) enqueue(q *qshard, e lokiEntry) {
+	n := int64(len(e.line))
+	lines, bytes := c.qlines.Add(1), c.qbytes.Add(n) // both, always: handedOff takes both back
+	if lines > int64(c.cfg.QueueSize) || bytes > int64(c.cfg.QueueBytes) {
+		c.handedOff(1, n)
+		c.drop(DropQueueFull, 1)
+		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
+		return
+	}
+	var fresh []lokiEntry // a new chunk, made outside the lock when needed
+again:
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		c.handedOff(1, n)
+		c.drop(DropClosed, 1)
+		return
+	}
+	last := len(q.chunks) - 1
+	if last < 0 || len(q.chunks[last]) == cap(q.chunks[last]) {
+		var ch []lokiEntry
+		switch k := len(q.free); {
+		case k > 0:
+			ch, q.free = q.free[k-1], q.free[:k-1]
+		case fresh != nil:
+			ch, fresh = fresh, nil
+		default:
+			// Allocating under the lock could make it wait for the
+			// GC while the other Handles of the shard wait for the lock.
+			q.mu.Unlock()
+			fresh = make([]lokiEntry, 0, queueChunk)
+			goto again
+		}
+		q.chunks = append(q.chunks, ch)
+		last++
+	}
+	e.seq = c.seq.Add(1)
+	q.chunks[last] = append(q.chunks[last], e)
+	wake := last == 0 && len(q.chunks[0]) == 1 // the first since run took the shard
+	q.mu.Unlock()
+	if wake {
 		select {
-		case c.queue <- e:
-			select {
-			case <-c.done:
-				// Close raced with this Handle and the pusher is gone:
-				// count what is left rather than strand it.
-				c.drainClosed()
-			default:
-			}
-			return nil
+		case c.wake <- struct{}{}:
 		default:
 		}
 	}
-	c.queuedBytes.Add(-n)
-	c.drop(DropQueueFull, 1)
-	c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
-	return nil
 }
+
+// take returns the entries queued in every shard, after putting done (the
+// chunks of the last take) up for reuse; with closing, the queue is closed
+// too. It holds every shard's lock at once, so that what it takes is all
+// that was queued up to a point: no entry queued later comes before one
+// queued earlier.
+func (c *lokiCore) take(done [][][]lokiEntry, closing bool) [][][]lokiEntry {
+	for _, old := range done {
+		for _, ch := range old {
+			clear(ch)
+		}
+	}
+	got := make([][][]lokiEntry, len(c.shards))
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+	}
+	for i := range c.shards {
+		q := &c.shards[i]
+		got[i] = q.chunks
+		q.chunks = nil
+		if i < len(done) {
+			for _, ch := range done[i] {
+				if len(q.free) < maxFreeChunks {
+					q.free = append(q.free, ch[:0])
+				}
+			}
+		}
+		if closing {
+			q.closed = true
+		}
+	}
+	for i := range c.shards {
+		c.shards[i].mu.Unlock()
+	}
+	return got
+}
+
+// merge calls fn with the entries of shards in seq order (each shard's
+// chunks are in that order already).
+func merge(shards [][][]lokiEntry, fn func(lokiEntry)) {
+	type cursor struct{ chunk, i int }
+	cur := make([]cursor, len(shards))
+	for {
+		best := -1
+		var bestSeq uint64
+		for s, cs := range shards {
+			c := cur[s]
+			if c.chunk < len(cs) {
+				if seq := cs[c.chunk][c.i].seq; best < 0 || seq < bestSeq {
+					best, bestSeq = s, seq
+				}
+			}
+		}
+		if best < 0 {
+			return
+		}
+		c := &cur[best]
+		fn(shards[best][c.chunk][c.i])
+		if c.i++; c.i == len(shards[best][c.chunk]) {
+			c.chunk, c.i = c.chunk+1, 0
+		}
+	}
+}
+
+// handedOff takes lines and bytes off the queue's counts.
+func (c *lokiCore) handedOff(lines int, bytes int64) {
+	c.qlines.Add(-int64(lines))
+	c.qbytes.Add(-bytes)
+}
+
+// queueLength is the number of lines accepted and not yet handed to a push.
+func (c *lokiCore) queueLength() int { return int(c.qlines.Load()) }
+
+// queueBytes is the bytes of those lines.
+func (c *lokiCore) queueBytes() int { return int(c.qbytes.Load()) }
+
+// Lines up to slabLine bytes are copied into slabs of slabSize bytes.
+const (
+	slabSize = 8 << 10
+	slabLine = 1 << 10
+)
+
+// takePause is the least time between two takes of the queue.
+const takePause = time.Millisecond
+
+// A queue chunk holds queueChunk entries; up to maxFreeChunks emptied
+// ones are kept for reuse.
+const (
+	queueChunk    = 256
+	maxFreeChunks = 64
+)
 
 // maxKeptLineBuf is the largest formatting buffer Handle keeps for reuse.
 const maxKeptLineBuf = 64 << 10
@@ -417,101 +664,106 @@ const maxKeptLineBuf = 64 << 10
 var errTooLarge = errors.New("line longer than BatchBytes")
 
 // Close stops accepting lines, pushes what is queued and stops the pushing
-// goroutine. When ctx ends first, the push in flight is abandoned, the lines
-// still queued are dropped (counted with reason closed) and Close returns
-// ctx's error. While it flushes, failed pushes are retried MinBackoff apart
-// (not after backoffs of up to MaxBackoff), and once one batch has failed
-// for good the later ones get one attempt each, so a Loki that is down
-// holds the service's exit for seconds, not minutes. Safe to call more than
-// once and from any WithAttrs copy.
+// goroutines. When ctx ends first, the pushes in flight are abandoned, the
+// lines still queued are dropped (counted with reason closed) and Close
+// returns ctx's error. While it flushes, failed pushes are retried MinBackoff
+// apart (not after backoffs of up to MaxBackoff), and once one batch has
+// failed for good the later ones get one attempt each, so a Loki that is
+// down holds the service's exit for seconds, not minutes. Safe to call more
+// than once and from any WithAttrs copy.
 func (l *Loki) Close(ctx context.Context) error {
 	c := l.core
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		close(c.closing)
 	})
-	var err error
 	select {
 	case <-c.done:
+		return nil
 	case <-ctx.Done():
 		c.cancel()
 		<-c.done // quick now: every push fails at once
-		err = fmt.Errorf("logging: loki close: %w", ctx.Err())
-	}
-	c.drainClosed() // lines queued by a Handle that raced with Close
-	return err
-}
-
-// drainClosed drops, as closed, what is in the queue once run has returned.
-// Close calls it, and so does a Handle that finds run gone after queueing:
-// every line queued after run's last look is counted by one of the two.
-func (c *lokiCore) drainClosed() {
-	for {
-		select {
-		case e := <-c.queue:
-			c.queuedBytes.Add(-int64(len(e.line)))
-			c.drop(DropClosed, 1)
-		default:
-			return
-		}
+		return fmt.Errorf("logging: loki close: %w", ctx.Err())
 	}
 }
 
-// run batches the queue and pushes, until Close.
+// run batches the queue and hands the batches to the push goroutines, until
+// Close.
 func (c *lokiCore) run() {
 	defer close(c.done)
 	defer c.cancel()
 	var (
-		batch []lokiEntry
-		bytes int
+		batch      []lokiEntry
+		batchBytes int
+		done       [][][]lokiEntry
 	)
 	timer := time.NewTimer(c.cfg.BatchWait)
 	timer.Stop()
+	pause := time.NewTimer(takePause)
+	pause.Stop()
 	flush := func() {
-		if len(batch) > 0 {
-			c.push(batch)
-			batch, bytes = nil, 0
-		}
 		timer.Stop()
+		if len(batch) == 0 {
+			return
+		}
+		b, n := batch, batchBytes
+		batch, batchBytes = nil, 0
+		select {
+		case c.batches <- b:
+		case <-c.ctx.Done():
+			c.drop(DropClosed, len(b))
+		}
+		c.handedOff(len(b), int64(n))
 	}
 	add := func(e lokiEntry) {
-		if len(batch) > 0 && bytes+len(e.line) > c.cfg.BatchBytes {
+		if len(batch) > 0 && batchBytes+len(e.line) > c.cfg.BatchBytes {
 			flush()
 		}
 		if len(batch) == 0 {
 			timer.Reset(c.cfg.BatchWait)
 		}
 		batch = append(batch, e)
-		bytes += len(e.line)
-		if len(batch) >= c.cfg.BatchLines || bytes >= c.cfg.BatchBytes {
+		batchBytes += len(e.line)
+		if len(batch) >= c.cfg.BatchLines || batchBytes >= c.cfg.BatchBytes {
 			flush()
 		}
 	}
-	for {
+	for closing := false; !closing; {
 		select {
-		case e := <-c.queue:
-			c.queuedBytes.Add(-int64(len(e.line)))
-			add(e)
+		case <-c.wake:
 		case <-timer.C:
 			flush()
+			continue
 		case <-c.closing:
-			for {
-				select {
-				case e := <-c.queue:
-					c.queuedBytes.Add(-int64(len(e.line)))
-					add(e)
-				default:
-					flush()
-					return
-				}
+			closing = true
+		}
+		got := c.take(done, closing)
+		merge(got, add)
+		done = got
+		if !closing {
+			// Let lines gather before the next take, rather than waking
+			// for each one: a take locks every shard, and a wake per line
+			// costs the callers' latency at high rates.
+			pause.Reset(takePause)
+			select {
+			case <-pause.C:
+			case <-c.closing: // seen again at the top of the loop
+				pause.Stop()
 			}
 		}
 	}
+	flush()
+	close(c.batches)
+	c.inFlight.Wait()
 }
 
 // push sends one batch, retrying what may succeed later.
-func (c *lokiCore) push(batch []lokiEntry) {
-	body, contentType, err := c.encode(batch)
+func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
+	if c.ctx.Err() != nil { // Close gave up: no attempt, no push error
+		c.drop(DropClosed, len(batch))
+		return
+	}
+	body, contentType, err := c.encode(batch, sc)
 	if err != nil {
 		c.drop(DropEncode, len(batch))
 		c.warn("logging: loki encode failed, dropping batch", "error", err.Error(), "lines", len(batch))
@@ -535,17 +787,20 @@ func (c *lokiCore) push(batch []lokiEntry) {
 			c.warn("logging: loki rejected a batch, dropping it", "status", status, "lines", len(batch))
 			return
 		}
-		if attempt >= c.cfg.MaxRetries || (closing && c.closeGaveUp) {
+		if attempt >= c.cfg.MaxRetries || (closing && c.closeGaveUp.Load()) {
 			if closing {
-				c.closeGaveUp = true
+				c.closeGaveUp.Store(true)
 			}
 			c.drop(DropRetriesExhausted, len(batch))
 			c.warn("logging: loki push failed, dropping batch", "status", status, "error", errString(err),
 				"attempts", attempt+1, "lines", len(batch))
 			return
 		}
+		// Retry-After can lengthen the wait, never shorten it: a server
+		// answering "Retry-After: 0" for a while would otherwise have the
+		// retries spent in milliseconds and the batch dropped.
 		wait := c.backoff(attempt)
-		if hasRetryAfter {
+		if hasRetryAfter && retryAfter > wait {
 			wait = min(retryAfter, c.cfg.MaxBackoff)
 		}
 		closingCh := c.closing
@@ -584,8 +839,8 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// backoff is MinBackoff * 2^attempt capped at MaxBackoff, with "equal
-// jitter": a random duration in [d/2, d].
+// backoff is d = MinBackoff * 2^attempt capped at MaxBackoff, with "equal
+// jitter": a random duration in [d/2, d], and never less than MinBackoff.
 func (c *lokiCore) backoff(attempt int) time.Duration {
 	d := c.cfg.MinBackoff
 	for i := 0; i < attempt && d < c.cfg.MaxBackoff; i++ {
@@ -593,7 +848,7 @@ func (c *lokiCore) backoff(attempt int) time.Duration {
 	}
 	d = min(d, c.cfg.MaxBackoff)
 	half := d / 2
-	return half + rand.N(half+1)
+	return max(half+rand.N(half+1), c.cfg.MinBackoff)
 }
 
 func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter time.Duration, hasRetryAfter bool, err error) {
@@ -611,6 +866,9 @@ func (c *lokiCore) post(body []byte, contentType string) (status int, retryAfter
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "modeltel-logging")
+	// Tells VictoriaLogs which field of the JSON line is the message (its
+	// _msg); Loki and other receivers ignore it. Headers can replace it.
+	req.Header.Set("VL-Msg-Field", slog.MessageKey)
 	for k, v := range c.cfg.Headers {
 		req.Header.Set(k, v)
 	}
@@ -664,34 +922,68 @@ func (c *lokiCore) streamLabels(l slog.Level) string {
 	return labelString(c.cfg.Labels, levelName(l))
 }
 
-func (c *lokiCore) encode(batch []lokiEntry) (body []byte, contentType string, err error) {
+// encodeScratch is what a push goroutine reuses from one batch to the next
+// while encoding protobuf, so that a batch of thousands of lines does not
+// leave thousands of objects for the GC. The body itself is new each time:
+// the HTTP transport may still read it after the answer came.
+type encodeScratch struct {
+	streams []push.Stream
+	meta    []push.LabelAdapter // every entry's structured metadata, back to back
+	hex     []byte              // the ids in hex, back to back
+	raw     []byte              // the marshalled request, before snappy
+}
+
+func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, contentType string, err error) {
 	if c.cfg.Encoding == EncodingJSON {
 		return c.encodeJSON(batch)
 	}
-	req := push.PushRequest{}
-	index := map[string]int{}
+	// Sized up front: the entries point into meta and the labels into
+	// hex, so neither may move while the request is built.
+	sc.meta = slices.Grow(sc.meta[:0], 2*len(batch))
+	sc.hex = slices.Grow(sc.hex[:0], 48*len(batch))
+	streams := sc.streams[:0]
 	for _, e := range batch {
 		labels := c.streamLabels(e.level)
-		i, ok := index[labels]
-		if !ok {
-			i = len(req.Streams)
-			index[labels] = i
-			req.Streams = append(req.Streams, push.Stream{Labels: labels})
+		i := slices.IndexFunc(streams, func(s push.Stream) bool { return s.Labels == labels })
+		if i < 0 {
+			i = len(streams)
+			if i < cap(streams) {
+				streams = streams[:i+1]
+				streams[i].Labels, streams[i].Entries = labels, streams[i].Entries[:0]
+			} else {
+				streams = append(streams, push.Stream{Labels: labels})
+			}
 		}
 		pe := push.Entry{Timestamp: e.ts, Line: e.line}
 		if e.hasTrace {
-			pe.StructuredMetadata = push.LabelsAdapter{
-				{Name: TraceIDKey, Value: hex.EncodeToString(e.traceID[:])},
-				{Name: SpanIDKey, Value: hex.EncodeToString(e.spanID[:])},
-			}
+			off := len(sc.hex)
+			sc.hex = hex.AppendEncode(sc.hex, e.traceID[:])
+			sc.hex = hex.AppendEncode(sc.hex, e.spanID[:])
+			ids := unsafe.String(&sc.hex[off], 48)
+			k := len(sc.meta)
+			sc.meta = append(sc.meta,
+				push.LabelAdapter{Name: TraceIDKey, Value: ids[:32]},
+				push.LabelAdapter{Name: SpanIDKey, Value: ids[32:]})
+			pe.StructuredMetadata = push.LabelsAdapter(sc.meta[k : k+2 : k+2])
 		}
-		req.Streams[i].Entries = append(req.Streams[i].Entries, pe)
+		streams[i].Entries = append(streams[i].Entries, pe)
 	}
-	raw, err := req.Marshal()
+	req := push.PushRequest{Streams: streams}
+	n := req.Size()
+	if cap(sc.raw) < n {
+		sc.raw = make([]byte, n)
+	}
+	n, err = req.MarshalTo(sc.raw[:n])
+	// Keep the slices for the next batch, but not what they point to.
+	for i := range streams {
+		clear(streams[i].Entries)
+	}
+	clear(sc.meta)
+	sc.streams = streams
 	if err != nil {
 		return nil, "", err
 	}
-	return snappy.Encode(nil, raw), "application/x-protobuf", nil
+	return snappy.Encode(nil, sc.raw[:n]), "application/x-protobuf", nil
 }
 
 type jsonStream struct {

@@ -200,6 +200,7 @@ func TestLokiBatching(t *testing.T) {
 		f := newFakeLoki(t, nil)
 		cfg := testLokiConfig(f.srv.URL)
 		cfg.BatchLines = 2
+		cfg.MaxInFlight = 1 // in order
 		l := mustLoki(t, cfg)
 		for i := range 5 {
 			slog.New(l).Info("m", "i", i)
@@ -297,6 +298,7 @@ func TestLokiDownThenUp(t *testing.T) {
 			cfg.QueueSize = 100
 			cfg.BatchLines = 10
 			cfg.MaxRetries = 50
+			cfg.MaxInFlight = 1 // in order
 			l := mustLoki(t, cfg)
 			for i := range 100 {
 				slog.New(l).Info("m", "i", i)
@@ -325,6 +327,7 @@ func TestLokiNeverBlocks(t *testing.T) {
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1
 	cfg.QueueSize = 10
+	cfg.MaxInFlight = 1 // the one push held holds them all
 	cfg.Fallback = slog.NewTextHandler(&warnings, nil)
 	l := mustLoki(t, cfg)
 	logger := slog.New(l)

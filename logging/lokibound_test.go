@@ -47,6 +47,7 @@ func TestLokiQueueBytes(t *testing.T) {
 	cfg.BatchBytes = 1000
 	cfg.QueueSize = 1000
 	cfg.QueueBytes = 2000
+	cfg.MaxInFlight = 1 // the one push held holds them all
 	l := mustLoki(t, cfg)
 	logger := slog.New(l)
 	logger.Info("first")
@@ -59,7 +60,7 @@ func TestLokiQueueBytes(t *testing.T) {
 	if queued == 0 || queued > 10 {
 		t.Errorf("%d lines queued, want 1..10 (2000 bytes of ~200-byte lines)", queued)
 	}
-	if got := l.core.queuedBytes.Load(); got > 2000 {
+	if got := l.core.queueBytes(); got > 2000 {
 		t.Errorf("%d bytes queued, want <= 2000", got)
 	}
 	if n := int(testutil.ToFloat64(l.core.drops[DropQueueFull])); n != 100-queued {
@@ -70,7 +71,7 @@ func TestLokiQueueBytes(t *testing.T) {
 	if n := len(f.lines()); n != 1+queued {
 		t.Errorf("received %d lines, want %d", n, 1+queued)
 	}
-	if got := l.core.queuedBytes.Load(); got != 0 {
+	if got := l.core.queueBytes(); got != 0 {
 		t.Errorf("%d bytes still counted as queued after Close", got)
 	}
 }

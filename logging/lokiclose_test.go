@@ -66,6 +66,7 @@ func TestLokiCloseWithLokiDown(t *testing.T) {
 	cfg.MaxRetries = 3
 	cfg.MinBackoff = time.Millisecond
 	cfg.MaxBackoff = time.Hour
+	cfg.MaxInFlight = 1 // batch one fails for good before the others start
 	l := mustLoki(t, cfg)
 	log := slog.New(l)
 	log.Info("one")

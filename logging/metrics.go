@@ -26,7 +26,7 @@ func (c *lokiCore) initMetrics() {
 	c.queueLen = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "logging_loki_queue_length",
 		Help: "Log lines waiting in the queue to be batched and pushed to Loki.",
-	}, func() float64 { return float64(len(c.queue)) })
+	}, func() float64 { return float64(c.queueLength()) })
 	c.all = promlist.Collectors{c.sentLines, c.pushErrors, c.dropped, c.queueLen}
 }
 

@@ -167,4 +167,4 @@ poll 30 "all 8 GPUs up again after clear" gs_is 9090 'sum(gpu_up{job="gpu-export
 gs_quiet() { gs_is 9091 "count(ALERTS{alertname=~\"GPUDown|GPUXIDErrors\",job=\"gpu-exporter\"}) or vector(0)" 0; }
 poll 60 "e2e rules: GPUDown and GPUXIDErrors resolved" gs_quiet ||
   fail "alerts still active after clear: $(curl -fsS --max-time 5 127.0.0.1:9091/api/v1/alerts | head -c 1500)"
-curl -fsS --max-time 5 http://127.0.0.1:9400/healthz >/dev/null || info "/healthz still 503 (critical XID 79 since start, by design)"
+curl -fsS --max-time 5 http://127.0.0.1:9400/healthz >/dev/null 2>&1 || info "/healthz still 503 (critical XID 79 since start, by design)"

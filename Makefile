@@ -4,6 +4,7 @@ export CGO_CFLAGS ?= -Wno-deprecated-declarations
 GOBIN         := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+GRPCURL_VERSION     := v1.9.4
 
 # Benchmarks: `make bench` writes bench/$(BENCH_NAME).txt in benchstat's format.
 # Compare two runs with `make benchstat OLD=bench/main.txt NEW=bench/new.txt`.
@@ -15,7 +16,7 @@ BENCH_NAME  ?= new
 OLD         ?= bench/main.txt
 NEW         ?= bench/new.txt
 
-.PHONY: all test bench benchstat lint tools e2e stack fmt
+.PHONY: all test bench benchstat lint tools e2e e2e-fleet stack fmt
 
 all: lint test
 
@@ -40,14 +41,19 @@ lint: tools
 	$(GOBIN)/staticcheck ./...
 	$(GO) test -count=1 ./examples/stack/...
 
-## tools: pinned staticcheck and benchstat from the module proxy
+## tools: pinned staticcheck, benchstat and grpcurl (TestGrpcurl, the e2e gRPC step) from the module proxy
 tools:
 	@test -x $(GOBIN)/staticcheck && $(GOBIN)/staticcheck -version | grep -q '$(STATICCHECK_VERSION:v%=%)' || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	@test -x $(GOBIN)/benchstat || $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+	@test -x $(GOBIN)/grpcurl || $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 ## e2e: real Prometheus, Jaeger and VictoriaLogs on loopback (see examples/stack)
 e2e:
 	examples/stack/e2e.sh
+
+## e2e-fleet: 50 simulated GPU nodes, sharded Prometheus agents, Thanos, two Alertmanagers (docs/fleet.md)
+e2e-fleet:
+	examples/stack/e2e-fleet.sh
 
 ## stack: build (or find in the cache) Prometheus, promtool, Jaeger and VictoriaLogs; prints their folder
 stack:

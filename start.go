@@ -49,7 +49,9 @@ type Telemetry struct {
 //   - the inference metrics (inference.NewMetrics);
 //   - a tracer provider: tracing.NewProvider, exporting over OTLP gRPC, when
 //     OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set
-//     or WithTracingOptions is given; otherwise one that samples nothing,
+//     or WithTracingOptions is given, with its span counters
+//     (tracing.Metrics: modeltel_tracing_spans_exported_total, ..._export_failed_total,
+//     ..._dropped_total) registered; otherwise one that samples nothing,
 //     whose spans still carry trace ids for the logs, at almost no cost;
 //   - a logger: logging.New (JSON on stdout with trace_id and span_id), also
 //     pushing to Loki with WithLoki;
@@ -113,7 +115,11 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	case cfg.tracerProvider != nil:
 		t.tp = cfg.tracerProvider
 	case len(cfg.tracingOpts) > 0 || otelenv.Set("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-		topts := []tracing.Option{tracing.WithServiceName(cfg.serviceName)}
+		// The span counters and the shutdown report; options given later
+		// may replace either.
+		spans := tracing.NewMetrics()
+		topts := []tracing.Option{tracing.WithServiceName(cfg.serviceName),
+			tracing.WithMetrics(spans), tracing.WithErrorLogger(t.logger)}
 		if cfg.serviceVersion != "" {
 			topts = append(topts, tracing.WithServiceVersion(cfg.serviceVersion))
 		}
@@ -124,6 +130,9 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 		// tracing.NewProvider exports nothing under OTEL_SDK_DISABLED.
 		t.tp, t.exporting = tp, !otelenv.SDKDisabled()
 		t.closers = append(t.closers, tp.Shutdown)
+		if err := t.reg.Register(spans); err != nil {
+			return fail(fmt.Errorf("modeltel: register span metrics: %w", err))
+		}
 	default:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 		t.tp = tp

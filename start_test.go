@@ -188,6 +188,20 @@ func TestTracingExport(t *testing.T) {
 	if !names["chat llama-3-8b"] {
 		t.Errorf("exported spans %v lack the GenAI request span", names)
 	}
+	// The span counters are on the registry and count what was exported.
+	mfs, err := tel.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exported float64
+	for _, mf := range mfs {
+		if mf.GetName() == tracing.SpansExportedName {
+			exported = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if int(exported) != len(exp.GetSpans()) {
+		t.Errorf("%s = %v, want the %d spans exported", tracing.SpansExportedName, exported, len(exp.GetSpans()))
+	}
 }
 
 // lokiServer records the bodies pushed to it.

@@ -70,7 +70,10 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	var rec *inference.Recorder
 	var model string
 	if m.cfg.inference != nil && m.cfg.model != nil {
-		if model = m.cfg.model(r); model != "" {
+		var timedOut bool
+		if model, timedOut = m.modelOf(w, r, start); timedOut {
+			next = bodyTimedOut
+		} else if model != "" {
 			var op string
 			if m.cfg.operation != nil {
 				op = m.cfg.operation(r)

@@ -64,6 +64,7 @@ type config struct {
 	grpcBuckets []float64
 	constLabels prometheus.Labels
 	now         func() time.Time
+	bodyTimeout time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -73,6 +74,7 @@ func newConfig(opts []Option) config {
 		sizeBuckets: BodySizeBuckets,
 		grpcBuckets: GRPCHandlingBuckets,
 		now:         time.Now,
+		bodyTimeout: DefaultBodyReadTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -97,6 +99,26 @@ func WithInference(m *inference.Metrics) Option {
 // included.
 func WithModel(f func(*http.Request) string) Option {
 	return optionFunc(func(c *config) { c.model = f })
+}
+
+// WithBodyReadTimeout bounds the time the WithModel func may spend reading
+// the request body, DefaultBodyReadTimeout (10 s) by default; d < 0 turns
+// the bound off and 0 keeps the default. It sets the connection's read
+// deadline (http.ResponseController) for that read only and resets it
+// afterwards (to the server's ReadTimeout, counted from the request's
+// start, where one is set), so the handler's own reads of the rest of the
+// body and a streamed response are not cut. A request whose body does not
+// arrive in time is answered 408 Request Timeout (a JSON error, Connection:
+// close) without running the handler, and recorded as a 408 with the route
+// of the mux pattern matched in front of the middleware, if any, else
+// UnmatchedRoute. A server whose connections cannot take deadlines (an
+// httptest.ResponseRecorder) gets no bound.
+func WithBodyReadTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d != 0 {
+			c.bodyTimeout = d
+		}
+	})
 }
 
 // WithOperation names the gen_ai.operation.name of an HTTP request ("chat",

@@ -29,6 +29,7 @@ type config struct {
 	resourceAttrs  []attribute.KeyValue
 	batchOpts      []sdktrace.BatchSpanProcessorOption
 	errorLogger    *slog.Logger
+	metrics        *Metrics
 }
 
 func newConfig(opts []Option) config {
@@ -121,9 +122,21 @@ func WithBatchOptions(opts ...sdktrace.BatchSpanProcessorOption) Option {
 }
 
 // WithErrorLogger sets the logger that the error handler installed by Setup
-// writes its rate-limited warnings to. Nil, the default, means slog.Default()
-// at the time of each warning. NewProvider installs no error handler and
-// ignores this option.
+// writes its rate-limited warnings to, and that Shutdown reports the spans it
+// could not export on (both providers). Nil, the default, means
+// slog.Default() at the time of each warning. NewProvider installs no error
+// handler.
 func WithErrorLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.errorLogger = l })
+}
+
+// WithMetrics counts the provider's spans in m: exported, export failed and
+// dropped (see Metrics). Register m on a registry. Without it they are
+// counted where nobody reads them. A nil m is ignored.
+func WithMetrics(m *Metrics) Option {
+	return optionFunc(func(c *config) {
+		if m != nil {
+			c.metrics = m
+		}
+	})
 }

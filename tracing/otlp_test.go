@@ -73,7 +73,15 @@ func names(spans []gotSpan) []string {
 
 func startReceiver(t *testing.T) *receiver {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	r, _ := startReceiverOn(t, "127.0.0.1:0")
+	return r
+}
+
+// startReceiverOn starts a receiver listening on addr and returns it with a
+// func that stops it (also called when the test ends).
+func startReceiverOn(t *testing.T, addr string) (*receiver, func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +90,7 @@ func startReceiver(t *testing.T) *receiver {
 	collectortrace.RegisterTraceServiceServer(srv, r)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return r
+	return r, srv.Stop
 }
 
 func attrValue(attrs []*commonpb.KeyValue, key string) (*commonpb.AnyValue, bool) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -14,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/modeltel/modeltel/internal/otelenv"
 )
@@ -79,9 +82,13 @@ func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, err
 			return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
 		}
 	}
+	m := cfg.metrics
+	if m == nil {
+		m = NewMetrics()
+	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithBatcher(exp, cfg.batchOpts...),
+		sdktrace.WithSpanProcessor(newAccounting(exp, m, cfg.errorLogger, cfg.batchOpts)),
 	}
 	// The SDK reads OTEL_TRACES_SAMPLER itself, but an explicit sampler
 	// option would override it: the variable wins, so pass ours only when
@@ -97,7 +104,13 @@ func newProvider(ctx context.Context, cfg config) (*sdktrace.TracerProvider, err
 // those that the environment sets: the exporter reads the environment first
 // and lets options override it, and here the environment must win.
 func exporterOptions(cfg config) []otlptracegrpc.Option {
-	var opts []otlptracegrpc.Option
+	opts := []otlptracegrpc.Option{
+		otlptracegrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           connectBackoff,
+			MinConnectTimeout: minConnectTimeout,
+		})),
+		otlptracegrpc.WithRetry(exportRetry),
+	}
 	envEndpoint := otelenv.Set("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	if cfg.endpoint != "" && !envEndpoint {
 		if strings.Contains(cfg.endpoint, "://") {
@@ -114,6 +127,27 @@ func exporterOptions(cfg config) []otlptracegrpc.Option {
 	}
 	return opts
 }
+
+// The exporter's reconnection and retry settings. The gRPC defaults let the
+// reconnect backoff grow to 2 minutes and the exporter's retries start at
+// 5 s: once a collector that was down for a while came back, spans still
+// failed for 2-28 s (measured against Jaeger). With these, a returning
+// collector is reached within about the backoff's MaxDelay plus the
+// retries' MaxInterval (2 s, jitter aside), at the cost of one connection
+// attempt a second while it is down.
+var (
+	// connectBackoff is the gRPC connection backoff of the OTLP exporter.
+	connectBackoff = backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}
+	// exportRetry is the retry policy of the OTLP exporter for an export
+	// that failed with a retryable error; each export is still bounded by
+	// the exporter's timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default),
+	// after which its spans count as export failed.
+	exportRetry = otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 250 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: time.Minute}
+)
+
+// minConnectTimeout bounds one connection attempt of the OTLP exporter
+// (gRPC's default is 20 s, long for a collector that does not answer).
+const minConnectTimeout = 5 * time.Second
 
 // newResource merges, later winning: service name and version from options,
 // the resource attribute option, host and SDK attributes, and the

@@ -466,18 +466,18 @@ func parseLine(b []byte) (*record, error) {
 			name = "unknown"
 		}
 		rec.event = name
-		num(l.Step, "step", hasStep, &rec.step, nonNegative)
-		num(l.Duration, "duration", hasDuration, &rec.duration, nonNegative)
-		num(l.Bytes, "bytes", hasBytes, &rec.bytes, nonNegative)
+		num(l.Step, "step", hasStep, &rec.step, count)
+		num(l.Duration, "duration", hasDuration, &rec.duration, secondsValue)
+		num(l.Bytes, "bytes", hasBytes, &rec.bytes, count)
 		rec.badDuration = l.Duration != nil && rec.has&hasDuration == 0
 		return rec, nil
 	}
 	if l.Step != nil {
 		rec.kind = kindStep
-		num(l.Step, "step", hasStep, &rec.step, nonNegative)
+		num(l.Step, "step", hasStep, &rec.step, count)
 	}
-	num(l.Epoch, "epoch", hasEpoch, &rec.epoch, nonNegative)
-	num(l.DataWait, "data_wait", hasDataWait, &rec.dataWait, nonNegative)
+	num(l.Epoch, "epoch", hasEpoch, &rec.epoch, count)
+	num(l.DataWait, "data_wait", hasDataWait, &rec.dataWait, secondsValue)
 	if rec.kind != kindStep {
 		if rec.has&(hasEpoch|hasDataWait) != 0 || len(rec.errs) > 0 {
 			rec.kind = kindOther
@@ -491,9 +491,9 @@ func parseLine(b []byte) (*record, error) {
 		num(l.LearningRate, "learning_rate", hasLR, &rec.lr, finite)
 	}
 	num(l.GradNorm, "grad_norm", hasGradNorm, &rec.gradNorm, nil)
-	num(l.Samples, "samples", hasSamples, &rec.samples, nonNegative)
-	num(l.Tokens, "tokens", hasTokens, &rec.tokens, nonNegative)
-	num(l.StepTime, "step_time", hasStepTime, &rec.stepTime, nonNegative)
+	num(l.Samples, "samples", hasSamples, &rec.samples, count)
+	num(l.Tokens, "tokens", hasTokens, &rec.tokens, count)
+	num(l.StepTime, "step_time", hasStepTime, &rec.stepTime, secondsValue)
 	return rec, nil
 }
 
@@ -507,6 +507,40 @@ func finite(v float64) error {
 func nonNegative(v float64) error {
 	if !isFinite(v) || v < 0 {
 		return fmt.Errorf("%v is not a finite number >= 0", v)
+	}
+	return nil
+}
+
+// Bounds of the values a trainer can produce. Larger ones are value errors:
+// they come from a bug or a corrupted line, and let through they would turn
+// the counters (and MFU) into +Inf, which breaks every rate() over them.
+const (
+	// MaxCount bounds step numbers, epochs, samples, tokens and checkpoint
+	// bytes of one line: 2^53, the largest integer a float64 (the number
+	// type of JSON in Python and JavaScript) holds exactly. Counters fed
+	// values up to it cannot reach +Inf in any real run.
+	MaxCount = 1 << 53
+	// MaxSeconds bounds step_time, data_wait and a checkpoint's duration:
+	// 10^7 s, about 116 days.
+	MaxSeconds = 1e7
+)
+
+func count(v float64) error {
+	if err := nonNegative(v); err != nil {
+		return err
+	}
+	if v > MaxCount {
+		return fmt.Errorf("%v is larger than %d, more than any trainer produces", v, int64(MaxCount))
+	}
+	return nil
+}
+
+func secondsValue(v float64) error {
+	if err := nonNegative(v); err != nil {
+		return err
+	}
+	if v > MaxSeconds {
+		return fmt.Errorf("%v s is longer than %g s, more than any trainer reports", v, float64(MaxSeconds))
 	}
 	return nil
 }

@@ -407,7 +407,9 @@ func TestIngestNilMetrics(t *testing.T) {
 
 // A checkpoint event with a byte count at or beyond 2^63 once converted to a
 // negative int64, and the negative value reached Counter.Add, which panics:
-// a trainer's output line could crash the launcher.
+// a trainer's output line could crash the launcher. Byte counts above
+// training.MaxCount are now value errors: the checkpoint is recorded without
+// its size.
 func TestIngestHugeCheckpointBytes(t *testing.T) {
 	for _, n := range []string{"9223372036854775807", "1e19", "1e300"} {
 		t.Run(n, func(t *testing.T) {
@@ -415,11 +417,14 @@ func TestIngestHugeCheckpointBytes(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("Ingest: %v", res.err)
 			}
-			if len(res.events) != 1 || res.events[0].Bytes != math.MaxInt64 {
-				t.Fatalf("events = %+v, want one with Bytes = MaxInt64", res.events)
+			if len(res.events) != 1 || res.events[0].Bytes != 0 {
+				t.Fatalf("events = %+v, want one with Bytes = 0", res.events)
 			}
-			if got := testutil.ToFloat64(collectorOf(res.m, "training_checkpoint_size_bytes")); got < 9e18 {
-				t.Errorf("checkpoint size = %v, want about 2^63", got)
+			if len(res.errs) != 1 || res.errs[0].Field != "bytes" || res.errs[0].Reason != training.ReasonValue {
+				t.Fatalf("errors = %v, want one value error for bytes", res.errs)
+			}
+			if got := testutil.ToFloat64(collectorOf(res.m, "training_checkpoint_size_bytes")); got != 0 {
+				t.Errorf("checkpoint size = %v, want 0", got)
 			}
 		})
 	}

@@ -401,8 +401,12 @@ func (m *Metrics) record(now time.Time, o observation) {
 		sec := o.dur.Seconds()
 		m.stepDur.Observe(sec)
 		if m.peakFLOPS > 0 && tokens > 0 && sec > 0 {
-			m.mfu.Set(tokens * m.flopsPerToken / (sec * o.steps * m.peakFLOPS))
-			setFlag(&m.mfuSet)
+			// Finite inputs can still overflow (huge FLOPs per token, a
+			// tiny peak): the gauge keeps its last finite value.
+			if mfu := tokens * m.flopsPerToken / (sec * o.steps * m.peakFLOPS); isFinite(mfu) {
+				m.mfu.Set(mfu)
+				setFlag(&m.mfuSet)
+			}
 		}
 	}
 	m.lastStep.Set(unixSeconds(now))

@@ -1,6 +1,8 @@
-// Command inference-server is modeltel's main example: an OpenAI-style chat
-// completions API (plain JSON and streaming SSE) and a gRPC Generate service
-// over a deterministic fake LLM, with Prometheus metrics on /metrics, OTLP
+// Command inference-server is modeltel's main example: an OpenAI-style API
+// (chat completions and text completions, plain JSON and streaming SSE;
+// embeddings; the model list) and a gRPC Generate service (protobuf, with
+// server reflection and the standard health service) over a deterministic
+// fake LLM, with Prometheus metrics on /metrics, OTLP
 // traces when OTEL_EXPORTER_OTLP_ENDPOINT is set, and JSON logs on stdout
 // (and Loki with --loki-url). It needs no backend to run:
 //
@@ -26,7 +28,6 @@ import (
 	"github.com/modeltel/modeltel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/server"
-	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
@@ -77,6 +78,7 @@ func run() error {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
+			middleware.WithOperation(server.OperationFunc()),
 			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		),
 		modeltel.WithGlobals(),
@@ -102,7 +104,24 @@ func run() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.MetricsHandler())
 	mux.Handle("/", tel.Middleware().Handler(srv.Handler()))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The limits of a production server (docs/inference-middleware.md,
+	// "Server limits"). No WriteTimeout: it counts from the end of the
+	// request headers and would cut every SSE stream longer than it; a
+	// stream ends with its generation or when its client goes.
+	hs := &http.Server{
+		Handler: mux,
+		// Headers within 10 s of the connection's first byte (slowloris).
+		ReadHeaderTimeout: 10 * time.Second,
+		// The whole request, body included, within 60 s. The middleware
+		// bounds the model's read of the body sooner
+		// (middleware.WithBodyReadTimeout, 10 s) and answers 408.
+		ReadTimeout: 60 * time.Second,
+		// A keep-alive connection waits at most 2 min for its next request.
+		IdleTimeout: 2 * time.Minute,
+		// 64 KiB of request line and headers (net/http allows 4 KiB more);
+		// beyond it net/http answers 431 in plain text before any handler.
+		MaxHeaderBytes: 64 << 10,
+	}
 	hl, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -111,6 +130,7 @@ func run() error {
 	go func() { errc <- hs.Serve(hl) }()
 
 	var gs *grpc.Server
+	grpcAddr := ""
 	if *grpcListen != "" {
 		gl, err := net.Listen("tcp", *grpcListen)
 		if err != nil {
@@ -121,10 +141,11 @@ func run() error {
 			grpc.ChainUnaryInterceptor(tel.Middleware().UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(tel.Middleware().StreamServerInterceptor()),
 		)
-		generate.Register(gs, srv)
+		srv.RegisterGRPC(gs)
+		grpcAddr = gl.Addr().String()
 		go func() { errc <- gs.Serve(gl) }()
 	}
-	announce(tel, hl.Addr().String(), *grpcListen, *lokiURL)
+	announce(tel, hl.Addr().String(), grpcAddr, *lokiURL)
 
 	go func() {
 		if err := srv.Load(ctx); err != nil && ctx.Err() == nil {
@@ -164,9 +185,9 @@ func run() error {
 // announce says on stderr where each signal goes, so that stdout stays JSON.
 func announce(tel *modeltel.Telemetry, httpAddr, grpcAddr, lokiURL string) {
 	w := os.Stderr
-	fmt.Fprintf(w, "inference-server: API     http://%s/v1/chat/completions (GET /v1/models, /healthz, /readyz)\n", httpAddr)
+	fmt.Fprintf(w, "inference-server: API     http://%s/v1/chat/completions (/v1/completions, /v1/embeddings, GET /v1/models, /healthz, /readyz)\n", httpAddr)
 	if grpcAddr != "" {
-		fmt.Fprintf(w, "inference-server: gRPC    %s %s (JSON codec)\n", grpcAddr, generate.GenerateMethod)
+		fmt.Fprintf(w, "inference-server: gRPC    %s %s (reflection, grpc.health.v1.Health)\n", grpcAddr, server.GenerateMethod)
 	}
 	fmt.Fprintf(w, "inference-server: metrics http://%s/metrics\n", httpAddr)
 	if tel.Exporting() {

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/modeltel/modeltel/examples/internal/generate"
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/loadgen/internal/load"
 )
 
@@ -47,7 +47,7 @@ func run() int {
 			return 2
 		}
 		defer conn.Close()
-		cfg.GRPC = generate.NewClient(conn)
+		cfg.GRPC = generatepb.NewGeneratorClient(conn)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

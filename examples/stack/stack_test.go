@@ -470,7 +470,7 @@ func TestPromtool(t *testing.T) {
 
 // TestScripts checks that the shell scripts parse, and lints them with shellcheck when it is installed.
 func TestScripts(t *testing.T) {
-	scripts := []string{"build.sh", "e2e.sh"}
+	scripts := []string{"build.sh", "e2e.sh", "e2e-fleet.sh"}
 	for _, s := range scripts {
 		t.Run(s, func(t *testing.T) {
 			st, err := os.Stat(s)
@@ -494,7 +494,7 @@ func TestScripts(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, shellcheck, scripts...).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, shellcheck, append([]string{"-x"}, scripts...)...).CombinedOutput(); err != nil {
 			t.Errorf("shellcheck: %v\n%s", err, out)
 		}
 	})

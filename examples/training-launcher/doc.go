@@ -5,6 +5,13 @@
 // over) and forwards SIGTERM/SIGINT so it can checkpoint. It exits with the
 // trainer's status.
 //
+// A trainer that ends on its own (done, or failed past --max-restarts) leaves
+// the launcher serving /metrics for --linger (default 30s: two scrapes at the
+// common 15 s interval; raise it to twice your scrape interval), so that
+// Prometheus scrapes the last steps and the exit code before the series go
+// away; /healthz then says "ok exited". A signal ends the wait at once, and
+// after a forwarded signal there is no wait (the process was told to go).
+//
 // # Usage
 //
 // Flags come first, the trainer command after "--" (default: python3
@@ -15,7 +22,9 @@
 //	curl -s 127.0.0.1:8082/metrics | grep ^training_
 //	curl -s 127.0.0.1:8082/healthz
 //
-// Logs are slog JSON on stdout with trace_id and span_id; with --loki-url they
+// Logs are slog JSON on stdout; the lines of the run carry trace_id and span_id
+// whether or not traces are exported (with no OTLP endpoint the spans get ids
+// but are neither sampled nor sent); with --loki-url they
 // are also pushed to Loki (stream label service_name="training-launcher", or
 // OTEL_SERVICE_NAME). The run, each trainer attempt and each checkpoint are
 // spans, exported over OTLP gRPC when OTEL_EXPORTER_OTLP_ENDPOINT is set.

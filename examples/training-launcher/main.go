@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/examples/training-launcher/internal/launcher"
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	rank := fs.Int("rank", -1, "distributed rank: the rank label on every series (-1: none)")
 	flops := fs.Float64("flops-per-token", 0, "model FLOPs per training token, for MFU (with --peak-flops)")
 	peak := fs.Float64("peak-flops", 0, "peak FLOP/s of the hardware, for MFU")
+	linger := fs.Duration("linger", 30*time.Second, "after the trainer ends on its own, keep serving /metrics this long so that Prometheus scrapes the last steps (at least two scrape intervals; 0: exit at once); a signal ends it early")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -129,10 +131,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-ch
 	if err != nil {
 		logger.ErrorContext(ctx, "launcher failed", "err", err)
 	}
+	if !l.Stopped() && *linger > 0 {
+		lingerFor(ctx, logger, *linger, sigs, code)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
 	return code
+}
+
+// lingerFor keeps the process (and so /metrics) up for d after the trainer
+// ended on its own, so that the last steps and the exit code are scraped
+// before the series go away; a signal or ctx ends the wait early.
+func lingerFor(ctx context.Context, logger *slog.Logger, d time.Duration, sigs <-chan os.Signal, code int) {
+	logger.InfoContext(ctx, "trainer ended, serving the last metrics before exiting", "linger", d.String(), "exit_code", code)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case sig := <-sigs:
+		logger.InfoContext(ctx, "signal while lingering, exiting", "signal", sig.String())
+	case <-ctx.Done():
+	}
 }
 
 func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
@@ -195,11 +215,14 @@ func newLogger(w io.Writer, reg prometheus.Registerer, lokiURL, run, job string)
 }
 
 // newTracerProvider exports the run's spans over OTLP gRPC when the standard
-// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variable is set; otherwise it returns nil
-// (the launcher then uses the global provider, a no-op unless the program set one).
+// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT variable is set; otherwise it returns a
+// provider that samples and exports nothing but still gives each span a trace
+// id, so the logs carry trace_id and span_id either way (as modeltel.Start
+// does).
 func newTracerProvider(ctx context.Context) (trace.TracerProvider, func(), error) {
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		return nil, func() {}, nil
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+		return tp, func() { _ = tp.Shutdown(context.Background()) }, nil
 	}
 	tp, err := tracing.NewProvider(ctx, tracing.WithServiceName(serviceName()))
 	if err != nil {

@@ -98,6 +98,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"-h"}, 0},
 		{[]string{"--no-such-flag"}, 2},
 		{[]string{"--listen", "256.0.0.1:bad", "--", "true"}, 1},
+		{[]string{"--linger", "soon"}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestExitStatusOfTrainer(t *testing.T) {
 		t.Skip("sh is not on PATH")
 	}
 	var out, errOut syncbuf.Buffer
-	got := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--max-restarts", "1", "--backoff", "1ms", "--", "sh", "-c", "exit 3"},
+	got := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--linger", "0", "--max-restarts", "1", "--backoff", "1ms", "--", "sh", "-c", "exit 3"},
 		&out, &errOut, nil, nil)
 	if got != 3 {
 		t.Errorf("run = %d, want the trainer's status 3\n%s", got, out.String())
@@ -150,7 +151,7 @@ func TestLauncherPushesToLoki(t *testing.T) {
 	defer loki.Close()
 
 	var stdout, stderr syncbuf.Buffer
-	code := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--loki-url", loki.URL, "--run", "loki", "--",
+	code := run(context.Background(), []string{"--listen", "127.0.0.1:0", "--linger", "0", "--loki-url", loki.URL, "--run", "loki", "--",
 		"sh", "-c", `echo 'hello from the trainer'; echo '{"step":1,"loss":2.5}'`}, &stdout, &stderr, nil, nil)
 	if code != 0 {
 		t.Fatalf("exit code = %d\n%s\n%s", code, stdout.String(), stderr.String())
@@ -170,6 +171,63 @@ func TestLauncherPushesToLoki(t *testing.T) {
 	for _, want := range []string{`hello from the trainer`, `"run":"loki"`, `"msg":"serving metrics"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("Loki did not receive %s; got:\n%s", want, all)
+		}
+	}
+}
+
+// TestLingerServesLastMetrics: a trainer that finishes on its own leaves the
+// launcher serving its final metrics (last step, exit code, not running) for
+// --linger, so that a scrape after the end still sees them; a signal ends the
+// wait. The logs carry trace ids with tracing off, as the doc says.
+func TestLingerServesLastMetrics(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("sh is not on PATH")
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	var stdout, stderr syncbuf.Buffer
+	sigs := make(chan os.Signal, 1)
+	addr := make(chan string, 1)
+	code := make(chan int, 1)
+	go func() {
+		code <- run(context.Background(), []string{"--listen", "127.0.0.1:0", "--run", "linger", "--linger", "10m", "--",
+			"sh", "-c", `echo '{"step":1,"loss":2.5}'; echo '{"step":2,"loss":2.25}'`},
+			&stdout, &stderr, sigs, func(a string) { addr <- a })
+	}()
+	base := "http://" + <-addr
+	// The trainer is done once the launcher says it lingers.
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), `"msg":"trainer ended, serving the last metrics before exiting"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("launcher did not start lingering; logs:\n%s", stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	metrics := get(t, base+"/metrics")
+	for _, want := range []string{
+		`training_steps_total{run="linger"} 2`,
+		`training_loss{run="linger"} 2.25`,
+		`training_launcher_trainer_running{run="linger"} 0`,
+		`training_launcher_last_exit_code{run="linger"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics after the trainer ended lacks %s", want)
+		}
+	}
+	if got := get(t, base+"/healthz"); got != "ok exited\n" {
+		t.Errorf("/healthz = %q, want ok exited", got)
+	}
+	sigs <- syscall.SIGTERM
+	if c := <-code; c != 0 {
+		t.Errorf("exit code = %d, want the trainer's 0", c)
+	}
+	logs := stdout.String()
+	if !strings.Contains(logs, `"msg":"signal while lingering, exiting"`) {
+		t.Errorf("logs lack the signal that ended the linger:\n%s", logs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(line, `"msg":"trainer started"`) && !strings.Contains(line, `"trace_id":"`) {
+			t.Errorf("with tracing off, a log line inside the run has no trace_id: %s", line)
 		}
 	}
 }

@@ -98,3 +98,27 @@ func TestChat(t *testing.T) {
 		})
 	}
 }
+
+func TestTextsUnmarshal(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{`"one"`, []string{"one"}, false},
+		{`["a","b"]`, []string{"a", "b"}, false},
+		{`[1,2,3]`, []string{"1 2 3"}, false},
+		{`[[1,2],[3]]`, []string{"1 2", "3"}, false},
+		{`null`, nil, false},
+		{`{"x":1}`, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var got openai.Texts
+			err := json.Unmarshal([]byte(tt.in), &got)
+			if (err != nil) != tt.wantErr || fmt.Sprint([]string(got)) != fmt.Sprint(tt.want) {
+				t.Errorf("Unmarshal(%s) = %q, %v", tt.in, got, err)
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
-// Package openai holds the subset of the OpenAI chat completions wire format
-// that the inference-server example serves and the loadgen example sends, and a
-// small client that measures what a caller sees (latency, time to first token).
+// Package openai holds the subset of the OpenAI wire format that the
+// inference-server example serves (chat completions, text completions,
+// embeddings, models) and the loadgen example sends, and a small chat client
+// that measures what a caller sees (latency, time to first token). Clients
+// outside this repository use the official SDKs, which the server's tests
+// run against it.
 //
 // # Wire format
 //

@@ -156,3 +156,117 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("openai: %d %s%s: %s", e.Status, e.Type, code, e.Message)
 }
+
+// Texts is a request field that is one string or an array of strings (or of
+// tokens: an array of integers, or an array of such arrays, each integer
+// taken as one token and written as its decimal text). It decodes to one
+// string per input.
+type Texts []string
+
+// UnmarshalJSON accepts a string, an array of strings, an array of integers
+// (one input) or an array of arrays of integers.
+func (t *Texts) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*t = nil
+		return nil
+	}
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*t = Texts{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err == nil {
+		*t = many
+		return nil
+	}
+	var toks []int64
+	if err := json.Unmarshal(b, &toks); err == nil {
+		*t = Texts{joinTokens(toks)}
+		return nil
+	}
+	var lists [][]int64
+	if err := json.Unmarshal(b, &lists); err != nil {
+		return fmt.Errorf("want a string, an array of strings or an array of token arrays: %w", err)
+	}
+	*t = make(Texts, len(lists))
+	for i, l := range lists {
+		(*t)[i] = joinTokens(l)
+	}
+	return nil
+}
+
+func joinTokens(toks []int64) string {
+	s := make([]string, len(toks))
+	for i, v := range toks {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, " ")
+}
+
+// CompletionRequest is the body of POST /v1/completions (the legacy text
+// completions API).
+type CompletionRequest struct {
+	Model         string         `json:"model"`
+	Prompt        Texts          `json:"prompt"`
+	Stream        bool           `json:"stream,omitempty"`
+	MaxTokens     *int           `json:"max_tokens,omitempty"`
+	StreamOptions *StreamOptions `json:"stream_options,omitempty"`
+}
+
+// Completion is the answer of POST /v1/completions, and (with one choice's
+// text, or its finish reason, or with empty choices and the usage) each event
+// of its stream.
+type Completion struct {
+	ID      string             `json:"id"`
+	Object  string             `json:"object"` // "text_completion"
+	Created int64              `json:"created"`
+	Model   string             `json:"model"`
+	Choices []CompletionChoice `json:"choices"`
+	Usage   *Usage             `json:"usage,omitempty"`
+}
+
+// CompletionChoice is one choice of a Completion. FinishReason is null until
+// the choice's last event.
+type CompletionChoice struct {
+	Text         string    `json:"text"`
+	Index        int       `json:"index"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+// EmbeddingRequest is the body of POST /v1/embeddings.
+type EmbeddingRequest struct {
+	Model string `json:"model"`
+	Input Texts  `json:"input"`
+	// EncodingFormat is "float" (the default) or "base64" (the float32
+	// values, little endian, base64-encoded: what the OpenAI Node and Python
+	// SDKs ask for by default).
+	EncodingFormat string `json:"encoding_format,omitempty"`
+	// Dimensions is the length of each vector; 0: the server's default.
+	Dimensions *int `json:"dimensions,omitempty"`
+}
+
+// EmbeddingList is the answer of POST /v1/embeddings.
+type EmbeddingList struct {
+	Object string         `json:"object"` // "list"
+	Data   []Embedding    `json:"data"`
+	Model  string         `json:"model"`
+	Usage  EmbeddingUsage `json:"usage"`
+}
+
+// EmbeddingUsage counts the input tokens of an embeddings request (there are
+// no output tokens).
+type EmbeddingUsage struct {
+	PromptTokens int `json:"prompt_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+}
+
+// Embedding is one input's vector: a JSON array of numbers, or a base64
+// string with encoding_format "base64".
+type Embedding struct {
+	Object    string `json:"object"` // "embedding"
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"`
+}

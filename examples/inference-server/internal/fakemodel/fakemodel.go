@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -229,4 +230,46 @@ var vocabulary = []string{
 	"a", "is", "in", "GPU", "memory", "attention", "layer", "weights", "answer", "question",
 	"short", "wavelengths", "more", "than", "red", "air", "molecules", "sun", "we", "see",
 	"this", "that", "it", "as", "with", "for", "latency", "throughput", "batch", "cache",
+}
+
+// Embed waits one forward pass (one decode step, plus one per 64 tokens) and
+// returns a deterministic unit vector of dims values for tokens: the same
+// tokens always give the same vector, and inputs that share tokens point in
+// similar directions (each token adds a pseudo-random direction of its own).
+// It fails if the model is not loaded, if the tokens do not fit the context
+// window, if dims < 1, or if ctx ends first.
+func (m *Model) Embed(ctx context.Context, tokens []string, dims int) ([]float32, error) {
+	if !m.loaded.Load() {
+		return nil, ErrNotLoaded
+	}
+	if dims < 1 {
+		return nil, fmt.Errorf("fakemodel: %d embedding dimensions", dims)
+	}
+	if len(tokens) > m.cfg.ContextLength {
+		return nil, &ContextLengthError{Prompt: len(tokens), ContextLength: m.cfg.ContextLength}
+	}
+	if err := sleep(ctx, m.step*time.Duration(1+len(tokens)/64)); err != nil {
+		return nil, err
+	}
+	v := make([]float64, dims)
+	for _, t := range tokens {
+		rng := rand.New(rand.NewPCG(m.seed, hash64(t)))
+		for i := range v {
+			v[i] += rng.NormFloat64()
+		}
+	}
+	var norm float64
+	for _, x := range v {
+		norm += x * x
+	}
+	out := make([]float32, dims)
+	if norm == 0 { // no tokens: a fixed unit vector
+		out[0] = 1
+		return out, nil
+	}
+	norm = math.Sqrt(norm)
+	for i, x := range v {
+		out[i] = float32(x / norm)
+	}
+	return out, nil
 }

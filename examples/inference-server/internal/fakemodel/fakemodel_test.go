@@ -221,3 +221,52 @@ func BenchmarkTokenizeBaseline(b *testing.B) {
 		_ = strings.Fields(text)
 	}
 }
+
+func TestEmbed(t *testing.T) {
+	m := New("m", Config{})
+	ctx := context.Background()
+	if _, err := m.Embed(ctx, []string{"a"}, 8); !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("before Load: err = %v, want ErrNotLoaded", err)
+	}
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dot := func(a, b []float32) float64 {
+		var s float64
+		for i := range a {
+			s += float64(a[i]) * float64(b[i])
+		}
+		return s
+	}
+	sky, _ := m.Embed(ctx, Tokenize("the blue sky"), 64)
+	again, _ := m.Embed(ctx, Tokenize("the blue sky"), 64)
+	near, _ := m.Embed(ctx, Tokenize("the blue sea"), 64)
+	far, _ := m.Embed(ctx, Tokenize("GPU memory latency"), 64)
+	if d := dot(sky, sky); d < 0.999 || d > 1.001 {
+		t.Errorf("|v|^2 = %v, want 1", d)
+	}
+	if dot(sky, again) < 0.999 {
+		t.Error("the same input gave another vector")
+	}
+	if dot(sky, near) <= dot(sky, far) {
+		t.Errorf("sharing tokens is not closer: near %v, far %v", dot(sky, near), dot(sky, far))
+	}
+	tests := []struct {
+		name   string
+		tokens []string
+		dims   int
+		ok     bool
+	}{
+		{"empty input", nil, 4, true},
+		{"zero dims", []string{"a"}, 0, false},
+		{"too long", make([]string, 5000), 4, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := m.Embed(ctx, tt.tokens, tt.dims)
+			if (err == nil) != tt.ok || tt.ok && len(v) != tt.dims {
+				t.Errorf("Embed = %d values, %v", len(v), err)
+			}
+		})
+	}
+}

@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel"
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/server"
-	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/testkit"
@@ -33,7 +33,7 @@ type stack struct {
 	tel   *modeltel.Telemetry
 	spans *tracetest.SpanRecorder
 	http  *httptest.Server
-	gen   *generate.Client
+	gen   generatepb.GeneratorClient
 }
 
 func newStack(t *testing.T) *stack {
@@ -50,6 +50,7 @@ func newStack(t *testing.T) *stack {
 		modeltel.WithInferenceOptions(inference.WithModels(names...)),
 		modeltel.WithMiddlewareOptions(
 			middleware.WithModel(server.ModelFunc(models)),
+			middleware.WithOperation(server.OperationFunc()),
 			middleware.WithGRPCModel(server.GRPCModelFunc(models)),
 		))
 	if err != nil {
@@ -68,8 +69,8 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(st.http.Close)
 
 	gs := grpc.NewServer(grpc.ChainStreamInterceptor(tel.Middleware().StreamServerInterceptor()))
-	generate.Register(gs, srv)
-	st.gen = generate.NewClient(testkit.ServeBufconn(t, gs))
+	srv.RegisterGRPC(gs)
+	st.gen = generatepb.NewGeneratorClient(testkit.ServeBufconn(t, gs))
 	return st
 }
 
@@ -93,7 +94,7 @@ func TestWithModeltel(t *testing.T) {
 	}
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	gs, err := st.gen.Generate(gctx, &generate.Request{Model: "fake-llama-3-8b", Prompt: "Why is the sky blue?", MaxTokens: 5})
+	gs, err := st.gen.Generate(gctx, &generatepb.GenerateRequest{Model: "fake-llama-3-8b", Prompt: "Why is the sky blue?", MaxTokens: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,10 +30,10 @@ func TestUnknownRoutes(t *testing.T) {
 		allow        string // the Allow header, 405 only
 		message      string // "" for a served route
 	}{
-		{"POST", "/v1/completions", 404, "", "Invalid URL (POST /v1/completions)"},
+		{"POST", "/v1/images/generations", 404, "", "Invalid URL (POST /v1/images/generations)"},
 		{"GET", "/v2/x", 404, "", "Invalid URL (GET /v2/x)"},
 		{"GET", "/", 404, "", "Invalid URL (GET /)"},
-		{"DELETE", "/v1/models/fake-llama-3-8b", 404, "", "Invalid URL (DELETE /v1/models/fake-llama-3-8b)"},
+		{"DELETE", "/v1/models/fake-llama-3-8b", 405, "GET, HEAD", "Not allowed to DELETE on /v1/models/fake-llama-3-8b. (HINT: Perhaps you meant to use a different HTTP method?)"},
 		{"POST", "/v1/chat/completions/", 404, "", "Invalid URL (POST /v1/chat/completions/)"},
 		{"GET", "/v1/chat/completions", 405, "POST", "Not allowed to GET on /v1/chat/completions." + hint},
 		{"PUT", "/v1/chat/completions", 405, "POST", "Not allowed to PUT on /v1/chat/completions." + hint},

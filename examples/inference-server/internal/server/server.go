@@ -17,6 +17,8 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
 	"github.com/modeltel/modeltel/examples/internal/openai"
@@ -28,11 +30,27 @@ import (
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
 
-// chatPath is the path of the chat completions endpoint.
-const chatPath = "/v1/chat/completions"
+// Paths of the generation endpoints.
+const (
+	chatPath        = "/v1/chat/completions"
+	completionsPath = "/v1/completions"
+	embeddingsPath  = "/v1/embeddings"
+)
 
-// Operation is the gen_ai.operation.name of every request this server serves.
-const Operation = "chat"
+// The gen_ai.operation.name of each endpoint, as the GenAI conventions name
+// them: each has its own series in the inference metrics.
+const (
+	OperationChat           = "chat"            // POST /v1/chat/completions and gRPC Generate
+	OperationTextCompletion = "text_completion" // POST /v1/completions
+	OperationEmbeddings     = "embeddings"      // POST /v1/embeddings
+)
+
+// operations maps each generation path to its operation.
+var operations = map[string]string{
+	chatPath:        OperationChat,
+	completionsPath: OperationTextCompletion,
+	embeddingsPath:  OperationEmbeddings,
+}
 
 // Config is what New needs. Only Models is required.
 type Config struct {
@@ -54,6 +72,9 @@ type Config struct {
 	// TracerProvider is used for spans started outside a request (model.load)
 	// and for gRPC requests without a span; nil uses the global provider.
 	TracerProvider trace.TracerProvider
+	// EmbeddingDimensions is the length of an embedding vector when the
+	// request asks for none (default 256).
+	EmbeddingDimensions int
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -64,6 +85,8 @@ type Server struct {
 	// draining is set by Drain when the server shuts down.
 	draining atomic.Bool
 	log      *slog.Logger
+	// health is the gRPC health status, kept with ready and draining.
+	health *health.Server
 }
 
 // New returns a server whose models are not loaded yet: call Load.
@@ -71,7 +94,10 @@ func New(cfg Config) *Server {
 	if cfg.MaxTokens <= 0 {
 		cfg.MaxTokens = 1024
 	}
-	s := &Server{cfg: cfg, models: byName(cfg.Models), log: cfg.Logger}
+	if cfg.EmbeddingDimensions <= 0 {
+		cfg.EmbeddingDimensions = 256
+	}
+	s := &Server{cfg: cfg, models: byName(cfg.Models), log: cfg.Logger, health: newHealth()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -98,8 +124,9 @@ func modelLabel(served map[string]*fakemodel.Model, model string) string {
 }
 
 // ModelFunc returns the function to give middleware.WithModel: the "model"
-// field of the JSON body of a POST /v1/chat/completions (any other request is
-// no chat request: ""), as middleware.ModelFromJSONBody reads it (at
+// field of the JSON body of a POST to a generation endpoint
+// (/v1/chat/completions, /v1/completions, /v1/embeddings; any other request
+// is no inference request: ""), as middleware.ModelFromJSONBody reads it (at
 // most MaxBodyBytes; the body is restored for the handler), when it is one of
 // models; "other" for any other model (model names are user input: they must
 // not grow span names or label values without bound); and "" when the body
@@ -108,11 +135,19 @@ func ModelFunc(models []*fakemodel.Model) func(*http.Request) string {
 	served := byName(models)
 	fromBody := middleware.ModelFromJSONBody(MaxBodyBytes)
 	return func(r *http.Request) string {
-		if r.Method != http.MethodPost || !isChatPath(r.URL) {
+		if r.Method != http.MethodPost || operationOf(r.URL) == "" {
 			return ""
 		}
 		return modelLabel(served, fromBody(r))
 	}
+}
+
+// OperationFunc returns the function to give middleware.WithOperation: the
+// operation of the generation endpoint a request goes to (OperationChat,
+// OperationTextCompletion, OperationEmbeddings), "" (the middleware's
+// default, chat) for any other.
+func OperationFunc() func(*http.Request) string {
+	return func(r *http.Request) string { return operationOf(r.URL) }
 }
 
 // Load loads every model, each under a model.load span, logs each load and
@@ -135,6 +170,7 @@ func (s *Server) Load(ctx context.Context) error {
 		s.log.InfoContext(lctx, "model loaded", "model", m.Name(), "duration_seconds", time.Since(start).Seconds())
 	}
 	s.ready.Store(true)
+	s.setHealth(healthpb.HealthCheckResponse_SERVING)
 	return nil
 }
 
@@ -152,10 +188,16 @@ func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
 // Drain marks the server as shutting down: /readyz answers 503 from then on,
 // so a load balancer stops sending new requests while those in flight finish.
 // Requests that still arrive are served.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.health.Shutdown() // NOT_SERVING from now on, whatever Load does later
+}
 
-// Handler returns the HTTP API: POST /v1/chat/completions, GET /v1/models,
-// GET /healthz and GET /readyz. /metrics is the caller's to add.
+// Handler returns the HTTP API: POST /v1/chat/completions, POST
+// /v1/completions, POST /v1/embeddings, GET /v1/models, GET
+// /v1/models/{model}, GET /healthz and GET /readyz. /metrics is the caller's
+// to add (outside the middleware, so that scrapes are neither logged nor
+// counted as requests).
 //
 // Every other request gets an error in OpenAI's shape, worded as
 // api.openai.com words it: a path the API does not serve a 404 ("Invalid URL
@@ -169,7 +211,10 @@ func (s *Server) Handler() http.Handler {
 		h            http.HandlerFunc
 	}{
 		{http.MethodPost, chatPath, s.chat},
+		{http.MethodPost, completionsPath, s.completions},
+		{http.MethodPost, embeddingsPath, s.embeddings},
 		{http.MethodGet, "/v1/models", s.listModels},
+		{http.MethodGet, "/v1/models/{model}", s.getModel},
 		{http.MethodGet, "/healthz", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "ok\n")
 		}},
@@ -217,15 +262,19 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// isChatPath reports whether the mux routes u to the chat endpoint: its path
-// is chatPath, and no slash in it was escaped (%2F), which the mux does not
-// take for a separator.
-func isChatPath(u *url.URL) bool {
-	if u.Path != chatPath {
-		return false
+// operationOf returns the operation of the generation endpoint the mux routes
+// u to, "" for none: its path is one of the endpoints', and no slash in it
+// was escaped (%2F), which the mux does not take for a separator.
+func operationOf(u *url.URL) string {
+	op, ok := operations[u.Path]
+	if !ok {
+		return ""
 	}
 	raw := u.EscapedPath()
-	return !strings.Contains(raw, "%2F") && !strings.Contains(raw, "%2f")
+	if strings.Contains(raw, "%2F") || strings.Contains(raw, "%2f") {
+		return ""
+	}
+	return op
 }
 
 // NotFoundRoute is the catch-all pattern of Handler that answers the paths
@@ -235,9 +284,27 @@ const NotFoundRoute = "/{path...}"
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
 	list := openai.ModelList{Object: "list", Data: make([]openai.Model, 0, len(s.cfg.Models))}
 	for _, m := range s.cfg.Models {
-		list.Data = append(list.Data, openai.Model{ID: m.Name(), Object: "model", Created: created, OwnedBy: "modeltel"})
+		list.Data = append(list.Data, describe(m))
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+func describe(m *fakemodel.Model) openai.Model {
+	return openai.Model{ID: m.Name(), Object: "model", Created: created, OwnedBy: "modeltel"}
+}
+
+// getModel answers GET /v1/models/{model} as OpenAI does: the model, or a
+// 404 model_not_found.
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("model")
+	m, ok := s.models[name]
+	if !ok {
+		e := invalid("model", "model_not_found", "The model `%s` does not exist or you do not have access to it.", name)
+		e.status = http.StatusNotFound
+		s.reject(w, r, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, describe(m))
 }
 
 // created is the "created" time of every model: fixed, so answers are stable.
@@ -312,9 +379,10 @@ type job struct {
 }
 
 // validate checks a decoded request against the served models and limits;
-// maxTokens is the completion limit asked for (nil: none), param names the
-// field it came from.
-func (s *Server) validate(model string, messages int, maxTokens *int, param string) (job, *apiError) {
+// inputs counts the request's inputs (messages, prompts), inputParam names
+// their field; maxTokens is the completion limit asked for (nil: none), param
+// names the field it came from.
+func (s *Server) validate(model string, inputParam string, inputs int, maxTokens *int, param string) (job, *apiError) {
 	if model == "" {
 		return job{}, invalid("model", "missing_required_parameter", "Missing required parameter: 'model'.")
 	}
@@ -324,8 +392,8 @@ func (s *Server) validate(model string, messages int, maxTokens *int, param stri
 		e.status = http.StatusNotFound
 		return job{}, e
 	}
-	if messages == 0 {
-		return job{}, invalid("messages", "missing_required_parameter", "Missing required parameter: 'messages'.")
+	if inputs == 0 {
+		return job{}, invalid(inputParam, "missing_required_parameter", "Missing required parameter: '%s'.", inputParam)
 	}
 	if !m.Loaded() {
 		return job{}, &apiError{status: http.StatusServiceUnavailable, typ: "server_error", code: "model_not_ready",
@@ -345,7 +413,7 @@ func (s *Server) validate(model string, messages int, maxTokens *int, param stri
 // tokenize tokenizes the messages under a tokenize span and checks the
 // context window: an explicit max_tokens that does not fit is an error, the
 // default is lowered to fit.
-func tokenize(ctx context.Context, j *job, messages []string) *apiError {
+func tokenize(ctx context.Context, j *job, inputParam string, messages []string) *apiError {
 	_, span := tracing.StartTokenize(ctx)
 	for _, c := range messages {
 		j.prompt = append(j.prompt, fakemodel.Tokenize(c)...)
@@ -354,9 +422,9 @@ func tokenize(ctx context.Context, j *job, messages []string) *apiError {
 	span.End()
 	if room := j.model.ContextLength() - len(j.prompt); j.maxTokens > room {
 		if room < 1 || j.explicit {
-			return invalid("messages", "context_length_exceeded",
-				"This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the messages, %d in the completion).",
-				j.model.ContextLength(), len(j.prompt)+j.maxTokens, len(j.prompt), j.maxTokens)
+			return invalid(inputParam, "context_length_exceeded",
+				"This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the %s, %d in the completion).",
+				j.model.ContextLength(), len(j.prompt)+j.maxTokens, len(j.prompt), inputParam, j.maxTokens)
 		}
 		j.maxTokens = room
 	}
@@ -394,29 +462,37 @@ func endSpan(span trace.Span, err error) {
 	span.End()
 }
 
-func newID() string { return "chatcmpl-" + rand.Text() }
+func newID(prefix string) string { return prefix + rand.Text() }
 
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	var req openai.ChatRequest
+// decodeBody decodes the JSON body of r into v (at most MaxBodyBytes) and
+// answers the error when it cannot.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			e := invalid("", "request_too_large", "The request body exceeds %d bytes.", MaxBodyBytes)
 			e.status = http.StatusRequestEntityTooLarge
 			s.reject(w, r, e)
-			return
+			return false
 		}
 		s.reject(w, r, invalid("", "invalid_json",
 			"We could not parse the JSON body of your request: %v.", err))
+		return false
+	}
+	return true
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	var req openai.ChatRequest
+	if !s.decodeBody(w, r, &req) {
 		return
 	}
 	limit, param := req.MaxTokens, "max_tokens"
 	if req.MaxCompletionTokens != nil {
 		limit, param = req.MaxCompletionTokens, "max_completion_tokens"
 	}
-	j, aerr := s.validate(req.Model, len(req.Messages), limit, param)
+	j, aerr := s.validate(req.Model, "messages", len(req.Messages), limit, param)
 	if aerr != nil {
 		s.reject(w, r, aerr)
 		return
@@ -425,10 +501,100 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	for i, m := range req.Messages {
 		contents[i] = m.Content
 	}
-	if aerr := tokenize(ctx, &j, contents); aerr != nil {
+	if aerr := tokenize(r.Context(), &j, "messages", contents); aerr != nil {
 		s.reject(w, r, aerr)
 		return
 	}
+	s.generate(w, r, j, chatShape{id: newID("chatcmpl-"), model: j.model.Name()},
+		req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, "chat completion")
+}
+
+// completions serves the legacy text completions endpoint, POST
+// /v1/completions, operation text_completion.
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req openai.CompletionRequest
+	if !s.decodeBody(w, r, &req) {
+		return
+	}
+	j, aerr := s.validate(req.Model, "prompt", len(req.Prompt), req.MaxTokens, "max_tokens")
+	if aerr != nil {
+		s.reject(w, r, aerr)
+		return
+	}
+	if aerr := tokenize(r.Context(), &j, "prompt", req.Prompt); aerr != nil {
+		s.reject(w, r, aerr)
+		return
+	}
+	s.generate(w, r, j, completionShape{id: newID("cmpl-"), model: j.model.Name()},
+		req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage, "completion")
+}
+
+// shape is how one endpoint puts a generation on the wire: the events of a
+// stream, or the one document of a plain answer.
+type shape interface {
+	// start is the stream's first event, nil for none.
+	start() any
+	// token is the event of one piece of text.
+	token(text string) any
+	// finish is the event with the finish reason.
+	finish(reason string) any
+	// usage is the usage event (stream_options.include_usage).
+	usage(u openai.Usage) any
+	// whole is the plain answer.
+	whole(text, finish string, u openai.Usage) any
+}
+
+type chatShape struct{ id, model string }
+
+func (c chatShape) chunk(ch ...openai.ChunkChoice) openai.ChatCompletionChunk {
+	return openai.ChatCompletionChunk{ID: c.id, Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: c.model, Choices: ch}
+}
+func (c chatShape) start() any {
+	return c.chunk(openai.ChunkChoice{Delta: openai.Delta{Role: "assistant"}})
+}
+func (c chatShape) token(t string) any {
+	return c.chunk(openai.ChunkChoice{Delta: openai.Delta{Content: t}})
+}
+func (c chatShape) finish(reason string) any {
+	return c.chunk(openai.ChunkChoice{FinishReason: &reason})
+}
+func (c chatShape) usage(u openai.Usage) any {
+	ch := c.chunk()
+	ch.Choices, ch.Usage = []openai.ChunkChoice{}, &u
+	return ch
+}
+func (c chatShape) whole(text, finish string, u openai.Usage) any {
+	return openai.ChatCompletion{ID: c.id, Object: "chat.completion", Created: time.Now().Unix(), Model: c.model,
+		Choices: []openai.Choice{{Message: openai.Message{Role: "assistant", Content: text}, FinishReason: finish}},
+		Usage:   &u}
+}
+
+type completionShape struct{ id, model string }
+
+func (c completionShape) completion(ch ...openai.CompletionChoice) openai.Completion {
+	return openai.Completion{ID: c.id, Object: "text_completion", Created: time.Now().Unix(), Model: c.model, Choices: ch}
+}
+func (c completionShape) start() any         { return nil }
+func (c completionShape) token(t string) any { return c.completion(openai.CompletionChoice{Text: t}) }
+func (c completionShape) finish(reason string) any {
+	return c.completion(openai.CompletionChoice{FinishReason: &reason})
+}
+func (c completionShape) usage(u openai.Usage) any {
+	cc := c.completion()
+	cc.Choices, cc.Usage = []openai.CompletionChoice{}, &u
+	return cc
+}
+func (c completionShape) whole(text, finish string, u openai.Usage) any {
+	cc := c.completion(openai.CompletionChoice{Text: text, FinishReason: &finish})
+	cc.Usage = &u
+	return cc
+}
+
+// generate runs a validated, tokenized job, answers it in sh's shape
+// (streamed or not), ends the request's recorder and logs the request (msg,
+// and msg+" failed").
+func (s *Server) generate(w http.ResponseWriter, r *http.Request, j job, sh shape, stream, includeUsage bool, msg string) {
+	ctx := r.Context()
 	rec := inference.FromContext(ctx)
 	rec.InputTokens(len(j.prompt))
 	start := time.Now()
@@ -437,10 +603,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		finish string
 		err    error
 	)
-	if req.Stream {
-		out, finish, err = s.stream(w, r, j, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	if stream {
+		out, finish, err = s.stream(w, r, j, sh, includeUsage)
 	} else {
-		out, finish, err = s.complete(w, r, j)
+		out, finish, err = s.complete(w, r, j, sh)
 	}
 	if err != nil && ctx.Err() != nil {
 		// The client went away (net/http cancels the context when a write
@@ -451,7 +617,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	// closes once it has the whole answer is not counted as gone.
 	rec.End(err)
 	own := []slog.Attr{slog.String("model", j.model.Name())}
-	attrs := []slog.Attr{slog.Bool("stream", req.Stream), slog.Int("prompt_tokens", len(j.prompt)),
+	attrs := []slog.Attr{slog.Bool("stream", stream), slog.Int("prompt_tokens", len(j.prompt)),
 		slog.Int("completion_tokens", out), slog.String("finish_reason", finish),
 		slog.Float64("generation_seconds", time.Since(start).Seconds())}
 	if err != nil {
@@ -460,14 +626,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			own = append(own, slog.Int("status", ae.status))
 			attrs = append(attrs, slog.String("error_type", ae.ErrorType()))
 		}
-		s.logRequest(ctx, slog.LevelWarn, "chat completion failed", own, append(attrs, slog.String("error", err.Error()))...)
+		s.logRequest(ctx, slog.LevelWarn, msg+" failed", own, append(attrs, slog.String("error", err.Error()))...)
 		return
 	}
-	s.logRequest(ctx, slog.LevelInfo, "chat completion", append(own, slog.Int("status", http.StatusOK)), attrs...)
+	s.logRequest(ctx, slog.LevelInfo, msg, append(own, slog.Int("status", http.StatusOK)), attrs...)
 }
 
 // complete answers with one JSON document.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, j job) (int, string, error) {
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, j job, sh shape) (int, string, error) {
 	ctx := r.Context()
 	rec := inference.FromContext(ctx)
 	seq, err := prefill(ctx, j)
@@ -487,18 +653,15 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, j job) (int, s
 		text.WriteString(tok)
 	}
 	n := seq.Generated()
-	writeJSON(w, http.StatusOK, openai.ChatCompletion{
-		ID: newID(), Object: "chat.completion", Created: time.Now().Unix(), Model: j.model.Name(),
-		Choices: []openai.Choice{{Message: openai.Message{Role: "assistant", Content: strings.TrimPrefix(text.String(), " ")}, FinishReason: seq.FinishReason()}},
-		Usage:   &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n},
-	})
+	writeJSON(w, http.StatusOK, sh.whole(strings.TrimPrefix(text.String(), " "), seq.FinishReason(),
+		openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n}))
 	return n, seq.FinishReason(), nil
 }
 
-// stream answers with server-sent events, one chunk per token, flushed, then
-// the finish reason, the usage when includeUsage (stream_options.include_usage)
+// stream answers with server-sent events, one per token, flushed, then the
+// finish reason, the usage when includeUsage (stream_options.include_usage)
 // and [DONE].
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, includeUsage bool) (int, string, error) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, sh shape, includeUsage bool) (int, string, error) {
 	ctx := r.Context()
 	rec := inference.FromContext(ctx)
 	seq, err := prefill(ctx, j)
@@ -511,9 +674,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, includeUs
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	chunk := openai.ChatCompletionChunk{ID: newID(), Object: "chat.completion.chunk", Created: time.Now().Unix(), Model: j.model.Name()}
-	send := func(c openai.ChatCompletionChunk) error {
-		b, err := json.Marshal(c)
+	send := func(ev any) error {
+		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
 		}
@@ -522,9 +684,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, includeUs
 		}
 		return rc.Flush()
 	}
-	chunk.Choices = []openai.ChunkChoice{{Delta: openai.Delta{Role: "assistant"}}}
-	if err := send(chunk); err != nil {
-		return 0, "", err
+	if ev := sh.start(); ev != nil {
+		if err := send(ev); err != nil {
+			return 0, "", err
+		}
 	}
 	for i := 0; ; i++ {
 		tok, err := decode(ctx, seq, len(j.prompt))
@@ -538,21 +701,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, j job, includeUs
 		if i == 0 {
 			tok = strings.TrimPrefix(tok, " ")
 		}
-		chunk.Choices = []openai.ChunkChoice{{Delta: openai.Delta{Content: tok}}}
-		if err := send(chunk); err != nil {
+		if err := send(sh.token(tok)); err != nil {
 			return seq.Generated(), "", err // the client went away
 		}
 	}
 	finish := seq.FinishReason()
-	chunk.Choices = []openai.ChunkChoice{{FinishReason: &finish}}
-	if err := send(chunk); err != nil {
+	if err := send(sh.finish(finish)); err != nil {
 		return seq.Generated(), finish, err
 	}
 	n := seq.Generated()
 	if includeUsage {
-		chunk.Choices = []openai.ChunkChoice{}
-		chunk.Usage = &openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n}
-		if err := send(chunk); err != nil {
+		if err := send(sh.usage(openai.Usage{PromptTokens: len(j.prompt), CompletionTokens: n, TotalTokens: len(j.prompt) + n})); err != nil {
 			return n, finish, err
 		}
 	}

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/inference-server/internal/fakemodel"
-	"github.com/modeltel/modeltel/examples/internal/generate"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/testkit"
@@ -67,12 +67,15 @@ func newEnv(t *testing.T, cfg fakemodel.Config, wrap func(e *env, h http.Handler
 // ModelFunc, and ends the recorder after the handler (a no-op when the
 // handler ended it).
 func instrument(e *env, h http.Handler) http.Handler {
-	modelOf := ModelFunc(e.srv.cfg.Models)
+	modelOf, opOf := ModelFunc(e.srv.cfg.Models), OperationFunc()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		model := modelOf(r)
-		ctx, span := tracing.StartRequest(r.Context(), Operation, model, tracing.WithTracerProvider(e.tp))
+		model, op := modelOf(r), opOf(r)
+		if op == "" {
+			op = OperationChat
+		}
+		ctx, span := tracing.StartRequest(r.Context(), op, model, tracing.WithTracerProvider(e.tp))
 		defer span.End()
-		ctx, rec := e.inf.Start(ctx, inference.Request{Model: model, Operation: Operation})
+		ctx, rec := e.inf.Start(ctx, inference.Request{Model: model, Operation: op})
 		defer rec.End(nil)
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -394,7 +397,9 @@ func TestModelFunc(t *testing.T) {
 		{"model before the bound", "POST", chat, big, "fake-llama-3-8b"},
 		{"model after the bound", "POST", chat, `{"messages":[{"role":"user","content":"` + strings.Repeat("x", MaxBodyBytes) + `"}],"model":"fake-llama-3-8b"}`, ""},
 		// A path the API does not serve (a 404) is no chat request.
-		{"unknown path", "POST", "/v1/completions", `{"model":"fake-llama-3-8b","prompt":"hi"}`, ""},
+		{"unknown path", "POST", "/v1/images/generations", `{"model":"fake-llama-3-8b","prompt":"hi"}`, ""},
+		{"completions", "POST", "/v1/completions", `{"model":"fake-llama-3-8b","prompt":"hi"}`, "fake-llama-3-8b"},
+		{"embeddings", "POST", "/v1/embeddings", `{"model":"gpt-9","input":"hi"}`, "other"},
 		{"trailing slash", "POST", chat + "/", `{"model":"fake-llama-3-8b","messages":[]}`, ""},
 		// The mux does not take an escaped slash for a separator: a 404,
 		// though the decoded path is the chat path. Other escapes it
@@ -424,15 +429,15 @@ func TestGRPCModelFunc(t *testing.T) {
 		req  any
 		want string
 	}{
-		{"served", &generate.Request{Model: "fake-llama-3-8b"}, "fake-llama-3-8b"},
-		{"unknown", &generate.Request{Model: "gpt-9"}, "other"},
-		{"no model", &generate.Request{Prompt: "hi"}, ""},
-		{"other message", &generate.Response{Token: "fake-llama-3-8b"}, ""},
+		{"served", &generatepb.GenerateRequest{Model: "fake-llama-3-8b"}, "fake-llama-3-8b"},
+		{"unknown", &generatepb.GenerateRequest{Model: "gpt-9"}, "other"},
+		{"no model", &generatepb.GenerateRequest{Prompt: "hi"}, ""},
+		{"other message", &generatepb.GenerateResponse{Token: "fake-llama-3-8b"}, ""},
 		{"nil", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := f(context.Background(), generate.GenerateMethod, tt.req); got != tt.want {
+			if got := f(context.Background(), GenerateMethod, tt.req); got != tt.want {
 				t.Errorf("model = %q, want %q", got, tt.want)
 			}
 		})
@@ -555,8 +560,8 @@ func TestClientGoneIsCounted(t *testing.T) {
 func TestGRPC(t *testing.T) {
 	e := newEnv(t, fakemodel.Config{}, nil)
 	gs := grpc.NewServer()
-	generate.Register(gs, e.srv)
-	client := generate.NewClient(testkit.ServeBufconn(t, gs))
+	e.srv.RegisterGRPC(gs)
+	client := generatepb.NewGeneratorClient(testkit.ServeBufconn(t, gs))
 
 	plain, err := (&openai.Client{BaseURL: e.http.URL}).Chat(context.Background(),
 		openai.ChatRequest{Model: "fake-llama-3-8b", Messages: []openai.Message{{Role: "user", Content: "Why is the sky blue?"}}})
@@ -566,23 +571,23 @@ func TestGRPC(t *testing.T) {
 	e.http.Close()
 	tests := []struct {
 		name string
-		req  generate.Request
+		req  *generatepb.GenerateRequest
 		code codes.Code
 	}{
-		{"ok", generate.Request{Model: "fake-llama-3-8b", Prompt: "Why is the sky blue?"}, codes.OK},
-		{"unknown model", generate.Request{Model: "gpt-9", Prompt: "hi"}, codes.NotFound},
-		{"too many tokens", generate.Request{Model: "fake-llama-3-8b", Prompt: "hi", MaxTokens: 1000}, codes.InvalidArgument},
+		{"ok", &generatepb.GenerateRequest{Model: "fake-llama-3-8b", Prompt: "Why is the sky blue?"}, codes.OK},
+		{"unknown model", &generatepb.GenerateRequest{Model: "gpt-9", Prompt: "hi"}, codes.NotFound},
+		{"too many tokens", &generatepb.GenerateRequest{Model: "fake-llama-3-8b", Prompt: "hi", MaxTokens: 1000}, codes.InvalidArgument},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			stream, err := client.Generate(ctx, &tt.req)
+			stream, err := client.Generate(ctx, tt.req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var text bytes.Buffer
-			var last *generate.Response
+			var last *generatepb.GenerateResponse
 			for {
 				resp, err := stream.Recv()
 				if errors.Is(err, io.EOF) {
@@ -600,7 +605,8 @@ func TestGRPC(t *testing.T) {
 			if tt.code != codes.OK {
 				t.Fatalf("no error, want %v", tt.code)
 			}
-			if strings.TrimPrefix(text.String(), " ") != plain.Text || last.Usage == nil || last.Usage.CompletionTokens != plain.Usage.CompletionTokens {
+			// The same text as over HTTP, first token without its leading space.
+			if text.String() != plain.Text || last.Usage == nil || int(last.Usage.CompletionTokens) != plain.Usage.CompletionTokens {
 				t.Errorf("grpc text %q usage %+v; http %q %+v", text.String(), last.Usage, plain.Text, plain.Usage)
 			}
 		})

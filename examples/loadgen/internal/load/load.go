@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/modeltel/modeltel/examples/internal/generate"
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 )
 
@@ -49,7 +49,7 @@ type Config struct {
 	// HTTPClient defaults to a client with keep-alive sized to Concurrency.
 	HTTPClient *http.Client
 	// GRPC is the Generate client for gRPC requests; nil sends none.
-	GRPC *generate.Client
+	GRPC generatepb.GeneratorClient
 }
 
 func (c *Config) defaults() {
@@ -247,12 +247,12 @@ func Do(ctx context.Context, cfg *Config, i int) Result {
 func doGRPC(ctx context.Context, cfg *Config, i int) Result {
 	r := Result{Kind: KindGRPC}
 	start := time.Now()
-	stream, err := cfg.GRPC.Generate(ctx, &generate.Request{Model: cfg.Model, Prompt: Prompt(i), MaxTokens: cfg.MaxTokens})
+	stream, err := cfg.GRPC.Generate(ctx, &generatepb.GenerateRequest{Model: cfg.Model, Prompt: Prompt(i), MaxTokens: int32(cfg.MaxTokens)})
 	if err != nil {
 		r.Err = err
 		return r
 	}
-	var usage *generate.Usage
+	var usage *generatepb.Usage
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -274,7 +274,7 @@ func doGRPC(ctx context.Context, cfg *Config, i int) Result {
 		r.Err = errors.New("grpc: stream without usage or tokens")
 		return r
 	}
-	r.Tokens = usage.CompletionTokens
+	r.Tokens = int(usage.CompletionTokens)
 	return r
 }
 

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/modeltel/modeltel/examples/internal/generate"
+	"github.com/modeltel/modeltel/examples/inference-server/generatepb"
 	"github.com/modeltel/modeltel/examples/internal/openai"
 	"github.com/modeltel/modeltel/examples/loadgen/internal/load"
 	"github.com/modeltel/modeltel/internal/testkit"
@@ -68,7 +68,10 @@ func TestSummarize(t *testing.T) {
 
 // server is a fake inference server: HTTP chat completions that fail for the
 // model "bad" (streams with the usage only when asked), and a gRPC Generate.
-type server struct{ http, grpc atomic.Int64 }
+type server struct {
+	generatepb.UnimplementedGeneratorServer
+	http, grpc atomic.Int64
+}
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.http.Add(1)
@@ -95,25 +98,25 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
-func (s *server) Generate(req *generate.Request, stream grpc.ServerStreamingServer[generate.Response]) error {
+func (s *server) Generate(req *generatepb.GenerateRequest, stream grpc.ServerStreamingServer[generatepb.GenerateResponse]) error {
 	s.grpc.Add(1)
 	if req.Model == "bad" {
 		return status.Error(codes.NotFound, "model not found")
 	}
-	if err := stream.Send(&generate.Response{Token: "a"}); err != nil {
+	if err := stream.Send(&generatepb.GenerateResponse{Token: "a"}); err != nil {
 		return err
 	}
-	return stream.Send(&generate.Response{Index: 1, FinishReason: "stop", Usage: &generate.Usage{PromptTokens: 4, CompletionTokens: 1}})
+	return stream.Send(&generatepb.GenerateResponse{Index: 1, FinishReason: "stop", Usage: &generatepb.Usage{PromptTokens: 4, CompletionTokens: 1}})
 }
 
-func start(t *testing.T) (*server, string, *generate.Client) {
+func start(t *testing.T) (*server, string, generatepb.GeneratorClient) {
 	t.Helper()
 	s := &server{}
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
 	gs := grpc.NewServer()
-	generate.Register(gs, s)
-	return s, hs.URL, generate.NewClient(testkit.ServeBufconn(t, gs))
+	generatepb.RegisterGeneratorServer(gs, s)
+	return s, hs.URL, generatepb.NewGeneratorClient(testkit.ServeBufconn(t, gs))
 }
 
 func TestRun(t *testing.T) {

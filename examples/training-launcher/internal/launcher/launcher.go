@@ -132,6 +132,11 @@ func (l *Launcher) Collect(ch chan<- prometheus.Metric) { l.metrics.Collect(ch) 
 // or exited.
 func (l *Launcher) State() string { return l.state.Load().(string) }
 
+// Stopped reports whether Run was told to stop, by a signal from
+// Config.Signals or a cancelled context, rather than the trainer ending on its
+// own.
+func (l *Launcher) Stopped() bool { return l.stopping.Load() }
+
 // Run starts the trainer and supervises it until it exits with status 0, fails
 // more than MaxRestarts times in a row (an attempt that ran HealthyAfter ends
 // a row), or exits after a forwarded signal. It returns

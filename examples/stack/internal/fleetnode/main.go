@@ -1,0 +1,165 @@
+// Command fleetnode is the serving side of one simulated node in `make e2e-fleet`: an OpenAI-style
+// /v1/chat/completions handler instrumented by modeltel (HTTP middleware, GenAI request recorder,
+// the same metric names as examples/inference-server), with a built-in client that keeps a steady,
+// light load on it, so the node's /metrics carries live serving series without a load generator per node.
+//
+//	fleetnode --listen 127.0.0.1:PORT --models fake-llama-3-8b,fake-mistral-7b --rps 2 --seed 7
+//
+// The "model" is a timer: each request waits a time to first token, then streams output tokens at a
+// per-token pace, both drawn from the seed, so latency histograms have realistic spread. It is not the
+// inference-server example on purpose: 50 of those plus 50 load generators would spend the two CPU
+// cores of a test machine on the fake model's tokenizer instead of on the fleet under test (docs/fleet.md).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/middleware"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("fleetnode", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve /v1/chat/completions and /metrics on")
+	models := fs.String("models", "fake-llama-3-8b", "comma-separated models this node serves")
+	rps := fs.Float64("rps", 2, "requests per second the built-in client sends (0: none)")
+	seed := fs.Uint64("seed", 1, "seed of the simulated latencies")
+	errRatio := fs.Float64("error-ratio", 0.01, "share of requests that fail with 500")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	served := strings.Split(*models, ",")
+	if len(served) == 0 || served[0] == "" {
+		fmt.Fprintln(os.Stderr, "fleetnode: --models is empty")
+		return 2
+	}
+
+	reg := prometheus.NewRegistry()
+	inf := inference.NewMetrics(inference.WithModels(served...))
+	mw := middleware.New(middleware.WithInference(inf), middleware.WithModel(middleware.ModelFromJSONBody(64<<10)))
+	reg.MustRegister(inf, mw, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	api := http.NewServeMux()
+	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio}
+	api.HandleFunc("POST /v1/chat/completions", m.chat)
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	root.Handle("/", mw.Handler(api))
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
+		return 1
+	}
+	srv := &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	slog.Info("fleetnode serving", "addr", ln.Addr().String(), "models", served, "rps", *rps)
+	if *rps > 0 {
+		go drive(ctx, "http://"+ln.Addr().String(), served, *rps, *seed)
+	}
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// model answers a chat request after simulated prefill and decode times.
+type model struct {
+	mu       sync.Mutex
+	rng      *rand.Rand
+	errRatio float64
+}
+
+func (m *model) draw() (ttft, perToken time.Duration, in, out int, fail bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ttft = time.Duration(20+m.rng.ExpFloat64()*60) * time.Millisecond
+	perToken = time.Duration(5+m.rng.IntN(15)) * time.Millisecond
+	return ttft, perToken, 20 + m.rng.IntN(200), 4 + m.rng.IntN(28), m.rng.Float64() < m.errRatio
+}
+
+func (m *model) chat(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	rec := inference.FromContext(r.Context())
+	ttft, perToken, in, out, fail := m.draw()
+	rec.InputTokens(in)
+	if fail {
+		http.Error(w, `{"error":{"message":"simulated failure","type":"server_error"}}`, http.StatusInternalServerError)
+		return
+	}
+	t := time.NewTimer(ttft)
+	defer t.Stop()
+	for i := 0; i < out; i++ {
+		select {
+		case <-r.Context().Done():
+			rec.End(r.Context().Err())
+			return
+		case <-t.C:
+		}
+		rec.OutputTokens(1)
+		t.Reset(perToken)
+	}
+	rec.End(nil)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"object": "chat.completion",
+		"usage":  map[string]int{"prompt_tokens": in, "completion_tokens": out, "total_tokens": in + out},
+	})
+}
+
+// drive sends requests at rps (Poisson arrivals) round-robin over the models until ctx ends.
+func drive(ctx context.Context, base string, models []string, rps float64, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed+1, seed))
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; ; i++ {
+		wait := time.Duration(rng.ExpFloat64() / rps * float64(time.Second))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		body := `{"model":"` + models[i%len(models)] + `","messages":[{"role":"user","content":"hello"}]}`
+		go func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}()
+	}
+}

@@ -1,0 +1,194 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154 # repo, e2e, logs, t_start and servers are the caller's (see below)
+# Functions shared by e2e.sh and e2e-fleet.sh (sourced, not run). The caller sets, before sourcing:
+# repo, e2e (the .e2e folder), logs, t_start, servers (the names `start`ed that stop_all stops last), and
+# optionally prom_url (the Prometheus-compatible query API prom_* use; default http://127.0.0.1:9090).
+# The caller installs the traps: `trap on_exit EXIT` and one for INT/TERM.
+step() { printf '\n==> [%3ss] %s\n' "$(( $(date +%s) - t_start ))" "$*"; }
+info() { printf '    %s\n' "$*"; }
+ok() { printf '    ok: %s\n' "$*"; }
+skip() { printf '    SKIP: %s\n' "$*"; }
+
+names=()
+pids=()
+
+show_logs() {
+  local f
+  for f in "$logs"/*.log; do
+    [ -e "$f" ] || continue
+    printf '\n---- %s (last 40 lines) ----\n' "${f#"$repo"/}"
+    tail -n 40 "$f" || true
+  done
+}
+
+fail() {
+  printf '\nE2E FAILED: %s\n' "$*" >&2
+  show_logs
+  printf '\nE2E FAILED: %s (logs and data kept in %s)\n' "$*" "${e2e#"$repo"/}" >&2
+  exit 1
+}
+
+# stop_group NAME...: sends SIGTERM to those of the started processes named, waits up to 5 s for them all,
+# then SIGKILLs what is left and reaps them.
+stop_group() {
+  local i pid deadline alive sel=()
+  for i in "${!pids[@]}"; do
+    case " $* " in *" ${names[$i]} "*) sel+=("$i") ;; esac
+  done
+  [ ${#sel[@]} -gt 0 ] || return 0
+  for i in "${sel[@]}"; do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+  done
+  deadline=$(( $(date +%s) + 5 ))
+  while :; do
+    alive=0
+    for i in "${sel[@]}"; do
+      if kill -0 "${pids[$i]}" 2>/dev/null; then alive=1; fi
+    done
+    if [ $alive -eq 0 ] || [ "$(date +%s)" -ge $deadline ]; then break; fi
+    sleep 0.1
+  done
+  for i in "${sel[@]}"; do
+    pid=${pids[$i]}
+    if kill -0 "$pid" 2>/dev/null; then
+      printf '    %s (pid %s) still running 5 s after SIGTERM: SIGKILL\n' "${names[$i]}" "$pid"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# stop_all stops everything that is not one of the servers first (so the examples can flush their spans and
+# logs), then the servers.
+stop_all() {
+  [ ${#pids[@]} -gt 0 ] || return 0
+  local n rest=()
+  for n in "${names[@]}"; do
+    case " $servers " in *" $n "*) ;; *) rest+=("$n") ;; esac
+  done
+  [ ${#rest[@]} -eq 0 ] || stop_group "${rest[@]}"
+  local srv
+  read -ra srv <<<"$servers"
+  stop_group "${srv[@]}"
+  pids=()
+  names=()
+}
+
+on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_all
+  rm -f "$e2e"/*.pid
+  exit $rc
+}
+
+# start NAME COMMAND...: runs COMMAND in the background with its output in $logs/NAME.log and keeps its PID.
+start() {
+  local name=$1
+  shift
+  "$@" >"$logs/$name.log" 2>&1 &
+  pids+=("$!")
+  names+=("$name")
+  echo "$!" >"$e2e/$name.pid"
+  info "started $name (pid $!): $*"
+}
+
+pid_of() {
+  local i
+  for i in "${!names[@]}"; do
+    if [ "${names[$i]}" = "$1" ]; then echo "${pids[$i]}"; return 0; fi
+  done
+  return 1
+}
+
+alive() { kill -0 "$(pid_of "$1")" 2>/dev/null; }
+
+# wait_http NAME URL SECONDS: polls URL until it answers 2xx; fails early if NAME's process has exited.
+wait_http() {
+  local name=$1 url=$2 secs=$3 t0 deadline
+  t0=$(date +%s)
+  deadline=$(( t0 + secs ))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+      ok "$name ready ($url) after $(( $(date +%s) - t0 ))s"
+      return 0
+    fi
+    alive "$name" || fail "$name exited before it became ready"
+    sleep 0.25
+  done
+  fail "$name not ready at $url within ${secs}s"
+}
+
+listening() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# poll SECONDS DESCRIPTION COMMAND...: runs COMMAND every 0.5 s until it succeeds or SECONDS pass.
+poll() {
+  local secs=$1 what=$2 t0 deadline
+  shift 2
+  t0=$(date +%s)
+  deadline=$(( t0 + secs ))
+  while :; do
+    if "$@"; then
+      ok "$what ($(( $(date +%s) - t0 ))s)"
+      return 0
+    fi
+    [ "$(date +%s)" -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+# prom_query PROMQL: prints the JSON answer of Prometheus's instant query API.
+prom_query() {
+  curl -fsS --max-time 5 -G "${prom_url:-http://127.0.0.1:9090}/api/v1/query" --data-urlencode "query=$1"
+}
+
+# prom_value PROMQL: prints the first sample's value, or nothing.
+prom_value() {
+  prom_query "$1" | jq -r 'if .status == "success" and (.data.result | length) > 0 then .data.result[0].value[1] else empty end'
+}
+
+prom_at_least() {
+  local v
+  v=$(prom_value "$1" 2>/dev/null) || return 1
+  [ -n "$v" ] && awk -v v="$v" -v min="$2" 'BEGIN { exit !(v + 0 >= min + 0) }'
+}
+
+vlogs=http://127.0.0.1:9428
+
+# vlogs_query LOGSQL: prints the matching log entries of the last hour, one JSON object a line
+# (VictoriaLogs' /select/logsql/query).
+vlogs_query() {
+  curl -fsS --max-time 5 "$vlogs/select/logsql/query" --data-urlencode "query=$1" \
+    --data-urlencode "start=1h" --data-urlencode "limit=${2:-1000}"
+}
+
+# vlogs_count LOGSQL: prints the number of log entries LOGSQL finds over the last hour.
+vlogs_count() {
+  local out
+  out=$(vlogs_query "$1") || return 1
+  if [ -z "$out" ]; then echo 0; else printf '%s\n' "$out" | wc -l | tr -d ' '; fi
+}
+
+vlogs_has() { local n; n=$(vlogs_count "$1" 2>/dev/null) && [ "${n:-0}" -gt 0 ]; }
+
+jaeger_traces() {
+  curl -fsS --max-time 5 -G "http://127.0.0.1:16686/api/traces" --data-urlencode "service=$1" \
+    --data-urlencode "limit=${2:-100}" --data-urlencode "lookback=1h"
+}
+
+# need_tools TOOL...: installs the Debian packages of the same names that are missing (apt-get, as root or
+# through sudo -n), and fails when one still is not on PATH.
+need_tools() {
+  local tool need=() sudo=()
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  info "missing ${need[*]}: apt-get install ${need[*]}"
+  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  ("${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}") \
+    >/dev/null 2>&1 || true
+  for tool in "${need[@]}"; do
+    command -v "$tool" >/dev/null || fail "$tool is required and could not be installed"
+  done
+}

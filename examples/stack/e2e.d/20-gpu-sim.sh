@@ -14,7 +14,8 @@
 #    with rules derived at run time from rules/gpu.yml (the same expressions, with windows of 15s instead of
 #    10m and `for:` of 2s), GPUXIDErrors and GPUDown go to firing, and resolve after the faults are cleared
 #    (GPUXIDErrors when its 15 s window has passed: an XID is an event, nothing clears it).
-# Every wait is bounded.
+# The simulated exporter stays up on :9400 (faults cleared) and sets gpu_running=1, so later fragments
+# (modeltop's GPU rows) check against it. Every wait is bounded.
 
 gs_ports=(9400 9401 9091)
 gs_dir="$data/gpu-sim"
@@ -168,3 +169,5 @@ gs_quiet() { gs_is 9091 "count(ALERTS{alertname=~\"GPUDown|GPUXIDErrors\",job=\"
 poll 60 "e2e rules: GPUDown and GPUXIDErrors resolved" gs_quiet ||
   fail "alerts still active after clear: $(curl -fsS --max-time 5 127.0.0.1:9091/api/v1/alerts | head -c 1500)"
 curl -fsS --max-time 5 http://127.0.0.1:9400/healthz >/dev/null 2>&1 || info "/healthz still 503 (critical XID 79 since start, by design)"
+# shellcheck disable=SC2034 # read by later fragments (60-modeltop.sh)
+gpu_running=1

@@ -25,8 +25,10 @@ type nvmlOptions struct {
 // go-nvml's mock.Interface (or mock/dgxa100); its InitFunc, ShutdownFunc,
 // ExtensionsFunc (with LookupSymbolFunc), SystemGetDriverVersionFunc,
 // DeviceGetCountFunc, DeviceGetHandleByIndexFunc and EventSetCreateFunc must be
-// set, and each device's Funcs for the fields it reads. A nil lib keeps the
-// default.
+// set, and each device's Funcs for the fields it reads. gpumon/gpusim's
+// Sim.NVML gives simulated GPUs that need none of that; a lib with a method
+// Simulated() bool that returns true (gpusim's) makes gpu_info carry
+// simulated="true". A nil lib keeps the default.
 func WithNVML(lib nvml.Interface) Option {
 	return optionFunc(func(c *config) { c.lib = lib })
 }
@@ -138,14 +140,14 @@ func New(opts ...Option) (c *Collector, err error) {
 	}
 	hostname := cfg.hostname
 	if !cfg.hostnameSet {
-		hostname, _ = os.Hostname()
+		hostname = defaultHostname()
 	}
 	// Calling a function the driver's library lacks crashes the process:
 	// newer calls are used only where the symbol is there.
 	ext := lib.Extensions()
 	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
 	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
-	c.set = newMetricSet(cfg, eventReasons, memoryV2)
+	c.set = newMetricSet(cfg, eventReasons, memoryV2, isSimulated(lib))
 	if c.set.process != nil {
 		root := cfg.procRoot
 		if root == "" {
@@ -163,6 +165,23 @@ func New(opts ...Option) (c *Collector, err error) {
 	}
 	c.xid = startXIDWatcher(c)
 	return c, nil
+}
+
+// defaultHostname is dcgm-exporter's Hostname: $NODE_NAME where set, else
+// the host name.
+func defaultHostname() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// isSimulated reports whether lib says its GPUs are simulated (gpusim's
+// does, with a method Simulated() bool that returns true).
+func isSimulated(lib nvml.Interface) bool {
+	s, ok := lib.(interface{ Simulated() bool })
+	return ok && s.Simulated()
 }
 
 // openDevice reads the identity of GPU i once.

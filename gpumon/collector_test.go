@@ -5,6 +5,7 @@ package gpumon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -647,11 +648,11 @@ func TestXIDUnsupported(t *testing.T) {
 }
 
 const wantDCGM = `
-# HELP DCGM_FI_DEV_DEC_UTIL Decoder utilization (in %).
+# HELP DCGM_FI_DEV_DEC_UTIL Decoder utilization (in %%).
 # TYPE DCGM_FI_DEV_DEC_UTIL gauge
 DCGM_FI_DEV_DEC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 9
 DCGM_FI_DEV_DEC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 9
-# HELP DCGM_FI_DEV_ENC_UTIL Encoder utilization (in %).
+# HELP DCGM_FI_DEV_ENC_UTIL Encoder utilization (in %%).
 # TYPE DCGM_FI_DEV_ENC_UTIL gauge
 DCGM_FI_DEV_ENC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 7
 DCGM_FI_DEV_ENC_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 7
@@ -667,7 +668,7 @@ DCGM_FI_DEV_FB_USED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="G
 # TYPE DCGM_FI_DEV_GPU_TEMP gauge
 DCGM_FI_DEV_GPU_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 30
 DCGM_FI_DEV_GPU_TEMP{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 31
-# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).
+# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %%).
 # TYPE DCGM_FI_DEV_GPU_UTIL gauge
 DCGM_FI_DEV_GPU_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 50
 DCGM_FI_DEV_GPU_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 60
@@ -675,7 +676,7 @@ DCGM_FI_DEV_GPU_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="
 # TYPE DCGM_FI_DEV_MEM_CLOCK gauge
 DCGM_FI_DEV_MEM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 1215
 DCGM_FI_DEV_MEM_CLOCK{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 1215
-# HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %).
+# HELP DCGM_FI_DEV_MEM_COPY_UTIL Memory utilization (in %%).
 # TYPE DCGM_FI_DEV_MEM_COPY_UTIL gauge
 DCGM_FI_DEV_MEM_COPY_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 20
 DCGM_FI_DEV_MEM_COPY_UTIL{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 25
@@ -697,8 +698,8 @@ DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname
 DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} 2000500
 # HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.
 # TYPE DCGM_FI_DEV_XID_ERRORS gauge
-DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
-DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} %s
+DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",err_code="0",err_msg="No Error",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 0
+DCGM_FI_DEV_XID_ERRORS{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-1",device="nvidia1",err_code="%[1]s",err_msg="%[2]s",gpu="1",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:01:00.0"} %[1]s
 # HELP DCGM_FI_DEV_FB_RESERVED Framebuffer memory reserved (in MiB).
 # TYPE DCGM_FI_DEV_FB_RESERVED gauge
 DCGM_FI_DEV_FB_RESERVED{DCGM_FI_DRIVER_VERSION="550.54.15",Hostname="node-a",UUID="GPU-mock-0",device="nvidia0",gpu="0",modelName="Mock NVIDIA A100-SXM4-40GB",pci_bus_id="0000:00:00.0"} 512
@@ -741,13 +742,15 @@ func TestDCGMNames(t *testing.T) {
 			t.Errorf("unexpected metric %s with DCGM names", mf.GetName())
 		}
 	}
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(strings.Replace(wantDCGM, "%s", "0", 1)), names...); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(wantDCGM, "0", "No Error")), names...); err != nil {
 		t.Error(err)
 	}
-	// DCGM_FI_DEV_XID_ERRORS is the last XID, as dcgm-exporter has it.
+	// DCGM_FI_DEV_XID_ERRORS is the last XID, as dcgm-exporter has it, with
+	// its err_code and err_msg labels (dcgm-exporter's xid_errors.go: 48 is
+	// "Double Bit ECC Error").
 	b.events <- nvml.EventData{Device: b.devs[1], EventType: nvml.EventTypeXidCriticalError, EventData: 48}
 	for range 2000 {
-		if err = testutil.GatherAndCompare(reg, strings.NewReader(strings.Replace(wantDCGM, "%s", "48", 1)), names...); err == nil {
+		if err = testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(wantDCGM, "48", "Double Bit ECC Error")), names...); err == nil {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -981,5 +984,46 @@ func TestNilCollector(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(c); n != 0 {
 		t.Errorf("Collect sent %d metrics", n)
+	}
+}
+
+// TestDCGMHostname: the Hostname label is dcgm-exporter's: $NODE_NAME where
+// set and not empty, else the host name; WithHostname overrides both.
+func TestDCGMHostname(t *testing.T) {
+	host, _ := os.Hostname()
+	for _, tc := range []struct {
+		name, env string
+		opts      []gpumon.Option
+		want      string
+	}{
+		{"NODE_NAME", "node-k8s-7", nil, "node-k8s-7"},
+		{"empty NODE_NAME", "", nil, host},
+		{"WithHostname wins", "node-k8s-7", []gpumon.Option{gpumon.WithHostname("given")}, "given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NODE_NAME", tc.env)
+			c := newCollector(t, newBox(t, 1), append([]gpumon.Option{gpumon.WithDCGMNames()}, tc.opts...)...)
+			ch := make(chan prometheus.Metric, 256)
+			c.Collect(ch)
+			close(ch)
+			n := 0
+			for m := range ch {
+				var out dto.Metric
+				if err := m.Write(&out); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range out.GetLabel() {
+					if l.GetName() == "Hostname" {
+						n++
+						if l.GetValue() != tc.want {
+							t.Fatalf("%s: Hostname=%q, want %q", m.Desc(), l.GetValue(), tc.want)
+						}
+					}
+				}
+			}
+			if n == 0 {
+				t.Fatal("no series with a Hostname label")
+			}
+		})
 	}
 }

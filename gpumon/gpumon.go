@@ -103,9 +103,11 @@ func WithScrapeTimeout(d time.Duration) Option {
 	})
 }
 
-// WithHostname sets the Hostname label of the DCGM-named metrics (default:
-// os.Hostname); an empty name gives an empty label. It has no effect without
-// WithDCGMNames. dcgm-exporter users on Kubernetes usually pass the node name.
+// WithHostname sets the Hostname label of the DCGM-named metrics; an empty
+// name gives an empty label. It has no effect without WithDCGMNames. The
+// default is what dcgm-exporter uses: the environment variable NODE_NAME
+// where it is set and not empty (on Kubernetes, the node name through the
+// downward API), else os.Hostname.
 func WithHostname(name string) Option {
 	return optionFunc(func(c *config) { c.hostname, c.hostnameSet = name, true })
 }

@@ -3,6 +3,8 @@
 package gpumon
 
 import (
+	"strconv"
+
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -29,7 +31,6 @@ const (
 	fPCIeReplay
 	fEncUtil
 	fDecUtil
-	fXIDLast
 	fMemReserved // GetMemoryInfo_v2; DCGM names only
 	fMemTemp     // NVML field value NVML_FI_DEV_MEMORY_TEMP
 	fRemapCorr   // GetRemappedRows: rows remapped for correctable errors
@@ -86,7 +87,9 @@ type metricSet struct {
 	ecc          *prometheus.Desc // nil with DCGM names
 	remapped     *prometheus.Desc // gpu_memory_remapped_rows_total; nil with DCGM names
 	process      *prometheus.Desc // nil unless WithProcessMetrics
+	xidLast      *prometheus.Desc // DCGM_FI_DEV_XID_ERRORS{...,err_code,err_msg}; nil with default names
 	xidCounter   bool             // emit gpu_xid_errors_total
+	simulated    bool             // gpu_info has simulated="true"
 	eventReasons bool             // the driver has nvmlDeviceGetCurrentClocksEventReasons
 	memoryV2     bool             // read memory with nvmlDeviceGetMemoryInfo_v2 (reserved apart from used)
 	labels       *prometheus.Desc // template whose labels are the per-device ones
@@ -94,7 +97,7 @@ type metricSet struct {
 
 // maxPerDevice is the most samples one device yields in either metric set
 // (gpu_up, the fields, the clock reasons, ECC and remapped rows by type).
-const maxPerDevice = 1 + int(numFields) + len(clockReasons) + 2*len(eccTypes)
+const maxPerDevice = 2 + int(numFields) + len(clockReasons) + 2*len(eccTypes)
 
 var defaultLabels = []string{"gpu", "uuid"}
 
@@ -102,11 +105,16 @@ var defaultLabels = []string{"gpu", "uuid"}
 // the label field of its default counters (3.3 and later).
 var dcgmLabels = []string{"gpu", "UUID", "device", "modelName", "Hostname", "pci_bus_id", "DCGM_FI_DRIVER_VERSION"}
 
+// dcgmXIDLabels are the labels dcgm-exporter adds to DCGM_FI_DEV_XID_ERRORS:
+// the XID as a number and its description (xidMessage).
+var dcgmXIDLabels = append(append([]string(nil), dcgmLabels...), "err_code", "err_msg")
+
 // newMetricSet builds the descriptors of the naming scheme cfg asks for.
 // eventReasons and memoryV2 say whether the driver has
-// nvmlDeviceGetCurrentClocksEventReasons and nvmlDeviceGetMemoryInfo_v2.
-func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
-	s := &metricSet{eventReasons: eventReasons}
+// nvmlDeviceGetCurrentClocksEventReasons and nvmlDeviceGetMemoryInfo_v2;
+// simulated whether the library says its GPUs are simulated.
+func newMetricSet(cfg config, eventReasons, memoryV2, simulated bool) *metricSet {
+	s := &metricSet{eventReasons: eventReasons, simulated: simulated}
 	g, ctr := prometheus.GaugeValue, prometheus.CounterValue
 	if cfg.dcgmNames {
 		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, dcgmLabels, nil) }
@@ -125,7 +133,6 @@ func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
 			fPCIeReplay: {d("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries."), ctr, ident},
 			fEncUtil:    {d("DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %)."), g, ident},
 			fDecUtil:    {d("DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %)."), g, ident},
-			fXIDLast:    {d("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered."), g, ident},
 			// DCGM's FB_USED leaves the reserved memory out (it is
 			// FB_RESERVED), as GetMemoryInfo_v2 does.
 			fMemReserved: {d("DCGM_FI_DEV_FB_RESERVED", "Framebuffer memory reserved (in MiB)."), g, mib},
@@ -134,12 +141,17 @@ func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
 			fRemapFail:   {d("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed"), g, ident},
 		}
 		s.memoryV2 = memoryV2
+		s.xidLast = prometheus.NewDesc("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", dcgmXIDLabels, nil)
 	} else {
 		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, defaultLabels, nil) }
 		s.labels = d("gpumon_labels", "template")
 		s.up = d("gpu_up", "1 when every NVML call for this GPU succeeded (or was not supported) in the last read, else 0.")
-		s.info = prometheus.NewDesc("gpu_info", "GPU identity; always 1.",
-			[]string{"gpu", "uuid", "name", "pci_bus_id", "driver_version"}, nil)
+		infoLabels, infoHelp := []string{"gpu", "uuid", "name", "pci_bus_id", "driver_version"}, "GPU identity; always 1."
+		if simulated {
+			infoLabels = append(infoLabels, "simulated")
+			infoHelp += " simulated=\"true\": the GPUs are simulated (gpumon/gpusim), not real."
+		}
+		s.info = prometheus.NewDesc("gpu_info", infoHelp, infoLabels, nil)
 		s.clockEvent = prometheus.NewDesc("gpu_clock_event_active",
 			"1 when the reason is currently reducing (or holding) the GPU clocks, else 0 (NVML clocks event reasons).",
 			[]string{"gpu", "uuid", "reason"}, nil)
@@ -178,7 +190,7 @@ func newMetricSet(cfg config, eventReasons, memoryV2 bool) *metricSet {
 }
 
 func (s *metricSet) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.remapped, s.process} {
+	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.remapped, s.process, s.xidLast} {
 		if d != nil {
 			ch <- d
 		}
@@ -222,6 +234,15 @@ type device struct {
 	// scrape allocates none.
 	fields [1]nvml.FieldValue
 
+	// dcgmValues are the values of dcgmLabels (DCGM names only).
+	dcgmValues []string
+	// xid and xidPairs are the last XID this device's reads reported with
+	// DCGM names and the label pairs of its DCGM_FI_DEV_XID_ERRORS sample,
+	// built again only when the XID changes. Only readDevice touches them,
+	// and reads of one device never overlap; a built slice is never changed.
+	xid      uint64
+	xidPairs []*dto.LabelPair
+
 	// inflight is the NVML read of this device in progress, if any; a
 	// scrape joins it rather than start another. Guarded by Collector.mu.
 	inflight *devCall
@@ -233,7 +254,8 @@ type device struct {
 // labelDevice builds d's label pairs and gpu_info.
 func (s *metricSet) labelDevice(d *device, driver, hostname string) {
 	if s.info == nil {
-		d.base = labelPairs(s.labels, d.idx, d.uuid, "nvidia"+d.idx, d.name, hostname, d.busID, driver)
+		d.dcgmValues = []string{d.idx, d.uuid, "nvidia" + d.idx, d.name, hostname, d.busID, driver}
+		d.base = labelPairs(s.labels, d.dcgmValues...)
 		return
 	}
 	d.base = labelPairs(s.labels, d.idx, d.uuid)
@@ -244,7 +266,11 @@ func (s *metricSet) labelDevice(d *device, driver, hostname string) {
 		d.ecc[i] = labelPairs(s.ecc, d.idx, d.uuid, t)
 		d.remap[i] = labelPairs(s.remapped, d.idx, d.uuid, t)
 	}
-	if m, err := prometheus.NewConstMetric(s.info, prometheus.GaugeValue, 1, d.idx, d.uuid, d.name, d.busID, driver); err == nil {
+	values := []string{d.idx, d.uuid, d.name, d.busID, driver}
+	if s.simulated {
+		values = append(values, "true")
+	}
+	if m, err := prometheus.NewConstMetric(s.info, prometheus.GaugeValue, 1, values...); err == nil {
 		d.info = m
 	}
 }
@@ -283,4 +309,14 @@ func (s *sample) Write(out *dto.Metric) error {
 		out.Gauge = &dto.Gauge{Value: &v}
 	}
 	return nil
+}
+
+// xidLabels returns the label pairs of d's DCGM_FI_DEV_XID_ERRORS sample for
+// XID x, with err_code and err_msg as dcgm-exporter sets them.
+func (s *metricSet) xidLabels(d *device, x uint64) []*dto.LabelPair {
+	if d.xidPairs == nil || d.xid != x {
+		d.xid = x
+		d.xidPairs = labelPairs(s.xidLast, append(append([]string(nil), d.dcgmValues...), strconv.FormatUint(x, 10), xidMessage(x))...)
+	}
+	return d.xidPairs
 }

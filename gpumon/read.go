@@ -222,8 +222,9 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 			remapFailed = m.failed
 		}
 	}
-	if !r.lost && set.fields[fXIDLast].desc != nil {
-		r.set(fXIDLast, c.xid.lastXID(i))
+	var xidLast uint64
+	if !r.lost && set.xidLast != nil {
+		xidLast = c.xid.lastXID(i)
 	}
 	if !r.lost && set.process != nil {
 		if procs, ret := try(&r, h.GetComputeRunningProcesses); r.ok("GetComputeRunningProcesses", ret) {
@@ -240,6 +241,9 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 		if def.desc != nil && r.has&(1<<f) != 0 {
 			s.samples = append(s.samples, sample{def.desc, d.base, def.typ, def.conv(r.vals[f])})
 		}
+	}
+	if !r.lost && set.xidLast != nil {
+		s.samples = append(s.samples, sample{set.xidLast, set.xidLabels(d, xidLast), prometheus.GaugeValue, float64(xidLast)})
 	}
 	if hasReasons {
 		for k, cr := range clockReasons {

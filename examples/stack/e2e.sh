@@ -242,7 +242,10 @@ poll 20 "lines for {service_name=\"inference-server\"} trace_id:=\"$trace32\"" \
 poll 20 "lines for {service_name=\"training-launcher\"}" vlogs_has '{service_name="training-launcher"}' ||
   fail "VictoriaLogs has no training-launcher line (it pushes with --loki-url)"
 line=$(vlogs_query "{service_name=\"inference-server\"} trace_id:=\"$trace32\"" 1)
-jq -e --arg id "$trace32" '._msg != null and .trace_id == $id and (.span_id | length) == 16' <<<"$line" >/dev/null ||
+# VictoriaLogs takes _msg from the JSON line's "msg" field because the SDK sends VL-Msg-Field: msg; without
+# it every row's _msg is a "missing _msg field" placeholder.
+jq -e --arg id "$trace32" '(._msg | type) == "string" and (._msg | startswith("missing _msg field") | not)
+    and .trace_id == $id and (.span_id | length) == 16' <<<"$line" >/dev/null ||
   fail "the inference-server line in VictoriaLogs lacks _msg, trace_id or span_id: $line"
 ok "the line carries its message, trace_id and span_id: $(jq -c '{_stream, trace_id, span_id}' <<<"$line")"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $repo, $ebin, $logs and $model come from e2e.sh
 # modeltop (examples/modeltop): the terminal view shows what the stack holds, read through Prometheus's HTTP
 # API (PromQL rates and quantiles over the load the core steps drove) and by scraping the examples directly.
 # It prints one plain-text screen with --once; each check polls until the screen shows it.

@@ -3,10 +3,13 @@
 // the same metric names as examples/inference-server), with a built-in client that keeps a steady,
 // light load on it, so the node's /metrics carries live serving series without a load generator per node.
 //
-//	fleetnode --listen 127.0.0.1:PORT --models fake-llama-3-8b,fake-mistral-7b --rps 2 --seed 7
+//	fleetnode --listen 127.0.0.1:PORT [--grpc-listen 127.0.0.1:PORT2] --models fake-llama-3-8b,fake-mistral-7b --rps 2 --seed 7
 //
-// The "model" is a timer: each request waits a time to first token, then streams output tokens at a
-// per-token pace, both drawn from the seed, so latency histograms have realistic spread. It is not the
+// The "model" is a timer: each request waits in a queue, then a time to first token, then streams output
+// tokens at a per-token pace, all drawn from the seed, so latency histograms have realistic spread; the
+// node reports its engine state (queue, KV cache, prefix cache hits, preemptions) as a serving engine's
+// scheduler would, and serves the standard gRPC health service behind modeltel's interceptors, which the
+// built-in client also calls, so the serving dashboard's gRPC panels have data. It is not the
 // inference-server example on purpose: 50 of those plus 50 load generators would spend the two CPU
 // cores of a test machine on the fake model's tokenizer instead of on the fleet under test (docs/fleet.md).
 package main
@@ -29,6 +32,11 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,6 +50,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("fleetnode", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve /v1/chat/completions and /metrics on")
+	grpcListen := fs.String("grpc-listen", "127.0.0.1:0", "address to serve the gRPC health service on")
 	models := fs.String("models", "fake-llama-3-8b", "comma-separated models this node serves")
 	rps := fs.Float64("rps", 2, "requests per second the built-in client sends (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the simulated latencies")
@@ -61,7 +70,7 @@ func run(args []string) int {
 	reg.MustRegister(inf, mw, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := http.NewServeMux()
-	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio}
+	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio, engine: inf.Engine(served[0])}
 	api.HandleFunc("POST /v1/chat/completions", m.chat)
 	root := http.NewServeMux()
 	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -72,6 +81,15 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
 		return 1
 	}
+	gln, err := net.Listen("tcp", *grpcListen)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
+		return 1
+	}
+	gsrv := grpc.NewServer(grpc.UnaryInterceptor(mw.UnaryServerInterceptor()), grpc.StreamInterceptor(mw.StreamServerInterceptor()))
+	healthpb.RegisterHealthServer(gsrv, health.NewServer())
+	go func() { _ = gsrv.Serve(gln) }()
+	defer gsrv.Stop()
 	srv := &http.Server{Handler: root, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -83,7 +101,7 @@ func run(args []string) int {
 	}()
 	slog.Info("fleetnode serving", "addr", ln.Addr().String(), "models", served, "rps", *rps)
 	if *rps > 0 {
-		go drive(ctx, "http://"+ln.Addr().String(), served, *rps, *seed)
+		go drive(ctx, "http://"+ln.Addr().String(), gln.Addr().String(), served, *rps, *seed)
 	}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
@@ -92,26 +110,59 @@ func run(args []string) int {
 	return 0
 }
 
-// model answers a chat request after simulated prefill and decode times.
+// model answers a chat request after simulated queue, prefill and decode times, and keeps the engine
+// state a scheduler would report.
 type model struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	errRatio float64
+	engine   *inference.Engine
+	waiting  int
+	running  int
 }
 
-func (m *model) draw() (ttft, perToken time.Duration, in, out int, fail bool) {
+func (m *model) draw() (queue, ttft, perToken time.Duration, in, cached, out int, fail bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	queue = time.Duration(m.rng.ExpFloat64()*10) * time.Millisecond
 	ttft = time.Duration(20+m.rng.ExpFloat64()*60) * time.Millisecond
 	perToken = time.Duration(5+m.rng.IntN(15)) * time.Millisecond
-	return ttft, perToken, 20 + m.rng.IntN(200), 4 + m.rng.IntN(28), m.rng.Float64() < m.errRatio
+	in = 20 + m.rng.IntN(200)
+	cached = m.rng.IntN(in / 2)
+	m.engine.AddPrefixCache(1, min(cached, 1))
+	if m.rng.IntN(50) == 0 {
+		m.engine.AddPreemptions(1)
+	}
+	return queue, ttft, perToken, in, cached, 4 + m.rng.IntN(28), m.rng.Float64() < m.errRatio
+}
+
+// move shifts one request between the waiting and running counts and reports the engine state.
+func (m *model) move(dWaiting, dRunning int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.waiting += dWaiting
+	m.running += dRunning
+	m.engine.SetQueue(m.waiting, m.running)
+	m.engine.SetKVCacheUsage(min(float64(m.running)/16, 1))
 }
 
 func (m *model) chat(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	rec := inference.FromContext(r.Context())
-	ttft, perToken, in, out, fail := m.draw()
+	queue, ttft, perToken, in, cached, out, fail := m.draw()
 	rec.InputTokens(in)
+	rec.CachedInputTokens(cached)
+	m.move(1, 0)
+	select {
+	case <-r.Context().Done():
+		m.move(-1, 0)
+		rec.End(r.Context().Err())
+		return
+	case <-time.After(queue):
+	}
+	m.move(-1, 1)
+	defer m.move(0, -1)
+	rec.Scheduled()
 	if fail {
 		http.Error(w, `{"error":{"message":"simulated failure","type":"server_error"}}`, http.StatusInternalServerError)
 		return
@@ -128,6 +179,7 @@ func (m *model) chat(w http.ResponseWriter, r *http.Request) {
 		rec.OutputTokens(1)
 		t.Reset(perToken)
 	}
+	rec.SetResponse(inference.Response{Model: inference.FromContext(r.Context()).Request().Model, FinishReasons: []string{inference.FinishStop}})
 	rec.End(nil)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
@@ -136,10 +188,16 @@ func (m *model) chat(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// drive sends requests at rps (Poisson arrivals) round-robin over the models until ctx ends.
-func drive(ctx context.Context, base string, models []string, rps float64, seed uint64) {
+// drive sends requests at rps (Poisson arrivals) round-robin over the models until ctx ends, each with a
+// gRPC health check beside it.
+func drive(ctx context.Context, base, grpcAddr string, models []string, rps float64, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed+1, seed))
 	client := &http.Client{Timeout: 10 * time.Second}
+	var hc healthpb.HealthClient
+	if conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
+		defer conn.Close()
+		hc = healthpb.NewHealthClient(conn)
+	}
 	for i := 0; ; i++ {
 		wait := time.Duration(rng.ExpFloat64() / rps * float64(time.Second))
 		select {
@@ -148,6 +206,13 @@ func drive(ctx context.Context, base string, models []string, rps float64, seed 
 		case <-time.After(wait):
 		}
 		body := `{"model":"` + models[i%len(models)] + `","messages":[{"role":"user","content":"hello"}]}`
+		if hc != nil {
+			go func() {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				_, _ = hc.Check(cctx, &healthpb.HealthCheckRequest{})
+			}()
+		}
 		go func() {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 			if err != nil {

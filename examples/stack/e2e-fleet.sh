@@ -284,7 +284,9 @@ sleep 10 # a later duplicate would arrive within group_interval
 [ "$(notes "GPUXIDErrors" "$xname" firing)" = "$xteam-pager 1" ] ||
   fail "want exactly one firing GPUXIDErrors notification for $xname at $xteam-pager, got: $(notes GPUXIDErrors "$xname" firing)"
 ok "one notification, routed to $xteam-pager"
-prom_at_least "count(increase(gpu_xid_errors_total{node=\"$xname\"}[1m]) > 0)" 1 ||
+# The XID counter appears with the first XID, so increase() has data once it holds two samples.
+poll 30 "the dashboard's XID panel query has data for $xname" \
+  prom_at_least "count(increase(gpu_xid_errors_total{node=\"$xname\"}[1m]))" 1 ||
   fail "the dashboard's XID panel query has no data for $xname at the global tier"
 ok "the dashboard's XID panel query has the XID of $xname"
 start alertmanager-1 "$fbin/alertmanager" --config.file="$cfg/alertmanager.yml" --storage.path="$data/am-1" \

@@ -125,6 +125,7 @@ func (a *accountant) Observe(b []byte) {
 // answer.
 func (a *accountant) complete() {
 	a.off = true
+	a.st.Complete = true
 	if a.handlerReports() {
 		return
 	}

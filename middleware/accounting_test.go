@@ -300,38 +300,60 @@ func TestModelFromJSONBodyReplayAtEOF(t *testing.T) {
 
 // A client that closes the connection as soon as it read [DONE] (the OpenAI
 // SDKs do), while the handler is still finishing (a proxy waiting for its
-// upstream's end), got the whole answer: a 200, not a 499.
+// upstream's end), got the whole answer: a 200, not a 499; also when the
+// handler's last writes then fail, or it aborts as httputil.ReverseProxy does
+// when its last copy or flush fails (panic(http.ErrAbortHandler)).
 func TestResponseAccountingDoneIsDelivered(t *testing.T) {
-	inf := inference.NewMetrics()
-	m := New(WithInference(inf), WithModel(ModelFromJSONBody(0)), WithResponseAccounting(OpenAIRoutes))
-	closed := make(chan struct{})
-	srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, sseChunk("a")+sseUsage+sseDone)
-		_ = http.NewResponseController(w).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
-		}
-		close(closed)
-	})))
-	defer srv.Close()
-	resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() && sc.Text() != strings.TrimSpace(sseDone) {
-	}
-	resp.Body.Close() // at [DONE], before the handler returns
-	<-closed
-	waitFor(t, func() bool { return histCount(inf, "gen_ai_server_request_duration_seconds") == 1 })
-	recorded := func(status string) bool { return hasSeries(m.duration, "POST", UnmatchedRoute, status) == nil }
-	waitFor(t, func() bool { return recorded("200") || recorded("499") })
-	if !recorded("200") {
-		t.Error("a client that read [DONE] is recorded as gone")
-	}
-	if in, out := tokens(inf, "m", "input"), tokens(inf, "m", "output"); in != 7 || out != 5 {
-		t.Errorf("tokens %v %v", in, out)
+	for _, tt := range []struct {
+		name  string
+		after func(w http.ResponseWriter)
+	}{
+		{"handler returns", func(http.ResponseWriter) {}},
+		{"later write fails", func(w http.ResponseWriter) {
+			for range 50 { // until the closed connection's error surfaces
+				_, _ = io.WriteString(w, ": trailing comment\n\n")
+				if http.NewResponseController(w).Flush() != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}},
+		{"proxy aborts", func(w http.ResponseWriter) { panic(http.ErrAbortHandler) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inf := inference.NewMetrics()
+			m := New(WithInference(inf), WithModel(ModelFromJSONBody(0)), WithResponseAccounting(OpenAIRoutes))
+			closed := make(chan struct{})
+			srv := httptest.NewServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, sseChunk("a")+sseUsage+sseDone)
+				_ = http.NewResponseController(w).Flush()
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				defer close(closed)
+				tt.after(w)
+			})))
+			defer srv.Close()
+			resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() && sc.Text() != strings.TrimSpace(sseDone) {
+			}
+			resp.Body.Close() // at [DONE], before the handler returns
+			<-closed
+			waitFor(t, func() bool { return histCount(inf, "gen_ai_server_request_duration_seconds") == 1 })
+			recorded := func(status string) bool { return hasSeries(m.duration, "POST", UnmatchedRoute, status) == nil }
+			waitFor(t, func() bool { return recorded("200") || recorded("499") || recorded("500") })
+			if !recorded("200") {
+				t.Error("a client that read [DONE] is recorded as gone or failed")
+			}
+			if in, out := tokens(inf, "m", "input"), tokens(inf, "m", "output"); in != 7 || out != 5 {
+				t.Errorf("tokens %v %v", in, out)
+			}
+		})
 	}
 }

@@ -122,9 +122,12 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		case panicked && !(p == http.ErrAbortHandler && (writeFailed(st.Err) || reqCtx.Err() != nil)):
 			status = http.StatusInternalServerError
 			recErr = statusError(status)
-		case panicked || !delivered(reqCtx, st, rec):
+		case (panicked && !st.Complete) || !delivered(reqCtx, st, rec):
 			// An abort (ErrAbortHandler) of a request whose client went
-			// away, or a response that did not reach the client.
+			// away, or a response that did not reach the client. An abort
+			// after the stream's end marker went out (httputil.ReverseProxy
+			// aborts when its last copy or flush fails because the client
+			// closed as soon as it read "data: [DONE]") is not one.
 			status = StatusClientClosedRequest
 			if recErr = reqCtx.Err(); recErr == nil {
 				recErr = context.Canceled
@@ -179,6 +182,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 //
 // Only the last three read more than a field, and only for canceled requests.
 func delivered(ctx context.Context, st *respwriter.State, rec *inference.Recorder) bool {
+	if st.Complete {
+		// The stream's end marker was written before any failure: the
+		// client has the whole answer (response accounting saw it).
+		return true
+	}
 	if writeFailed(st.Err) {
 		return false
 	}

@@ -39,6 +39,12 @@ type State struct {
 	// Observer, when set before the handler writes, sees the body bytes
 	// written (see Observer); ReadFrom then copies through Write.
 	Observer Observer
+	// Complete is set (by an Observer) once the response's own end marker
+	// was written, an event stream's "data: [DONE]": the answer is whole,
+	// so a write error after it (a client that closed as soon as it read
+	// the marker, as the OpenAI SDKs do, while a proxy still copies the
+	// stream's last bytes) does not mean the client missed the response.
+	Complete bool
 }
 
 func (s *State) fail(err error) {

@@ -133,6 +133,14 @@ start_agent() {
     --storage.agent.path="$data/agent-$i" --web.listen-address="127.0.0.1:$((9300 + i))" --log.level=warn
 }
 
+# start_am N: Alertmanager N of the pair (0 or 1), web on 9193/9195, gossip on 9194/9196, each the other's peer.
+start_am() {
+  local i=$1 web=$((9193 + 2 * $1)) peer=$((9196 - 2 * $1))
+  start "alertmanager-$i" "$fbin/alertmanager" --config.file="$cfg/alertmanager.yml" --storage.path="$data/am-$i" \
+    --web.listen-address="127.0.0.1:$web" --cluster.listen-address="127.0.0.1:$((web + 1))" \
+    --cluster.peer="127.0.0.1:$peer" --cluster.reconnect-timeout=5m --log.level=warn
+}
+
 start_receive() {
   start thanos-receive "$fbin/thanos" receive --log.level=warn --tsdb.path="$data/receive" \
     --grpc-address=127.0.0.1:10901 --http-address=127.0.0.1:10902 \
@@ -145,12 +153,8 @@ step "start the global tier, alerting and logs"
 start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
   -loggerLevel=WARN
 start amwebhook "$ebin/amwebhook" --listen 127.0.0.1:9197
-start alertmanager-0 "$fbin/alertmanager" --config.file="$cfg/alertmanager.yml" --storage.path="$data/am-0" \
-  --web.listen-address=127.0.0.1:9193 --cluster.listen-address=127.0.0.1:9194 \
-  --cluster.peer=127.0.0.1:9196 --cluster.reconnect-timeout=5m --log.level=warn
-start alertmanager-1 "$fbin/alertmanager" --config.file="$cfg/alertmanager.yml" --storage.path="$data/am-1" \
-  --web.listen-address=127.0.0.1:9195 --cluster.listen-address=127.0.0.1:9196 \
-  --cluster.peer=127.0.0.1:9194 --cluster.reconnect-timeout=5m --log.level=warn
+start_am 0
+start_am 1
 start_receive
 start thanos-query "$fbin/thanos" query --log.level=warn --grpc-address=127.0.0.1:10903 \
   --http-address=127.0.0.1:10904 --endpoint=127.0.0.1:10901 --query.auto-downsampling
@@ -186,9 +190,7 @@ figures() {
     t=$(curl -fsS -o /dev/null -w '%{time_total}' --max-time 30 -G "$prom_url/api/v1/query" --data-urlencode "query=$q") || continue
     total=$(awk -v a="$total" -v b="$t" 'BEGIN { print a + b }')
     count=$((count + 1))
-  done < <(jq -r '.panels[] | .targets[]? | .expr
-      | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' \
-    "$stack"/dashboards/*.json)
+  done < <(dashboard_queries "$stack"/dashboards/*.json)
   info "[$n nodes] all $count dashboard queries at the global tier: $(awk -v a="$total" 'BEGIN { printf "%.3f", a }')s in total"
   local name pid rss
   for name in thanos-receive thanos-query thanos-rule agent-0 "gpu-node-00" "serve-node-00"; do
@@ -245,9 +247,7 @@ while IFS= read -r q; do
   total=$((total + 1))
   ans=$(prom_query "$q" 2>&1) || { bad=$((bad + 1)); info "query failed: $q: $ans"; continue; }
   [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ] || empty+=("$q")
-done < <(jq -r '.panels[] | .targets[]? | .expr
-    | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' \
-  "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json)
+done < <(dashboard_queries "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json)
 [ $bad -eq 0 ] || fail "$bad of $total dashboard queries failed at the global tier"
 # Two panels may be empty here, for reasons the test knows: XIDs (none yet; the alerting step injects one and
 # checks the panel then) and fans (the simulated models are passively cooled, as the real boards are).
@@ -289,9 +289,7 @@ poll 30 "the dashboard's XID panel query has data for $xname" \
   prom_at_least "count(increase(gpu_xid_errors_total{node=\"$xname\"}[1m]))" 1 ||
   fail "the dashboard's XID panel query has no data for $xname at the global tier"
 ok "the dashboard's XID panel query has the XID of $xname"
-start alertmanager-1 "$fbin/alertmanager" --config.file="$cfg/alertmanager.yml" --storage.path="$data/am-1" \
-  --web.listen-address=127.0.0.1:9195 --cluster.listen-address=127.0.0.1:9196 \
-  --cluster.peer=127.0.0.1:9194 --cluster.reconnect-timeout=5m --log.level=warn
+start_am 1
 wait_http alertmanager-1 http://127.0.0.1:9195/-/ready 60
 poll 30 "alertmanager-1 rejoined the cluster" am_peers || fail "alertmanager-1 did not rejoin"
 sim $xnode "clear?gpu=3" || fail "could not clear the fault on $xname"

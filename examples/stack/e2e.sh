@@ -203,9 +203,7 @@ while IFS= read -r q; do
   total=$((total + 1))
   ans=$(prom_query "$q" 2>&1) || { bad=$((bad + 1)); info "query failed: $q: $ans"; continue; }
   if [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ]; then withdata=$((withdata + 1)); fi
-done < <(jq -r '.panels[] | .targets[]? | .expr
-    | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' \
-  "$stack"/dashboards/*.json)
+done < <(dashboard_queries "$stack"/dashboards/*.json)
 [ $bad -eq 0 ] || fail "$bad of $total dashboard queries failed on Prometheus"
 ok "all $total dashboard queries run on Prometheus ($withdata return data now)"
 

@@ -193,3 +193,10 @@ need_tools() {
     command -v "$tool" >/dev/null || fail "$tool is required and could not be installed"
   done
 }
+
+# dashboard_queries DASHBOARD.json...: prints every panel query of the Grafana dashboards, one a line, with
+# Grafana's variables filled in as a person would pick "All" ($__rate_interval 1m, $__range 1h, others .*).
+dashboard_queries() {
+  jq -r '.panels[] | .targets[]? | .expr
+    | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' "$@"
+}

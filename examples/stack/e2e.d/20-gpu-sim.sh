@@ -130,9 +130,7 @@ while IFS= read -r q; do
   gs_total=$((gs_total + 1))
   n=$(prom_query "$q" | jq -r '.data.result | length') || fail "dashboard query failed: $q"
   [ "$n" -gt 0 ] || gs_empty+=("$q")
-done < <(jq -r '.panels[] | .targets[]? | .expr
-    | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' \
-  "$stack/dashboards/gpu.json")
+done < <(dashboard_queries "$stack/dashboards/gpu.json")
 for q in "${gs_empty[@]}"; do
   case "$q" in
     *gpu_fan_speed_ratio*) info "no data, as expected on an H100 SXM (no fan): $q" ;;

@@ -390,4 +390,4 @@ done
 ok "each team reads its own lines and none of the others'"
 
 step "e2e-fleet passed in $(( $(date +%s) - t_start ))s"
-[ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"
+remove_data

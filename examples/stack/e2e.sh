@@ -125,7 +125,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   step "examples"
   skip "not present yet: ${missing[*]}; the stack smoke test passed, the examples part did not run"
   step "e2e passed (stack only) in $(( $(date +%s) - t_start ))s"
-  [ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"
+  remove_data
   exit 0
 fi
 
@@ -260,4 +260,4 @@ if ! alive inference-server; then
 fi
 
 step "e2e passed in $(( $(date +%s) - t_start ))s"
-[ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"
+remove_data

@@ -82,6 +82,13 @@ on_exit() {
   exit $rc
 }
 
+# remove_data: after a pass, stops everything started (a server still writing would make rm fail), then
+# removes the data unless E2E_KEEP=1.
+remove_data() {
+  stop_all
+  [ "${E2E_KEEP:-}" = 1 ] || rm -rf "$data"
+}
+
 # start NAME COMMAND...: runs COMMAND in the background with its output in $logs/NAME.log and keeps its PID.
 start() {
   local name=$1

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,8 +46,60 @@ func BenchmarkRequest(b *testing.B) {
 	})
 }
 
-// BenchmarkOutputTokens is the per-token cost inside a stream.
+// BenchmarkOutputTokens is the per-token cost inside a stream, serial and
+// with every core reporting tokens for its own request of the same model
+// (one recorder per goroutine, all on one series), next to the least a live
+// counter can cost: a bare Prometheus Counter.Add and an atomic.Int64.Add,
+// serial and parallel. The baselines run first; each recorder run reports
+// its time as a ratio to them ("x-counter-add", "x-atomic-add": parallel to
+// parallel, serial to serial).
 func BenchmarkOutputTokens(b *testing.B) {
+	var base [2]struct{ counter, atomic float64 } // [serial, parallel]
+	perOp := func(b *testing.B) float64 { return float64(b.Elapsed().Nanoseconds()) / float64(b.N) }
+	ratio := func(b *testing.B, par int) {
+		if f := base[par]; f.counter > 0 && f.atomic > 0 {
+			b.ReportMetric(perOp(b)/f.counter, "x-counter-add")
+			b.ReportMetric(perOp(b)/f.atomic, "x-atomic-add")
+		}
+	}
+	// baseline: one bare Prometheus counter Add, the least a live token
+	// counter can cost.
+	b.Run("baseline-counter-add", func(b *testing.B) {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x_total", Help: "x"})
+		b.ReportAllocs()
+		for b.Loop() {
+			c.Add(1)
+		}
+		base[0].counter = perOp(b)
+	})
+	b.Run("baseline-atomic-add", func(b *testing.B) {
+		var n atomic.Int64
+		b.ReportAllocs()
+		for b.Loop() {
+			n.Add(1)
+		}
+		base[0].atomic = perOp(b)
+	})
+	b.Run("baseline-counter-add-parallel", func(b *testing.B) {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x_total", Help: "x"})
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c.Add(1)
+			}
+		})
+		base[1].counter = perOp(b)
+	})
+	b.Run("baseline-atomic-add-parallel", func(b *testing.B) {
+		var n atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n.Add(1)
+			}
+		})
+		base[1].atomic = perOp(b)
+	})
 	b.Run("recorder", func(b *testing.B) {
 		m := NewMetrics()
 		_, rec := m.Start(context.Background(), Request{Model: "llama-3-8b", Operation: "chat"})
@@ -56,6 +109,7 @@ func BenchmarkOutputTokens(b *testing.B) {
 			rec.OutputTokens(1)
 		}
 		rec.End(nil)
+		ratio(b, 0)
 	})
 	b.Run("recorder-parallel", func(b *testing.B) {
 		m := NewMetrics()
@@ -67,15 +121,7 @@ func BenchmarkOutputTokens(b *testing.B) {
 			}
 			rec.End(nil)
 		})
-	})
-	// baseline: one bare Prometheus counter Add, the least a live token
-	// counter can cost.
-	b.Run("baseline-counter-add", func(b *testing.B) {
-		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x_total", Help: "x"})
-		b.ReportAllocs()
-		for b.Loop() {
-			c.Add(1)
-		}
+		ratio(b, 1)
 	})
 }
 

@@ -67,6 +67,9 @@ type Metrics struct {
 	// was admitted under its own name, to its resolved children. Copy on
 	// write: readers never lock.
 	series cowmap.Map[seriesKey, *series]
+	// list is every series of series, for Collect to flush the output
+	// tokens counted in their shards.
+	list seriesList
 
 	// models and ops are the names admitted under the bounds; only admit
 	// touches them, under the lock of series.
@@ -86,6 +89,7 @@ type series struct {
 	tps         prometheus.Observer
 	inTokens    prometheus.Counter
 	outTokens   prometheus.Counter
+	outShards   *tokenShards // output tokens not yet added to outTokens
 	active      prometheus.Gauge
 	queue       prometheus.Observer
 	prefill     prometheus.Observer
@@ -214,6 +218,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
 	}
+	m.list.flushTokens()
 	m.all.Collect(ch)
 }
 
@@ -259,7 +264,7 @@ func admitUnder(admitted map[string]struct{}, name string, max int) string {
 }
 
 func (m *Metrics) newSeries(k seriesKey) *series {
-	return &series{
+	s := &series{
 		op:         k.op,
 		model:      k.model,
 		durationOK: m.duration.WithLabelValues(k.op, k.model, ""),
@@ -274,7 +279,10 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 		decode:     m.decode.WithLabelValues(k.op, k.model),
 		promptLen:  m.promptLen.WithLabelValues(k.op, k.model),
 		genLen:     m.genLen.WithLabelValues(k.op, k.model),
+		outShards:  new(tokenShards),
 	}
+	m.list.add(s)
+	return s
 }
 
 func (s *series) errorDuration(m *Metrics, errType string) prometheus.Observer {
@@ -317,6 +325,7 @@ func (m *Metrics) Start(ctx context.Context, req Request) (context.Context, *Rec
 	rc := &recorderCtx{Context: ctx}
 	r := &rc.rec
 	r.m, r.s, r.start = m, s, m.cfg.now()
+	r.outShard = s.outShards.pick()
 	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
 		r.span = sp
 	}

@@ -54,6 +54,13 @@ type Recorder struct {
 	// by: the highest total so far (SetUsage may lower a total, never the
 	// counter).
 	inHW, outHW, cachedHW atomic.Int64
+	// outShard is where OutputTokens counts: the series' output-token
+	// counter gets it at Collect and End. outRaised is set once SetUsage
+	// took over the output total: from then on OutputTokens raises the
+	// counter to outHW as InputTokens does (SetUsage may have lowered the
+	// total); before, every token added is a token counted.
+	outShard              *tokenShard
+	outRaised             atomic.Bool
 	first                 atomic.Int64 // time to first token in ns; 0 until the first token
 	firstN                atomic.Int64 // tokens the first OutputTokens call delivered
 	sched                 atomic.Int64 // arrival to Scheduled in ns; 0 until Scheduled
@@ -91,7 +98,14 @@ func (r *Recorder) OutputTokens(n int) {
 	if r.first.Load() == 0 {
 		r.markFirst(int64(n))
 	}
-	raiseTo(&r.outHW, r.out.Add(int64(n)), r.s.outTokens)
+	v := r.out.Add(int64(n))
+	if r.outRaised.Load() {
+		raiseTo(&r.outHW, v, r.s.outTokens)
+		return
+	}
+	// An add to the recorder's own cache line and to a shard the series'
+	// other streams mostly do not share: no contended counter per token.
+	r.outShard.n.Add(int64(n))
 }
 
 // Scheduled marks the moment the engine's scheduler took the request up
@@ -160,6 +174,7 @@ func (r *Recorder) End(err error) {
 		return
 	}
 	s := r.s
+	r.outShard.flushTo(s.outTokens)
 	s.active.Dec()
 	d := r.m.cfg.now().Sub(r.start)
 	in, out, first := r.in.Load(), r.out.Load(), time.Duration(r.first.Load())

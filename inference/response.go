@@ -106,6 +106,12 @@ func raiseTo(hw *atomic.Int64, v int64, c prometheus.Counter) {
 	}
 }
 
+// nopCounter is a counter that counts nothing, for raiseTo to move a
+// high-water mark without adding.
+type nopCounter struct{ prometheus.Counter }
+
+func (nopCounter) Add(float64) {}
+
 // CachedInputTokens adds n input tokens that were served from the prompt
 // (prefix) cache: a subset of the input tokens, as OpenAI's
 // usage.prompt_tokens_details.cached_tokens and the convention's
@@ -137,6 +143,12 @@ func (r *Recorder) SetUsage(input, output, cachedInput int64) {
 		raiseTo(&r.inHW, input, r.s.inTokens)
 	}
 	if output >= 0 {
+		if !r.outRaised.Load() {
+			// Every token OutputTokens added so far was counted (in
+			// the shard): the total is the high-water mark.
+			raiseTo(&r.outHW, r.out.Load(), nopCounter{})
+			r.outRaised.Store(true)
+		}
 		r.out.Store(output)
 		raiseTo(&r.outHW, output, r.s.outTokens)
 	}

@@ -59,12 +59,12 @@ type Recorder struct {
 	// took over the output total: from then on OutputTokens raises the
 	// counter to outHW as InputTokens does (SetUsage may have lowered the
 	// total); before, every token added is a token counted.
-	outShard              *tokenShard
-	outRaised             atomic.Bool
-	first                 atomic.Int64 // time to first token in ns; 0 until the first token
-	firstN                atomic.Int64 // tokens the first OutputTokens call delivered
-	sched                 atomic.Int64 // arrival to Scheduled in ns; 0 until Scheduled
-	finish                atomic.Int32 // finish reason index SetResponse stored; 0 if none
+	outShard  *tokenShard
+	outRaised atomic.Bool
+	first     atomic.Int64 // time to first token in ns; 0 until the first token
+	firstN    atomic.Int64 // tokens the first OutputTokens call delivered
+	sched     atomic.Int64 // arrival to Scheduled in ns; 0 until Scheduled
+	finish    atomic.Int32 // finish reason index SetResponse stored; 0 if none
 	// end is nil until End, then points at the error End was given. One
 	// pointer, so Ended never sees "ended" without its error.
 	end atomic.Pointer[error]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/modeltel/modeltel/gpumon"
@@ -92,6 +93,95 @@ func BenchmarkCollectCached(b *testing.B) {
 			b.Fatal("short scrape")
 		}
 	}
+}
+
+// benchBoxN is benchBox with n GPUs (more than the mock's 8: the extra
+// devices are made like the mock's own).
+func benchBoxN(b *testing.B, n int) *box {
+	if n <= 8 {
+		bx := benchBox(b)
+		bx.devs = bx.devs[:n]
+		bx.DeviceGetCountFunc = func() (int, nvml.Return) { return n, nvml.SUCCESS }
+		return bx
+	}
+	bx := benchBox(b)
+	for i := 8; i < n; i++ {
+		d := dgxa100.NewDevice(i)
+		fillDevice(d, i)
+		bx.devs = append(bx.devs, d)
+	}
+	bx.DeviceGetCountFunc = func() (int, nvml.Return) { return n, nvml.SUCCESS }
+	bx.DeviceGetHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i < 0 || i >= n {
+			return nil, nvml.ERROR_INVALID_ARGUMENT
+		}
+		return bx.devs[i], nvml.SUCCESS
+	}
+	return bx
+}
+
+// BenchmarkScrape is one scrape (Collect, drained) of 8 and of 64 mocked
+// GPUs next to its floor, the same NVML calls made directly on the same
+// mocks ("baseline-mock-reads", which runs first). The collect run reports
+// its time as a ratio to the floor ("x-mock-reads"); its allocations should
+// not grow with the number of series.
+func BenchmarkScrape(b *testing.B) {
+	for _, n := range []int{8, 64} {
+		b.Run(fmt.Sprintf("gpus=%d", n), func(b *testing.B) {
+			var floor float64
+			b.Run("baseline-mock-reads", func(b *testing.B) {
+				bx := benchBoxN(b, n)
+				b.ReportAllocs()
+				var sink uint64
+				for b.Loop() {
+					sink += mockReads(bx)
+				}
+				_ = sink
+				floor = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			})
+			b.Run("collect", func(b *testing.B) {
+				c := newCollector(b, benchBoxN(b, n))
+				ch := make(chan prometheus.Metric, 64*64)
+				collectOnce(c, ch)
+				b.ReportAllocs()
+				for b.Loop() {
+					if collectOnce(c, ch) < n*25 {
+						b.Fatal("short scrape")
+					}
+				}
+				if floor > 0 {
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/floor, "x-mock-reads")
+				}
+			})
+		})
+	}
+}
+
+// mockReads makes the NVML calls of one scrape of bx's GPUs directly.
+func mockReads(bx *box) uint64 {
+	var sink uint64
+	var fv [1]nvml.FieldValue // gpumon keeps one such buffer per device
+	for _, d := range bx.devs {
+		u, _ := d.GetUtilizationRates()
+		m, _ := d.GetMemoryInfo()
+		t, _ := d.GetTemperature(nvml.TEMPERATURE_GPU)
+		p, _ := d.GetPowerUsage()
+		l, _ := d.GetEnforcedPowerLimit()
+		e, _ := d.GetTotalEnergyConsumption()
+		sm, _ := d.GetClockInfo(nvml.CLOCK_SM)
+		mc, _ := d.GetClockInfo(nvml.CLOCK_MEM)
+		f, _ := d.GetFanSpeed()
+		r, _ := d.GetPcieReplayCounter()
+		cr, _ := d.GetCurrentClocksEventReasons()
+		e1, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
+		e2, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
+		fv[0] = nvml.FieldValue{FieldId: nvml.FI_DEV_MEMORY_TEMP}
+		_ = d.GetFieldValues(fv[:])
+		rc, ru, _, _, _ := d.GetRemappedRows()
+		sink += uint64(u.Gpu) + m.Used + uint64(t+p+l+sm+mc+f) + e + uint64(r) + cr + e1 + e2
+		sink += uint64(fv[0].Value[0]) + uint64(rc+ru)
+	}
+	return sink
 }
 
 // BenchmarkMockReads is the baseline: the NVML calls of one scrape of the

@@ -154,7 +154,9 @@ func streamType(info *grpc.StreamServerInfo) string {
 	return grpcUnary
 }
 
-// grpcCall is the per-RPC state both interceptors share.
+// grpcCall is the per-RPC state both interceptors share. A unary call keeps
+// it on the interceptor's stack; a streaming call inside its serverStream:
+// neither allocates it on its own.
 type grpcCall struct {
 	m          *Middleware
 	s          *grpcSeries
@@ -166,16 +168,24 @@ type grpcCall struct {
 	rec        *inference.Recorder
 	model      string
 	logCtx     context.Context
-	// logAttrs carries AddLogAttrs' attributes (with a logger only); it is
-	// part of the call's allocation.
-	logAttrs attrCtx
+	// logAttrs carries AddLogAttrs' attributes; nil without a logger.
+	logAttrs *attrCtx
 }
 
-func (m *Middleware) startCall(ctx context.Context, typ, fullMethod string) (context.Context, *grpcCall) {
-	c := &grpcCall{m: m, s: m.grpc.seriesFor(typ, fullMethod), fullMethod: fullMethod, start: m.cfg.now()}
+// startCall starts the call c. carrier, when not nil, is where the incoming
+// metadata is read from for the propagators (a streaming call keeps one in
+// its serverStream); with nil, one is allocated when the propagators read
+// any.
+func (m *Middleware) startCall(ctx context.Context, c *grpcCall, typ, fullMethod string, carrier *incomingCarrier) context.Context {
+	*c = grpcCall{m: m, s: m.grpc.seriesFor(typ, fullMethod), fullMethod: fullMethod, start: m.cfg.now()}
 	c.s.started.Inc()
-	md, _ := metadata.FromIncomingContext(ctx)
-	ctx = m.propagators().Extract(ctx, metadataCarrier(md))
+	if p := m.propagators(); !isNoopPropagator(p) {
+		if carrier == nil {
+			carrier = new(incomingCarrier)
+		}
+		carrier.ctx = ctx
+		ctx = p.Extract(ctx, carrier)
+	}
 	if c.tracer = m.tracer(); c.tracer != nil {
 		service, method := splitMethod(fullMethod)
 		ctx, c.span = c.tracer.Start(ctx, strings.TrimPrefix(fullMethod, "/"),
@@ -183,11 +193,11 @@ func (m *Middleware) startCall(ctx context.Context, typ, fullMethod string) (con
 			trace.WithAttributes(semconv.RPCSystemGRPC, semconv.RPCService(service), semconv.RPCMethod(method)))
 	}
 	if m.cfg.logger != nil {
-		c.logAttrs.Context = ctx
-		ctx = &c.logAttrs
+		c.logAttrs = &attrCtx{Context: ctx}
+		ctx = c.logAttrs
 	}
 	c.logCtx = ctx
-	return ctx, c
+	return ctx
 }
 
 // startRecorder starts the inference recorder (and GenAI span) when the model
@@ -292,7 +302,9 @@ func (e codeError) ErrorType() string { return codes.Code(e).String() }
 // WithGRPCModel names a model for the request, and a log line.
 func (m *Middleware) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx, c := m.startCall(ctx, grpcUnary, info.FullMethod)
+		var call grpcCall
+		c := &call
+		ctx = m.startCall(ctx, c, grpcUnary, info.FullMethod, nil)
 		c.s.received.Inc()
 		ctx = c.startRecorder(ctx, req)
 		panicked := true
@@ -323,9 +335,11 @@ func (m *Middleware) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // names a model for the first message received, and a log line.
 func (m *Middleware) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx, c := m.startCall(ss.Context(), streamType(info), info.FullMethod)
-		ws := &serverStream{ServerStream: ss, call: c}
-		ws.ctx.Store(&ctxBox{ctx})
+		ws := &serverStream{ServerStream: ss}
+		c := &ws.call
+		ws.ctx0.Context = m.startCall(ss.Context(), c, streamType(info), info.FullMethod, &ws.carrier)
+		ws.carrier.ctx = nil
+		ws.ctx.Store(&ws.ctx0)
 		panicked := true
 		defer func() {
 			if panicked {
@@ -354,10 +368,15 @@ type ctxBox struct{ context.Context }
 // at once, so the context is swapped atomically. mu orders the start of the
 // recorder before the interceptor's end: a message a left-behind goroutine
 // receives after the handler returned starts nothing (it would never end).
+//
+// The call, the first context and the carrier live in the one allocation of
+// the serverStream.
 type serverStream struct {
 	grpc.ServerStream
-	call    *grpcCall
+	call    grpcCall
 	ctx     atomic.Pointer[ctxBox]
+	ctx0    ctxBox // the context the handler starts with
+	carrier incomingCarrier
 	started atomic.Bool
 	mu      sync.Mutex
 	done    bool // the handler returned; under mu
@@ -397,21 +416,26 @@ func (s *serverStream) SendMsg(msg any) error {
 	return err
 }
 
-// metadataCarrier adapts gRPC metadata for a TextMapPropagator.
-type metadataCarrier metadata.MD
+// incomingCarrier is a TextMapCarrier over the incoming metadata of ctx. It
+// does not copy the metadata (metadata.FromIncomingContext copies every key
+// and value, on every call): Get copies the one value it finds, and only
+// Keys, which the W3C and B3 propagators never call, copies them all.
+type incomingCarrier struct{ ctx context.Context }
 
-func (c metadataCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
+func (c *incomingCarrier) Get(key string) string {
+	if v := metadata.ValueFromIncomingContext(c.ctx, key); len(v) > 0 {
 		return v[0]
 	}
 	return ""
 }
 
-func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+// Set does nothing: a server only extracts.
+func (c *incomingCarrier) Set(string, string) {}
 
-func (c metadataCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
+func (c *incomingCarrier) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.ctx)
+	keys := make([]string, 0, len(md))
+	for k := range md {
 		keys = append(keys, k)
 	}
 	return keys

@@ -256,6 +256,22 @@ func isNoopProvider(tp trace.TracerProvider) bool {
 		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
 }
 
+// isNoopPropagator reports a propagator that extracts nothing:
+// OpenTelemetry's global delegate before a propagator was set (and with no
+// delegate given since). Calls skip reading the incoming headers for it.
+func isNoopPropagator(p propagation.TextMapPropagator) bool {
+	t := reflect.TypeOf(p)
+	if t == nil {
+		return true
+	}
+	if t.Kind() != reflect.Pointer || t.Elem().Name() != "textMapPropagator" ||
+		t.Elem().PkgPath() != "go.opentelemetry.io/otel/internal/global" {
+		return false
+	}
+	// The delegate answers its delegate's fields, none before one is set.
+	return len(p.Fields()) == 0
+}
+
 // tracer returns the tracer for this request, nil when tracing is off.
 func (m *Middleware) tracer() trace.Tracer {
 	if m.fixed != nil {

@@ -157,13 +157,17 @@ func BenchmarkScrape(b *testing.B) {
 	}
 }
 
-// mockReads makes the NVML calls of one scrape of bx's GPUs directly.
+// mockReads makes the NVML calls of one scrape of bx's GPUs directly: the
+// calls the collector makes with default names on this mock.
 func mockReads(bx *box) uint64 {
 	var sink uint64
 	var fv [1]nvml.FieldValue // gpumon keeps one such buffer per device
 	for _, d := range bx.devs {
 		u, _ := d.GetUtilizationRates()
-		m, _ := d.GetMemoryInfo()
+		m, _ := d.GetMemoryInfo_v2()
+		enc, _, _ := d.GetEncoderUtilization()
+		dec, _, _ := d.GetDecoderUtilization()
+		sink += uint64(enc + dec)
 		t, _ := d.GetTemperature(nvml.TEMPERATURE_GPU)
 		p, _ := d.GetPowerUsage()
 		l, _ := d.GetEnforcedPowerLimit()

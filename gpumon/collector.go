@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -41,7 +42,7 @@ var errCanceled = errors.New("gpumon: canceled")
 
 // Collector is a prometheus.Collector of NVML GPU metrics. It reads device
 // identity once, in New, and the changing values at scrape time, each GPU on
-// its own goroutine: concurrent scrapes share a GPU's read in progress, a
+// its own reader goroutine (started in New, ended by Close): concurrent scrapes share a GPU's read in progress, a
 // read can be cached (WithCacheTTL), and a scrape waits for a GPU's read no
 // longer than the scrape timeout, so one hung GPU does not hold up the
 // others. A background goroutine counts XID errors from an NVML event set
@@ -65,6 +66,12 @@ type Collector struct {
 	// for a GPU whose read did not answer in time.
 	down []sample
 
+	// work is each device's reader: a goroutine, started in New, that
+	// makes the NVML reads of that device one at a time. A read is sent
+	// only while the device has none in flight (under mu), so a buffer of
+	// one never blocks the sender.
+	work []chan *devCall
+
 	mu     sync.Mutex
 	closed bool
 	last   *snapshot // the last one in which every GPU answered
@@ -74,17 +81,44 @@ type Collector struct {
 	closeOnce sync.Once
 }
 
-// devCall is one NVML read of one GPU, on its own goroutine. It holds the
-// result and room for its samples, so that a read makes few allocations.
+// devCall is one NVML read of one GPU, made by the GPU's reader goroutine.
+// It holds the result and room for its samples; the reads one scrape starts
+// share one readBatch, so that a scrape makes the same few allocations
+// however many GPUs and series there are.
 type devCall struct {
-	start time.Time // when the read began: a scrape waits for it until start + scrape timeout
-	done  chan struct{}
-	took  time.Duration // set, with res and err, before done is closed
+	start time.Time  // when the read began: a scrape waits for it until start + scrape timeout
+	batch *readBatch // the reads started with this one
+	fin   atomic.Bool
+	took  time.Duration // set, with res and err, before fin
 	res   *devResult    // &result; nil when the read panicked
 	err   error
 
 	result devResult
 	buf    [maxPerDevice]sample
+}
+
+// readBatch is the reads one scrape started: done is closed once every one
+// of them finished (never, while one hangs: a scrape waiting on it gives up
+// at the scrape timeout and looks at each read's fin).
+type readBatch struct {
+	calls   []devCall
+	pending atomic.Int32
+	done    chan struct{}
+}
+
+func newReadBatch(n int) *readBatch {
+	b := &readBatch{calls: make([]devCall, n), done: make(chan struct{})}
+	b.pending.Store(int32(n))
+	return b
+}
+
+// finish publishes call's result (set before) and closes the batch's done
+// after its last read.
+func (call *devCall) finish() {
+	call.fin.Store(true)
+	if call.batch.pending.Add(-1) == 0 {
+		close(call.batch.done)
+	}
 }
 
 // New initialises NVML, reads the identity of every GPU (index, UUID, name,
@@ -163,8 +197,22 @@ func New(opts ...Option) (c *Collector, err error) {
 			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
 		}
 	}
+	for i, d := range c.devs {
+		w := make(chan *devCall, 1)
+		c.work = append(c.work, w)
+		go c.reader(i, d, w)
+	}
 	c.xid = startXIDWatcher(c)
 	return c, nil
+}
+
+// reader makes the reads of device i sent on w until Close closes it. A
+// reader hung in NVML keeps its device's read in flight: scrapes join it
+// (and time out) rather than start another.
+func (c *Collector) reader(i int, d *device, w <-chan *devCall) {
+	for call := range w {
+		c.runDevice(i, d, call)
+	}
 }
 
 // defaultHostname is dcgm-exporter's Hostname: $NODE_NAME where set, else
@@ -304,6 +352,7 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	}
 	now := time.Now()
 	calls := make([]*devCall, len(c.devs))
+	fresh := 0 // the devices whose read this scrape starts
 	for i, d := range c.devs {
 		// A GPU that answered within the TTL keeps its read even when
 		// another GPU's hangs (and so c.last is not renewed).
@@ -311,13 +360,26 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 			calls[i] = d.last
 			continue
 		}
-		call := d.inflight
-		if call == nil {
-			call = &devCall{start: now, done: make(chan struct{})}
-			d.inflight = call
-			go c.runDevice(i, d, call)
+		if d.inflight != nil {
+			calls[i] = d.inflight
+			continue
 		}
-		calls[i] = call
+		fresh++
+	}
+	if fresh > 0 {
+		batch := newReadBatch(fresh)
+		k := 0
+		for i, d := range c.devs {
+			if calls[i] != nil {
+				continue
+			}
+			call := &batch.calls[k]
+			k++
+			call.start, call.batch = now, batch
+			d.inflight = call
+			calls[i] = call
+			c.work[i] <- call // never blocks: see Collector.work
+		}
 	}
 	c.mu.Unlock()
 
@@ -326,6 +388,7 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 	defer func() {
 		if t != nil {
 			t.Stop()
+			timers.Put(t)
 		}
 	}()
 	var timedOut bool
@@ -335,25 +398,25 @@ func (c *Collector) snapshot(cancel <-chan struct{}) (*snapshot, error) {
 		// The timeout runs from the start of the GPU's read, not of this
 		// wait: a scrape that joins a read already hung past the timeout
 		// gives up on it at once instead of waiting a full timeout more.
-		done := isDone(call)
+		done := call.fin.Load()
 		if !done {
 			if left := c.cfg.scrapeTimeout - time.Since(call.start); left > 0 {
 				if t == nil {
-					t = time.NewTimer(left)
-				} else {
-					t.Reset(left)
+					t = timers.Get().(*time.Timer)
 				}
+				t.Reset(left)
 				select {
-				case <-call.done:
+				case <-call.batch.done:
 					done = true
 				case <-cancel:
-					if !isDone(call) {
+					if !call.fin.Load() {
 						return nil, errCanceled // the caller gave up: no NVML timeout to count
 					}
 					done = true
 				case <-t.C:
-					done = isDone(call)
+					done = call.fin.Load()
 				}
+				t.Stop()
 			}
 		}
 		if !done {
@@ -391,14 +454,13 @@ func (s *snapshot) setErr(i, n int, err error) {
 	s.errs[i] = err
 }
 
-func isDone(call *devCall) bool {
-	select {
-	case <-call.done:
-		return true
-	default:
-		return false
-	}
-}
+// timers are the scrape timeout timers of snapshot, stopped; reused so
+// that a scrape allocates none.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
@@ -424,7 +486,7 @@ func (c *Collector) runDevice(i int, d *device, call *devCall) {
 			d.last = call
 		}
 		c.mu.Unlock()
-		close(call.done)
+		call.finish()
 	}()
 	call.result.samples = call.buf[:0]
 	c.readDevice(i, d, &call.result)
@@ -499,14 +561,22 @@ func (c *Collector) close() error {
 		}
 	}
 	c.mu.Unlock()
+	// No read is sent once closed is set: the readers end (a hung one
+	// when its NVML call returns).
+	for _, w := range c.work {
+		close(w)
+	}
 	wait := time.NewTimer(c.cfg.scrapeTimeout + 4*c.cfg.xidWait)
 	defer wait.Stop()
 	if !c.xid.stop(wait.C) {
 		return errors.New("gpumon: close: xid watcher still in EventSetWait; nvml left initialised")
 	}
 	for _, call := range calls {
+		if call.fin.Load() {
+			continue
+		}
 		select {
-		case <-call.done:
+		case <-call.batch.done:
 		case <-wait.C:
 			return errors.New("gpumon: close: nvml read still running; nvml left initialised")
 		}

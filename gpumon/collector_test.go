@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -1025,5 +1026,30 @@ func TestDCGMHostname(t *testing.T) {
 				t.Fatal("no series with a Hostname label")
 			}
 		})
+	}
+}
+
+// The GPUs' reader goroutines, started in New, end at Close.
+func TestReadersEndAtClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	bx := newBox(t, 8)
+	c, err := gpumon.New(gpumon.WithNVML(bx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(c, "gpu_up"); n != 8 {
+		t.Fatalf("%d gpu_up series, want 8", n)
+	}
+	if runtime.NumGoroutine() < before+8 {
+		t.Errorf("%d goroutines with 8 GPUs, %d before New: want a reader per GPU", runtime.NumGoroutine(), before)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; { // a hang guard, not a timing target
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before New", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -68,6 +68,12 @@ func TestHealthyCanceled(t *testing.T) {
 	}
 }
 
+func hungCall(start time.Time) *devCall {
+	b := newReadBatch(1)
+	b.calls[0].start, b.calls[0].batch = start, b
+	return &b.calls[0]
+}
+
 // hungCollector is a Collector of one GPU whose read, started at start,
 // never finishes, with a scrape timeout of an hour.
 func hungCollector(start time.Time) *Collector {
@@ -75,6 +81,6 @@ func hungCollector(start time.Time) *Collector {
 		cfg:      config{scrapeTimeout: time.Hour},
 		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"}),
 		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "d"}),
-		devs:     []*device{{inflight: &devCall{start: start, done: make(chan struct{})}}},
+		devs:     []*device{{inflight: hungCall(start)}},
 	}
 }

@@ -1,0 +1,49 @@
+//go:build cgo
+
+package gpusim_test
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/modeltel/modeltel/gpumon"
+	"github.com/modeltel/modeltel/gpumon/gpusim"
+)
+
+// A scrape makes the same few allocations however many GPUs (and so
+// series) there are: the reads of one scrape share one batch, the readers
+// are started once in New, the timeout timer is reused. gpusim records no
+// calls (go-nvml's moq mocks do, and allocate as their records grow).
+func TestCollectAllocsIndependentOfGPUs(t *testing.T) {
+	var allocs []float64
+	gpus := []int{1, 8, 64}
+	for _, n := range gpus {
+		sim, err := gpusim.New(gpusim.Config{GPUs: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := gpumon.New(gpumon.WithNVML(sim.NVML()), gpumon.WithHostname("h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan prometheus.Metric, 64*64)
+		scrape := func() {
+			c.Collect(ch)
+			for len(ch) > 0 {
+				<-ch
+			}
+		}
+		scrape()
+		allocs = append(allocs, testing.AllocsPerRun(200, scrape))
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("allocations per scrape at %v GPUs: %v", gpus, allocs)
+	// 6 at 8 GPUs: the snapshot and its slice, the scrape's list of reads,
+	// the batch, its reads and its done channel (one fewer with few GPUs).
+	if allocs[2] != allocs[1] || allocs[1] > 8 || allocs[0] > allocs[1] {
+		t.Errorf("allocations per scrape at %v GPUs: %v; want the same few (<= 8) at 8 and 64", gpus, allocs)
+	}
+}

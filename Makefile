@@ -6,7 +6,10 @@ STATICCHECK_VERSION := v0.8.2
 BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
 GRPCURL_VERSION     := v1.9.4
 
-# Benchmarks: `make bench` writes bench/$(BENCH_NAME).txt in benchstat's format.
+# Benchmarks: `make bench` runs the performance set of issue 16, each benchmark next to its baseline
+# in the same run and reporting its ratio to it (x-... units), and writes bench/$(BENCH_NAME).txt in
+# benchstat's format (about 3 minutes with the defaults; docs/performance.md says what each row is).
+# `make bench-all` runs every benchmark ($(BENCH) in $(BENCH_PKG)).
 # Compare two runs with `make benchstat OLD=bench/main.txt NEW=bench/new.txt`.
 BENCH       ?= .
 BENCH_PKG   ?= ./...
@@ -15,8 +18,15 @@ BENCH_TIME  ?= 200ms
 BENCH_NAME  ?= new
 OLD         ?= bench/main.txt
 NEW         ?= bench/new.txt
+# package@regexp@benchtime (empty: BENCH_TIME); the slow-backend rows run 2 s of offered load each.
+BENCH_SET   := \
+	'./inference@^BenchmarkOutputTokens$$@' \
+	'./middleware@^BenchmarkGRPC(Unary|Stream)$$@' \
+	'./gpumon@^BenchmarkScrape$$@' \
+	'./logging@^Benchmark(LokiHandleParallel|LokiFastSink|Handler)$$@' \
+	'./logging@^BenchmarkLokiSlowBackend$$@1x'
 
-.PHONY: all test bench benchstat lint tools e2e e2e-fleet stack fmt
+.PHONY: all test bench bench-all benchstat lint tools e2e e2e-fleet stack fmt
 
 all: lint test
 
@@ -24,8 +34,19 @@ all: lint test
 test:
 	./scripts/test.sh -race -count=1 ./...
 
-## bench: every benchmark, -benchmem, $(BENCH_COUNT) runs each, saved for benchstat
+## bench: issue 16's benchmarks next to their baselines (ratios), $(BENCH_COUNT) runs each, saved for benchstat
 bench:
+	@mkdir -p bench
+	@: > bench/$(BENCH_NAME).txt
+	@set -e; for spec in $(BENCH_SET); do \
+		pkg=$${spec%%@*}; rest=$${spec#*@}; re=$${rest%@*}; t=$${rest##*@}; \
+		{ $(GO) test -run '^$$' -bench "$$re" -benchmem -count $(BENCH_COUNT) -benchtime $${t:-$(BENCH_TIME)} $$pkg; \
+			echo $$? > bench/.rc; } | tee -a bench/$(BENCH_NAME).txt; \
+		test "$$(cat bench/.rc)" = 0; \
+	done
+
+## bench-all: every benchmark, -benchmem, $(BENCH_COUNT) runs each, saved for benchstat
+bench-all:
 	@mkdir -p bench
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) $(BENCH_PKG) | tee bench/$(BENCH_NAME).txt
 

@@ -322,10 +322,9 @@ func (m *Metrics) Start(ctx context.Context, req Request) (context.Context, *Rec
 	}
 	s := m.lookup(req.Operation, req.Model)
 	// The recorder is the context: one allocation for both.
-	rc := &recorderCtx{Context: ctx}
+	rc := &recorderCtx{Context: ctx, rec: Recorder{outShard: s.outShards.pick()}}
 	r := &rc.rec
 	r.m, r.s, r.start = m, s, m.cfg.now()
-	r.outShard = s.outShards.pick()
 	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
 		r.span = sp
 	}

@@ -173,8 +173,8 @@ func (r *Recorder) End(err error) {
 	if !r.end.CompareAndSwap(nil, p) {
 		return
 	}
+	r.outShard.flushTo(r.s.outTokens) // the request's tokens are in the counter once it ended
 	s := r.s
-	r.outShard.flushTo(s.outTokens)
 	s.active.Dec()
 	d := r.m.cfg.now().Sub(r.start)
 	in, out, first := r.in.Load(), r.out.Load(), time.Duration(r.first.Load())

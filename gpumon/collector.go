@@ -192,18 +192,23 @@ func New(opts ...Option) (c *Collector, err error) {
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))
 	}
+	c.startReaders()
 	if c.set.up != nil {
 		for _, d := range c.devs {
 			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
 		}
 	}
+	c.xid = startXIDWatcher(c)
+	return c, nil
+}
+
+// startReaders starts a reader goroutine for each device.
+func (c *Collector) startReaders() {
 	for i, d := range c.devs {
 		w := make(chan *devCall, 1)
 		c.work = append(c.work, w)
 		go c.reader(i, d, w)
 	}
-	c.xid = startXIDWatcher(c)
-	return c, nil
 }
 
 // reader makes the reads of device i sent on w until Close closes it. A

@@ -91,6 +91,9 @@ func (r *Recorder) InputTokens(n int) {
 // OutputTokens adds n generated tokens. The first call with n > 0 marks the
 // first token: it fixes the time to first token and adds the
 // gen_ai.first_token event to a recording span. n <= 0 does nothing.
+// Streams of one model on different cores do not contend: the tokens are
+// counted in shards of the series that every Collect (so every scrape) and
+// the recorder's End add to inference_tokens_total.
 func (r *Recorder) OutputTokens(n int) {
 	if r == nil || r.s == nil || n <= 0 || r.isEnded() {
 		return

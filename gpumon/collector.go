@@ -337,7 +337,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // snapshot returns each GPU's values from a fresh, shared or cached NVML
-// read. A GPU with no read in progress gets a new one, on its own goroutine;
+// read. A GPU with no read in progress gets a new one, on its reader;
 // one whose read is in progress (perhaps hung in the driver) is joined, never
 // read twice at once. A GPU whose read does not finish within the scrape
 // timeout of its start is left out (errTimeout in snap.errs), and the scrape

@@ -44,8 +44,8 @@ func WithTextLine(f func(line string)) IngestOption {
 }
 
 // WithEvent sets the function that receives every event line (a JSON object
-// with an "event" field), after a checkpoint event has been recorded in the
-// Metrics. It is called from the goroutine that called Ingest. Nil, the
+// with an "event" field), after a checkpoint or resume event has been
+// recorded in the Metrics. It is called from the goroutine that called Ingest. Nil, the
 // default, ignores events beyond the metrics.
 func WithEvent(f func(Event)) IngestOption {
 	return ingestOptionFunc(func(c *ingestConfig) { c.event = f })
@@ -73,7 +73,10 @@ func WithMaxLineBytes(n int) IngestOption {
 
 // Event is an event line of the trainer, a JSON object with an "event" field,
 // for example {"event":"checkpoint","step":500,"duration":12.5,"bytes":1048576}.
-// Step, Duration and Bytes are zero when the line does not have them.
+// Step, Duration and Bytes are zero when the line does not have them. Ingest
+// records two events in the Metrics: "checkpoint" (ObserveCheckpoint; a
+// duration is required) and "resume" (ObserveResume: the trainer restored
+// the checkpoint of step, in duration; a step is required).
 type Event struct {
 	Name     string
 	Line     int

@@ -85,7 +85,8 @@
 // from a checkpoint under the same output) counts one step, without a derived
 // step time, since the time since the previous line includes the restart. For
 // goodput a step number at most the highest one recorded is a step run
-// again, across Ingest calls (one per trainer attempt) too. A step line's
+// again, across Ingest calls (one per trainer attempt) too: "step" is the
+// global step, not one that starts over every epoch. A step line's
 // interval ends when the line is read and lasts its step_time (or the time
 // since the previous line), its data_wait just before it (or, without
 // step_time, at the start of that time). "lr" may be spelled "learning_rate". Python's NaN, Infinity and

@@ -314,15 +314,16 @@ func (m *Metrics) ObserveCrash() {
 // after it, up to the highest step completed before, are recomputed: their
 // step time counts as recompute badput, not as goodput, and
 // training_recomputed_steps_total counts them. Steps recorded without a
-// number (Step.End, ObserveStep) continue from step+1. A negative step is
-// ignored, a negative d taken as 0. It does nothing on a nil *Metrics.
+// number (Step.End, ObserveStep) continue from step+1. A negative step, or
+// one above MaxCount, is ignored; a negative d is taken as 0. It does nothing
+// on a nil *Metrics.
 //
 // A trainer that prints its steps does not need it to detect recomputation:
 // Ingest takes a step number lower than one already recorded as a resume
 // from just before it. The resume also tells where the run went on from when
 // the trainer prints steps only every so often.
 func (m *Metrics) ObserveResume(step int64, d time.Duration) {
-	if m == nil || step < 0 {
+	if m == nil || step < 0 || step > MaxCount {
 		return
 	}
 	m.gp.resume(m.now(), step, d)

@@ -169,6 +169,7 @@ func TestGoodputTimeline(t *testing.T) {
 				clk.advance(time.Second)
 				m.ObserveStep(-time.Second, training.StepResult{}) // no time: the second is other
 				m.ObserveResume(-1, 0)                             // ignored
+				m.ObserveResume(training.MaxCount+1, time.Second)  // ignored
 				m.ObserveDataWait(-time.Second)                    // ignored
 				m.EndRun()
 			},

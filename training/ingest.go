@@ -45,8 +45,8 @@ func WithTextLine(f func(line string)) IngestOption {
 
 // WithEvent sets the function that receives every event line (a JSON object
 // with an "event" field), after a checkpoint or resume event has been
-// recorded in the Metrics. It is called from the goroutine that called Ingest. Nil, the
-// default, ignores events beyond the metrics.
+// recorded in the Metrics. It is called from the goroutine that called
+// Ingest. Nil, the default, ignores events beyond the metrics.
 func WithEvent(f func(Event)) IngestOption {
 	return ingestOptionFunc(func(c *ingestConfig) { c.event = f })
 }

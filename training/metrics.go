@@ -27,7 +27,8 @@ var forbiddenLabels = []string{"epoch", "batch", "step", "iteration"}
 // Metrics is the Prometheus collector of one training process (or one rank):
 // step time, loss, learning rate, gradient norm, throughput, data-loader wait,
 // checkpoints, epoch, stall detection and goodput (the share of the run's
-// wall time that went into steps that advanced it; see Metrics.Goodput). Register it on a registry:
+// wall time that went into steps that advanced it; see Metrics.Goodput).
+// Register it on a registry:
 //
 //	m := training.NewMetrics(training.WithRun("llama-8b-sft-7"), training.WithRank(0))
 //	reg.MustRegister(m)
@@ -193,9 +194,12 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector. Counters, histograms and
-// training_goodput_ratio are always exported; training_loss, training_learning_rate, training_grad_norm,
-// training_epoch, training_last_step_timestamp_seconds, the checkpoint gauges
-// and training_model_flops_utilization_ratio only once a value was reported.
+// training_goodput_ratio are always exported; training_loss,
+// training_learning_rate, training_grad_norm, training_epoch,
+// training_last_step_timestamp_seconds, the checkpoint gauges and
+// training_model_flops_utilization_ratio only once a value was reported.
+// During a startup or a restart (no step since), it counts the time up to
+// now as that badput (see Metrics.Goodput).
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
@@ -239,8 +243,9 @@ func (s *Step) End(r StepResult) {
 }
 
 // ObserveStep records one training step whose duration d was measured
-// elsewhere (for example by the trainer itself). It does what Step.End does;
-// a negative d records the step without a duration observation.
+// elsewhere (for example by the trainer itself), ending now. It does what
+// Step.End does; a negative d records the step without a duration
+// observation and without step time for goodput.
 func (m *Metrics) ObserveStep(d time.Duration, r StepResult) {
 	if m == nil {
 		return
@@ -261,7 +266,8 @@ func (m *Metrics) ObserveDataWait(d time.Duration) {
 
 // ObserveCheckpoint records a checkpoint save that took d, ended now and wrote
 // bytes (0 when unknown): the duration histogram, the bytes counter, the size
-// of the last checkpoint, its timestamp and checkpoint badput. A negative d or bytes is taken as 0.
+// of the last checkpoint, its timestamp and checkpoint badput. A negative d
+// or bytes is taken as 0.
 func (m *Metrics) ObserveCheckpoint(d time.Duration, bytes int64) {
 	if m == nil {
 		return

@@ -47,3 +47,44 @@ func ExampleIngest() {
 	// event: checkpoint 3.2s
 	// err: <nil>
 }
+
+// ExampleMetrics_Goodput splits a run's wall time: a startup, steps with data
+// waits, a checkpoint, a crash, a restart that resumes from that checkpoint
+// and runs two steps again. The clock is a fake one, so the durations are
+// exact.
+func ExampleMetrics_Goodput() {
+	now := time.Unix(0, 0)
+	advance := func(d time.Duration) { now = now.Add(d) }
+	m := training.NewMetrics(training.WithRun("example"), training.WithClock(func() time.Time { return now }))
+
+	advance(10 * time.Second) // load the model
+	step := func() {
+		advance(time.Second)
+		m.ObserveDataWait(time.Second)
+		s := m.StartStep()
+		advance(4 * time.Second)
+		s.End(training.StepResult{Samples: 8})
+	}
+	for i := 1; i <= 4; i++ {
+		step()
+		if i == 2 {
+			advance(5 * time.Second)
+			m.ObserveCheckpoint(5*time.Second, 1<<30)
+		}
+	}
+	m.ObserveCrash()          // the trainer died after step 4
+	advance(20 * time.Second) // the launcher restarts it
+	m.ObserveResume(2, 0)     // from the checkpoint of step 2
+	for range 3 {
+		step() // steps 3 and 4 again, then 5
+	}
+	m.EndRun()
+
+	g := m.Goodput()
+	fmt.Printf("wall %v: productive %v, startup %v, data_wait %v, checkpoint %v, restart %v, recompute %v, other %v\n",
+		g.Wall, g.Productive, g.Startup, g.DataWait, g.Checkpoint, g.Restart, g.Recompute, g.Other)
+	fmt.Printf("goodput %.2f, %d steps recomputed\n", g.Ratio(), g.RecomputedSteps)
+	// Output:
+	// wall 1m10s: productive 20s, startup 10s, data_wait 7s, checkpoint 5s, restart 20s, recompute 8s, other 0s
+	// goodput 0.29, 2 steps recomputed
+}

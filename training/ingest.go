@@ -44,9 +44,9 @@ func WithTextLine(f func(line string)) IngestOption {
 }
 
 // WithEvent sets the function that receives every event line (a JSON object
-// with an "event" field), after a checkpoint event has been recorded in the
-// Metrics. It is called from the goroutine that called Ingest. Nil, the
-// default, ignores events beyond the metrics.
+// with an "event" field), after a checkpoint or resume event has been
+// recorded in the Metrics. It is called from the goroutine that called
+// Ingest. Nil, the default, ignores events beyond the metrics.
 func WithEvent(f func(Event)) IngestOption {
 	return ingestOptionFunc(func(c *ingestConfig) { c.event = f })
 }
@@ -73,7 +73,10 @@ func WithMaxLineBytes(n int) IngestOption {
 
 // Event is an event line of the trainer, a JSON object with an "event" field,
 // for example {"event":"checkpoint","step":500,"duration":12.5,"bytes":1048576}.
-// Step, Duration and Bytes are zero when the line does not have them.
+// Step, Duration and Bytes are zero when the line does not have them. Ingest
+// records two events in the Metrics: "checkpoint" (ObserveCheckpoint; a
+// duration is required) and "resume" (ObserveResume: the trainer restored
+// the checkpoint of step, in duration; a step is required).
 type Event struct {
 	Name     string
 	Line     int
@@ -283,7 +286,14 @@ func (in *ingester) handle(raw []byte) {
 		in.m.setEpoch(rec.epoch)
 	}
 	if rec.has&hasDataWait != 0 {
-		in.m.ObserveDataWait(seconds(rec.dataWait))
+		if rec.kind == kindStep {
+			// The wait before this step: the step accounts it.
+			if in.m != nil {
+				in.m.dataWait.Observe(rec.dataWait)
+			}
+		} else {
+			in.m.ObserveDataWait(seconds(rec.dataWait))
+		}
 	}
 	if rec.kind == kindStep {
 		in.step(rec)
@@ -319,6 +329,21 @@ func (in *ingester) event(rec *record, b []byte) {
 		// The next step's derived time should not include the checkpoint.
 		in.prevTime, in.hasPrevTime = now, true
 	}
+	if rec.event == "resume" {
+		if rec.has&hasStep == 0 {
+			if !rec.badStep {
+				in.fail(ReasonValue, "step", errors.New("resume event without a step"))
+			}
+		} else {
+			if in.m != nil {
+				in.m.gp.resume(now, ev.Step, ev.Duration)
+			}
+			// The next step line counts from the checkpoint's step, and
+			// its derived time does not include the restore.
+			in.prevStep, in.hasPrevStep = rec.step, true
+			in.prevTime, in.hasPrevTime = now, true
+		}
+	}
 	if in.cfg.event != nil {
 		in.cfg.event(ev)
 	}
@@ -326,7 +351,7 @@ func (in *ingester) event(rec *record, b []byte) {
 
 func (in *ingester) step(rec *record) {
 	now := in.now()
-	o := observation{steps: 1, has: uint8(rec.has & (hasLoss | hasLR | hasGradNorm))}
+	o := observation{steps: 1, has: uint8(rec.has & (hasLoss | hasLR | hasGradNorm)), num: int64(rec.step), hasNum: true}
 	o.result.Loss, o.result.LearningRate, o.result.GradNorm = rec.loss, rec.lr, rec.gradNorm
 	if rec.has&hasSamples != 0 {
 		o.samples = rec.samples
@@ -358,8 +383,15 @@ func (in *ingester) step(rec *record) {
 	switch {
 	case rec.has&hasStepTime != 0:
 		o.dur, o.hasDur = seconds(rec.stepTime), true
+		o.span = seconds(rec.stepTime * o.steps)
 	case in.hasPrevTime:
-		o.dur, o.hasDur = time.Duration(float64(now.Sub(in.prevTime))/o.steps), true
+		o.span = now.Sub(in.prevTime)
+		o.dur, o.hasDur = time.Duration(float64(o.span)/o.steps), true
+		// The time since the previous line includes this step's data wait.
+		o.waitInside = true
+	}
+	if rec.has&hasDataWait != 0 {
+		o.wait = seconds(rec.dataWait)
 	}
 	in.prevTime, in.hasPrevTime = now, true
 	if in.m != nil {
@@ -403,7 +435,7 @@ type record struct {
 	samples, tokens, stepTime, epoch float64
 	dataWait, duration, bytes        float64
 	event                            string
-	badDuration                      bool
+	badDuration, badStep             bool
 	errs                             []fieldError
 }
 
@@ -470,6 +502,7 @@ func parseLine(b []byte) (*record, error) {
 		num(l.Duration, "duration", hasDuration, &rec.duration, secondsValue)
 		num(l.Bytes, "bytes", hasBytes, &rec.bytes, count)
 		rec.badDuration = l.Duration != nil && rec.has&hasDuration == 0
+		rec.badStep = l.Step != nil && rec.has&hasStep == 0
 		return rec, nil
 	}
 	if l.Step != nil {

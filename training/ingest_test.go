@@ -471,3 +471,120 @@ training_loss 2
 		t.Error(err)
 	}
 }
+
+// TestIngestGoodput: the goodput of trainer lines, on a clock that ticks one
+// second per line. A line's step interval ends when it is read and lasts its
+// step_time (or, without it, the time since the previous line); its data_wait
+// comes just before (or at the start of a derived step time). Resume events
+// and step numbers going back mark the steps run again.
+func TestIngestGoodput(t *testing.T) {
+	input := `{"step": 1, "step_time": 0.5, "data_wait": 0.25}
+{"step": 2, "data_wait": 0.25}
+{"event": "checkpoint", "step": 2, "duration": 0.5}
+{"step": 3, "step_time": 1}
+{"event": "resume", "step": 1, "duration": 0.25}
+{"step": 2, "step_time": 0.5}
+{"step": 3, "step_time": 0.5}
+{"step": 4, "step_time": 1}
+{"step": 2, "step_time": 1}
+{"data_wait": 0.5}
+{"event": "resume"}
+{"event": "resume", "step": -3}
+`
+	// t0 is NewMetrics; line n is read at t0+n s.
+	//   1: startup [0, .25], data wait [.25, .5], step 1 [.5, 1]
+	//   2: data wait [1, 1.25], step 2 [1.25, 2] (derived: 1 s since line 1)
+	//   3: other [2, 2.5], checkpoint [2.5, 3]
+	//   4: step 3 [3, 4]
+	//   5: other [4, 4.75], restore [4.75, 5]: resumed after step 1
+	//   6, 7: other .5 each, steps 2 and 3 again: recompute [5.5, 6], [6.5, 7]
+	//   8: step 4 [7, 8]
+	//   9: step 2 again (a restart without a resume event): recompute [8, 9]
+	//  10: other [9, 9.5], data wait [9.5, 10]
+	//  11, 12: value errors; the scrape at t0+13 s leaves 3 s pending.
+	res := runIngest(t, input)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	var errs []string
+	for _, e := range res.errs {
+		errs = append(errs, fmt.Sprintf("%d %s %s", e.Line, e.Reason, e.Field))
+	}
+	if want := []string{"11 value step", "12 value step"}; !slices.Equal(errs, want) {
+		t.Errorf("errors = %q, want %q", errs, want)
+	}
+	const want = `
+# HELP training_badput_seconds_total Wall time of the run that was not productive step time, by reason.
+# TYPE training_badput_seconds_total counter
+training_badput_seconds_total{reason="checkpoint"} 0.75
+training_badput_seconds_total{reason="data_wait"} 1
+training_badput_seconds_total{reason="other"} 2.75
+training_badput_seconds_total{reason="recompute"} 2
+training_badput_seconds_total{reason="restart"} 0
+training_badput_seconds_total{reason="startup"} 0.25
+# HELP training_goodput_ratio Productive step time over the wall time since the run started.
+# TYPE training_goodput_ratio gauge
+training_goodput_ratio 0.25
+# HELP training_goodput_seconds_total Productive step time: steps that advanced the run, each step number counted once.
+# TYPE training_goodput_seconds_total counter
+training_goodput_seconds_total 3.25
+# HELP training_recomputed_steps_total Steps run again after resuming from a checkpoint older than the last step completed.
+# TYPE training_recomputed_steps_total counter
+training_recomputed_steps_total 3
+# HELP training_steps_total Training steps completed.
+# TYPE training_steps_total counter
+training_steps_total 7
+# HELP training_data_wait_seconds Time spent waiting for the data loader.
+# TYPE training_data_wait_seconds histogram
+training_data_wait_seconds_bucket{le="0.001"} 0
+training_data_wait_seconds_bucket{le="0.0025"} 0
+training_data_wait_seconds_bucket{le="0.005"} 0
+training_data_wait_seconds_bucket{le="0.01"} 0
+training_data_wait_seconds_bucket{le="0.025"} 0
+training_data_wait_seconds_bucket{le="0.05"} 0
+training_data_wait_seconds_bucket{le="0.1"} 0
+training_data_wait_seconds_bucket{le="0.25"} 2
+training_data_wait_seconds_bucket{le="0.5"} 3
+training_data_wait_seconds_bucket{le="1"} 3
+training_data_wait_seconds_bucket{le="2.5"} 3
+training_data_wait_seconds_bucket{le="5"} 3
+training_data_wait_seconds_bucket{le="10"} 3
+training_data_wait_seconds_bucket{le="30"} 3
+training_data_wait_seconds_bucket{le="60"} 3
+training_data_wait_seconds_bucket{le="+Inf"} 3
+training_data_wait_seconds_sum 1
+training_data_wait_seconds_count 3
+`
+	if err := testutil.CollectAndCompare(res.m, strings.NewReader(want), "training_badput_seconds_total", "training_goodput_ratio",
+		"training_goodput_seconds_total", "training_recomputed_steps_total", "training_steps_total", "training_data_wait_seconds"); err != nil {
+		t.Error(err)
+	}
+	var names []string
+	for _, e := range res.events {
+		names = append(names, fmt.Sprintf("%s %d %v", e.Name, e.Step, e.Duration))
+	}
+	if want := []string{"checkpoint 2 500ms", "resume 1 250ms", "resume 0 0s", "resume 0 0s"}; !slices.Equal(names, want) {
+		t.Errorf("events = %q, want %q", names, want)
+	}
+}
+
+// TestIngestResumeCountsFromCheckpoint: after a resume event, a trainer that
+// logs every few steps has its first line counted from the checkpoint's step.
+func TestIngestResumeCountsFromCheckpoint(t *testing.T) {
+	res := runIngest(t, `{"step": 10, "step_time": 1}
+{"event": "resume", "step": 4}
+{"step": 12, "step_time": 1}
+{"step": 16, "step_time": 1}
+`)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	// Steps 5-12 (8 steps in one line: 6 again) and 13-16.
+	want := withTypes(`
+training_steps_total 13
+training_recomputed_steps_total 6
+`)
+	if err := testutil.CollectAndCompare(res.m, strings.NewReader(want), "training_steps_total", "training_recomputed_steps_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -26,7 +26,9 @@ var forbiddenLabels = []string{"epoch", "batch", "step", "iteration"}
 
 // Metrics is the Prometheus collector of one training process (or one rank):
 // step time, loss, learning rate, gradient norm, throughput, data-loader wait,
-// checkpoints, epoch and stall detection. Register it on a registry:
+// checkpoints, epoch, stall detection and goodput (the share of the run's
+// wall time that went into steps that advanced it; see Metrics.Goodput).
+// Register it on a registry:
 //
 //	m := training.NewMetrics(training.WithRun("llama-8b-sft-7"), training.WithRank(0))
 //	reg.MustRegister(m)
@@ -64,6 +66,7 @@ type Metrics struct {
 	nonfiniteG prometheus.Counter
 	ckptBytes  prometheus.Counter
 	ingestErrs map[string]prometheus.Counter
+	gp         ledger // goodput: the run's wall time by what it went into
 
 	always   promlist.Collectors // exported from the start: what Describe and Collect send first
 	optional []optionalMetric
@@ -157,6 +160,7 @@ func NewMetrics(opts ...Option) *Metrics {
 	m.nonfiniteG = counter("training_nonfinite_grad_norm_total", "Steps that reported a NaN or infinite gradient norm.", nil)
 	m.ckptBytes = counter("training_checkpoint_written_bytes_total", "Bytes written by checkpoints.", nil)
 	m.always = promlist.Collectors{m.stepDur, m.dataWait, m.ckptDur, m.steps, m.samples, m.tokens, m.nonfinite, m.nonfiniteG, m.ckptBytes}
+	m.gp.init(c.now(), cl)
 	m.ingestErrs = map[string]prometheus.Counter{}
 	for _, r := range []string{ReasonSyntax, ReasonValue, ReasonOverlong} {
 		m.ingestErrs[r] = counter("training_ingest_errors_total", "Trainer output lines (Ingest) that could not be used, by reason.", prometheus.Labels{"reason": r})
@@ -183,15 +187,19 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 		return
 	}
 	m.always.Describe(ch)
+	m.gp.describe(ch)
 	for _, x := range m.optional {
 		ch <- x.m.Desc()
 	}
 }
 
-// Collect implements prometheus.Collector. Counters and histograms are always
-// exported; training_loss, training_learning_rate, training_grad_norm,
-// training_epoch, training_last_step_timestamp_seconds, the checkpoint gauges
-// and training_model_flops_utilization_ratio only once a value was reported.
+// Collect implements prometheus.Collector. Counters, histograms and
+// training_goodput_ratio are always exported; training_loss,
+// training_learning_rate, training_grad_norm, training_epoch,
+// training_last_step_timestamp_seconds, the checkpoint gauges and
+// training_model_flops_utilization_ratio only once a value was reported.
+// During a startup or a restart (no step since), it counts the time up to
+// now as that badput (see Metrics.Goodput).
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
@@ -201,6 +209,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	m.always.Collect(ch)
+	m.gp.collect(ch, m.now())
 	for _, x := range m.optional {
 		if x.set.Load() {
 			ch <- x.m
@@ -229,31 +238,36 @@ func (s *Step) End(r StepResult) {
 	m := s.m
 	s.m = nil
 	now := m.now()
-	m.record(now, observation{steps: 1, dur: now.Sub(s.start), hasDur: true, result: r, has: reportedFields(r)})
+	d := now.Sub(s.start)
+	m.record(now, observation{steps: 1, dur: d, hasDur: true, span: d, result: r, has: reportedFields(r)})
 }
 
 // ObserveStep records one training step whose duration d was measured
-// elsewhere (for example by the trainer itself). It does what Step.End does;
-// a negative d records the step without a duration observation.
+// elsewhere (for example by the trainer itself), ending now. It does what
+// Step.End does; a negative d records the step without a duration
+// observation and without step time for goodput.
 func (m *Metrics) ObserveStep(d time.Duration, r StepResult) {
 	if m == nil {
 		return
 	}
-	m.record(m.now(), observation{steps: 1, dur: d, hasDur: d >= 0, result: r, has: reportedFields(r)})
+	m.record(m.now(), observation{steps: 1, dur: d, hasDur: d >= 0, span: d, result: r, has: reportedFields(r)})
 }
 
 // ObserveDataWait records time spent waiting for the data loader before a
-// step. A negative d is ignored.
+// step, a wait that ended now: the histogram, and data_wait badput. A
+// negative d is ignored.
 func (m *Metrics) ObserveDataWait(d time.Duration) {
 	if m == nil || d < 0 {
 		return
 	}
 	m.dataWait.Observe(d.Seconds())
+	m.gp.interval(badDataWait, m.now(), d)
 }
 
-// ObserveCheckpoint records a checkpoint save that took d and wrote bytes
-// (0 when unknown): the duration histogram, the bytes counter, the size of the
-// last checkpoint and its timestamp. A negative d or bytes is taken as 0.
+// ObserveCheckpoint records a checkpoint save that took d, ended now and wrote
+// bytes (0 when unknown): the duration histogram, the bytes counter, the size
+// of the last checkpoint, its timestamp and checkpoint badput. A negative d
+// or bytes is taken as 0.
 func (m *Metrics) ObserveCheckpoint(d time.Duration, bytes int64) {
 	if m == nil {
 		return
@@ -310,6 +324,7 @@ func (m *Metrics) setEpoch(n float64) {
 
 func (m *Metrics) checkpoint(now time.Time, d time.Duration, bytes float64) {
 	m.ckptDur.Observe(max(d, 0).Seconds())
+	m.gp.interval(badCheckpoint, now, d)
 	m.ckptBytes.Add(bytes)
 	m.ckptSize.Set(bytes)
 	m.lastCkpt.Set(unixSeconds(now))
@@ -342,6 +357,13 @@ type observation struct {
 	has    uint8
 	// samples and tokens as floats, for Ingest; added to result's.
 	samples, tokens float64
+	// For goodput: the wall time all the steps took together (ending at
+	// the observation's time), the data wait before them (or, waitInside,
+	// at the start of span), and the number of the last step (hasNum).
+	span, wait time.Duration
+	waitInside bool
+	num        int64
+	hasNum     bool
 }
 
 func reportedFields(r StepResult) uint8 {
@@ -397,6 +419,7 @@ func (m *Metrics) record(now time.Time, o observation) {
 		return // a repeated report of a step already recorded
 	}
 	m.steps.Add(o.steps)
+	m.gp.step(now, o.span, o.wait, o.waitInside, stepCount(o.steps), o.num, o.hasNum)
 	if o.hasDur {
 		sec := o.dur.Seconds()
 		m.stepDur.Observe(sec)

@@ -64,7 +64,18 @@ func TestMetricsExposition(t *testing.T) {
 	m.ObserveStep(2*time.Second, training.StepResult{Loss: math.NaN(), GradNorm: math.Inf(1), Samples: 8, Tokens: 100})
 	m.ObserveCheckpoint(3*time.Second, 1024)
 
+	// Goodput: the data wait and the second step's start come before the
+	// run started or overlap time already counted, and the checkpoint lies
+	// inside the second step: each second of the run is counted once.
 	const want = `
+# HELP training_badput_seconds_total Wall time of the run that was not productive step time, by reason.
+# TYPE training_badput_seconds_total counter
+training_badput_seconds_total{node="n0",rank="0",reason="checkpoint",run="r1"} 0
+training_badput_seconds_total{node="n0",rank="0",reason="data_wait",run="r1"} 0
+training_badput_seconds_total{node="n0",rank="0",reason="other",run="r1"} 0
+training_badput_seconds_total{node="n0",rank="0",reason="recompute",run="r1"} 0
+training_badput_seconds_total{node="n0",rank="0",reason="restart",run="r1"} 0
+training_badput_seconds_total{node="n0",rank="0",reason="startup",run="r1"} 0
 # HELP training_checkpoint_duration_seconds Duration of a checkpoint save.
 # TYPE training_checkpoint_duration_seconds histogram
 training_checkpoint_duration_seconds_bucket{node="n0",rank="0",run="r1",le="1"} 0
@@ -88,6 +99,12 @@ training_data_wait_seconds_count{node="n0",rank="0",run="r1"} 1
 # HELP training_epoch Current epoch.
 # TYPE training_epoch gauge
 training_epoch{node="n0",rank="0",run="r1"} 2
+# HELP training_goodput_ratio Productive step time over the wall time since the run started.
+# TYPE training_goodput_ratio gauge
+training_goodput_ratio{node="n0",rank="0",run="r1"} 1
+# HELP training_goodput_seconds_total Productive step time: steps that advanced the run, each step number counted once.
+# TYPE training_goodput_seconds_total counter
+training_goodput_seconds_total{node="n0",rank="0",run="r1"} 1.25
 # HELP training_grad_norm Gradient norm of the last step that reported a finite one.
 # TYPE training_grad_norm gauge
 training_grad_norm{node="n0",rank="0",run="r1"} 1.25
@@ -117,6 +134,9 @@ training_nonfinite_grad_norm_total{node="n0",rank="0",run="r1"} 1
 # HELP training_nonfinite_loss_total Steps that reported a NaN or infinite loss.
 # TYPE training_nonfinite_loss_total counter
 training_nonfinite_loss_total{node="n0",rank="0",run="r1"} 1
+# HELP training_recomputed_steps_total Steps run again after resuming from a checkpoint older than the last step completed.
+# TYPE training_recomputed_steps_total counter
+training_recomputed_steps_total{node="n0",rank="0",run="r1"} 0
 # HELP training_samples_total Training samples processed.
 # TYPE training_samples_total counter
 training_samples_total{node="n0",rank="0",run="r1"} 16
@@ -277,6 +297,7 @@ var help = map[string]string{
 	"training_nonfinite_grad_norm_total": "Steps that reported a NaN or infinite gradient norm.",
 	"training_checkpoint_size_bytes":     "Size of the last checkpoint.",
 	"training_epoch":                     "Current epoch.",
+	"training_recomputed_steps_total":    "Steps run again after resuming from a checkpoint older than the last step completed.",
 }
 
 // withTypes adds the HELP and TYPE lines of unlabelled gauge and counter
@@ -431,6 +452,7 @@ func TestConcurrentSteps(t *testing.T) {
 	go func() { // scrapes during the steps
 		for i := 0; i < 20; i++ {
 			testutil.CollectAndCount(m)
+			_ = m.Goodput()
 		}
 	}()
 	wg.Wait()

@@ -130,8 +130,8 @@ func WithFLOPs(flopsPerToken, peakFLOPS float64) Option {
 	})
 }
 
-// WithClock sets the clock used for step durations and timestamps (tests).
-// A nil clock keeps time.Now.
+// WithClock sets the clock used for step durations, timestamps and the
+// goodput wall time (tests). A nil clock keeps time.Now.
 func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) {
 		if now != nil {

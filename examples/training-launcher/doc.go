@@ -3,7 +3,10 @@
 // on failure with exponential backoff (up to --max-restarts failures in a row;
 // a run of --healthy-after before a failure starts the count and the backoff
 // over) and forwards SIGTERM/SIGINT so it can checkpoint. It exits with the
-// trainer's status.
+// trainer's status. The run's goodput (training_goodput_ratio and
+// training_badput_seconds_total by reason: startup, data_wait, checkpoint,
+// restart, recompute, other) includes the restarts it makes and the steps the
+// trainer runs again after resuming from an older checkpoint.
 //
 // A trainer that ends on its own (done, or failed past --max-restarts) leaves
 // the launcher serving /metrics for --linger (default 30s: two scrapes at the

@@ -68,6 +68,9 @@ func TestLauncherEndToEnd(t *testing.T) {
 		`training_last_step_timestamp_seconds{rank="0",run="e2e",training_job="demo"}`,
 		`training_launcher_trainer_running{rank="0",run="e2e",training_job="demo"} 1`,
 		`training_launcher_restarts_total{rank="0",run="e2e",training_job="demo"} 0`,
+		`training_goodput_ratio{rank="0",run="e2e",training_job="demo"}`,
+		`training_goodput_seconds_total{rank="0",run="e2e",training_job="demo"}`,
+		`training_badput_seconds_total{rank="0",reason="data_wait",run="e2e",training_job="demo"}`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(metrics, want) {

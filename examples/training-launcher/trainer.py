@@ -2,14 +2,21 @@
 """A stand-in for a PyTorch training job, for examples/training-launcher.
 
 Python 3 standard library only. It prints one JSON line per step (flushed) in
-the format training.Ingest reads, sleeps --step-time per step, writes a
-checkpoint every --checkpoint-every steps and prints a checkpoint event, and on
-SIGTERM or SIGINT writes a last checkpoint, prints its event and exits 0.
+the format training.Ingest reads, waits --data-wait for its "data loader" and
+sleeps --step-time per step, writes a checkpoint every --checkpoint-every steps
+(taking --checkpoint-time) and prints a checkpoint event, and on SIGTERM or
+SIGINT writes a last checkpoint, prints its event and exits 0.
 
   python3 trainer.py --steps 100 --step-time 0.1
   python3 trainer.py --fail-at 30            # exit 1 at step 30 (first attempt only)
   python3 trainer.py --nan-at 50             # loss NaN at step 50 (json writes NaN)
   python3 trainer.py --checkpoint-dir /tmp/ck  # resume from the last checkpoint
+  python3 trainer.py --data-wait 0.5         # a slow data loader
+
+With --checkpoint-dir, a trainer that finds a checkpoint there resumes after
+its step and prints {"event": "resume", "step": N, "duration": S} first, so
+the steps it runs again (those after N that the crashed attempt had done) are
+counted as recomputed.
 
 The launcher sets MODELTEL_RESTART_COUNT (like TORCHELASTIC_RESTART_COUNT);
 --fail-at fails only while it is below --fail-times.
@@ -37,6 +44,8 @@ def emit(obj):
 
 def checkpoint(args, step, reason):
     start = time.monotonic()
+    if args.checkpoint_time > 0:
+        time.sleep(args.checkpoint_time)  # writing the weights
     size = 0
     if args.checkpoint_dir:
         os.makedirs(args.checkpoint_dir, exist_ok=True)
@@ -54,19 +63,29 @@ def checkpoint(args, step, reason):
 
 
 def resume_step(args):
+    """The step of the checkpoint in --checkpoint-dir (0: none), printed as a
+    resume event when there is one."""
     if not args.checkpoint_dir:
         return 0
+    start = time.monotonic()
     try:
         with open(os.path.join(args.checkpoint_dir, "checkpoint.json")) as f:
-            return int(json.loads(f.read()).get("step", 0))
+            step = int(json.loads(f.read()).get("step", 0))
     except (OSError, ValueError):
         return 0
+    if step > 0:
+        emit({"event": "resume", "step": step, "duration": time.monotonic() - start})
+    return step
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--step-time", type=float, default=0.1, help="seconds per step")
+    p.add_argument("--step-time", type=float, default=0.1,
+                   help="seconds per step (forward, backward, optimizer), after the data wait")
+    p.add_argument("--data-wait", type=float, default=-1,
+                   help="seconds the data loader takes before each step (default: a tenth of --step-time)")
+    p.add_argument("--checkpoint-time", type=float, default=0, help="seconds a checkpoint save takes")
     p.add_argument("--fail-at", type=int, default=0, help="exit 1 at this step (0: never)")
     p.add_argument("--fail-times", type=int, default=1,
                    help="fail only while MODELTEL_RESTART_COUNT is below this")
@@ -92,10 +111,12 @@ def main():
             print(f"trainer: got signal {stop_signal}, checkpointed at step {step}", flush=True)
             return 0
         step += 1
-        t0 = time.monotonic()
-        wait = args.step_time * 0.1
+        wait = args.data_wait if args.data_wait >= 0 else args.step_time * 0.1
+        w0 = time.monotonic()
         time.sleep(wait)  # the data loader
-        time.sleep(args.step_time - wait)  # forward, backward, optimizer
+        t0 = time.monotonic()
+        wait = t0 - w0
+        time.sleep(args.step_time)  # forward, backward, optimizer
         if args.fail_at and step == args.fail_at and restart < args.fail_times:
             print(f"trainer: simulated failure at step {step}", file=sys.stderr, flush=True)
             return 1

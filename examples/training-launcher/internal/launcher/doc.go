@@ -4,6 +4,16 @@
 // can checkpoint, and traces the run with a span per attempt and per
 // checkpoint.
 //
+// # Goodput
+//
+// The launcher tells Config.Metrics what only a supervisor knows: when it
+// restarts a failed trainer it calls ObserveCrash (after the trainer's last
+// lines are read), so the time until the first step of the next attempt is
+// restart badput; when Run returns it calls EndRun, so the time the process
+// lingers afterwards is not counted, and logs the run's goodput breakdown
+// ("run goodput"). The trainer's resume events and step numbers tell
+// training.Ingest which steps were run again.
+//
 // # Process handling
 //
 // The trainer runs in a process group of its own with PYTHONUNBUFFERED=1 and

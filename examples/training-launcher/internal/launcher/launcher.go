@@ -150,6 +150,7 @@ func (l *Launcher) Run(ctx context.Context) (int, error) {
 		trace.WithAttributes(attribute.StringSlice("process.command_args", l.cfg.Command)))
 	defer span.End()
 	defer l.state.Store("exited")
+	defer l.endRun(ctx)
 
 	backoff := l.cfg.Backoff
 	failures := 0 // in a row: attempts that failed before HealthyAfter
@@ -182,6 +183,9 @@ func (l *Launcher) Run(ctx context.Context) (int, error) {
 			return code, nil
 		}
 		failures++
+		// From here to the first step of the next attempt is restart
+		// badput; the trainer's last lines have been read by now.
+		l.cfg.Metrics.ObserveCrash()
 		l.state.Store("backoff")
 		l.log.WarnContext(ctx, "trainer failed, restarting", "exit_code", code, "attempt", attempt, "backoff", backoff.String())
 		timer := time.NewTimer(backoff)
@@ -403,9 +407,29 @@ func waitGroupGone(pgid int, d time.Duration) bool {
 	return true
 }
 
+// endRun closes the run's goodput accounting and logs its breakdown.
+func (l *Launcher) endRun(ctx context.Context) {
+	m := l.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.EndRun()
+	g := m.Goodput()
+	l.log.InfoContext(ctx, "run goodput", "goodput_ratio", g.Ratio(), "wall", g.Wall.String(), "productive", g.Productive.String(),
+		"startup", g.Startup.String(), "data_wait", g.DataWait.String(), "checkpoint", g.Checkpoint.String(),
+		"restart", g.Restart.String(), "recompute", g.Recompute.String(), "other", g.Other.String(),
+		"recomputed_steps", g.RecomputedSteps)
+}
+
 // event handles an event line of the trainer: a checkpoint becomes a span
-// that ends now and started its duration ago.
+// that ends now and started its duration ago; a resume, an event on the
+// attempt's span.
 func (l *Launcher) event(ctx context.Context, ev training.Event) {
+	if ev.Name == "resume" {
+		trace.SpanFromContext(ctx).AddEvent("resume", trace.WithAttributes(attribute.Int64("training.step", ev.Step)))
+		l.log.InfoContext(ctx, "trainer resumed from a checkpoint", "step", ev.Step, "restore", ev.Duration.String())
+		return
+	}
 	if ev.Name != "checkpoint" {
 		l.log.InfoContext(ctx, "trainer event", "event", ev.Name, "step", ev.Step, "line_number", ev.Line)
 		return

@@ -207,6 +207,11 @@ func (p *Parser) feedSSE(b []byte) int {
 			} else {
 				p.line = append(p.line, seg...)
 				p.processLine(p.line)
+				if p.pending != nil {
+					// The data lies in p.line, which the rest of b may
+					// reuse (a partial line at its end).
+					p.copyPending()
+				}
 			}
 			p.line = p.line[:0]
 		default:

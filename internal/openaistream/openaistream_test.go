@@ -489,3 +489,16 @@ func TestTemplate(t *testing.T) {
 		t.Fatalf("no template after %d chunks: %q %q", 3, p.tmpl, p.tmplEnd)
 	}
 }
+
+// TestSplitLineThenPartial: a data line that ends in a later write, followed
+// in that write by the start of another line of the same event (found by
+// the fuzzer: the data was kept in the line buffer the partial line then
+// overwrote).
+func TestSplitLineThenPartial(t *testing.T) {
+	ev := chunk("hi")
+	line := ev[:len(ev)-2]
+	got, fed := parse(SSE, []string{line[:30], line[30:] + "\nid: 12", "3\n\n" + chunk("again")})
+	if got.chunks != 2 || got.skip != 0 || fed != 2 {
+		t.Errorf("got %+v (fed %d), want 2 content chunks, none skipped", got, fed)
+	}
+}

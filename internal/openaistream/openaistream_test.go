@@ -497,7 +497,7 @@ func TestTemplate(t *testing.T) {
 func TestSplitLineThenPartial(t *testing.T) {
 	ev := chunk("hi")
 	line := ev[:len(ev)-2]
-	got, fed := parse(SSE, []string{line[:30], line[30:] + "\nid: 12", "3\n\n" + chunk("again")})
+	got, fed := parse(SSE, []string{line[:30], line[30:] + "\nid: 1234567890", "1\n\n" + chunk("again")})
 	if got.chunks != 2 || got.skip != 0 || fed != 2 {
 		t.Errorf("got %+v (fed %d), want 2 content chunks, none skipped", got, fed)
 	}

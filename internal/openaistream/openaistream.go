@@ -194,6 +194,11 @@ func (p *Parser) feedSSE(b []byte) int {
 	for len(b) > 0 {
 		i := lineEnd(b)
 		if i < 0 {
+			if p.pending != nil {
+				// The event's data may lie in p.line, which partial
+				// overwrites.
+				p.copyPending()
+			}
 			p.partial(b)
 			break
 		}
@@ -207,11 +212,6 @@ func (p *Parser) feedSSE(b []byte) int {
 			} else {
 				p.line = append(p.line, seg...)
 				p.processLine(p.line)
-				if p.pending != nil {
-					// The data lies in p.line, which the rest of b may
-					// reuse (a partial line at its end).
-					p.copyPending()
-				}
 			}
 			p.line = p.line[:0]
 		default:

@@ -106,7 +106,7 @@ type Parser struct {
 	// opening quote of its choices[0].delta.content, where no content was
 	// counted and no usage read yet. The chunks of a stream repeat it (id,
 	// created, model, fingerprint, index, ...) and differ from there: a
-	// chunk that starts with tmpl is read from there on (scanner.resume),
+	// chunk that starts with tmpl is read from there on (scanner.resumeAfter),
 	// which is what reading it whole would do, as the scanner is a function
 	// of the bytes and what it read before is either nothing or idempotent
 	// (the first id and model; a finish reason already in the set).
@@ -376,8 +376,8 @@ func (p *Parser) event(d []byte) {
 const maxTemplate = 2 << 10
 
 // maxTemplateBuilds bounds the tmplEnd a Parser makes in a response: the
-// chunks of a stream whose ends differ (OpenAI's obfuscation field) are read
-// from tmpl on, at no further cost.
+// chunks of a stream whose ends all differ (OpenAI's obfuscation field) are
+// then read from tmpl on, with no more attempts at a template end.
 const maxTemplateBuilds = 4
 
 // templateEnd keeps the end of chunk d from end, its content's closing

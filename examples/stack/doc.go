@@ -3,14 +3,15 @@
 //
 // # What is here
 //
-//   - prometheus.yml: scrapes the inference server (127.0.0.1:8080), the training launcher (127.0.0.1:8082)
-//     and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
-//   - rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool unit test file
-//     (rules/*_test.yml) holding a firing and a non-firing case for every alert.
+//   - prometheus.yml: scrapes the inference server (127.0.0.1:8080), the training launcher (127.0.0.1:8082),
+//     the gateway (127.0.0.1:8090) and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
+//   - rules/gateway.yml, rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool
+//     unit test file (rules/*_test.yml) holding a firing and a non-firing case for every alert.
 //   - jaeger.yaml (Jaeger v2: OTLP in, in-memory store), loopback only. The log backend, VictoriaLogs, needs no
 //     config file: e2e.sh starts it with flags; it receives the Loki push API at /insert/loki/api/v1/push.
-//   - dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana dashboards whose data
-//     source is the variable ${datasource}, with no fixed uid, so they import into any Grafana.
+//   - dashboards/gateway.json, dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana
+//     dashboards whose data source is the variable ${datasource}, with no fixed uid, so they import into any
+//     Grafana.
 //   - build.sh: builds Prometheus, promtool, Jaeger and VictoriaLogs from the Go module proxy at pinned versions into
 //     a cache outside the repository.
 //   - e2e.sh: starts the three servers on 127.0.0.1, runs the examples against them, drives load and checks

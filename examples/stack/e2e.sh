@@ -84,7 +84,8 @@ wait_http victoria-logs $vlogs/health 60
 step "smoke test of the stack alone"
 poll 20 "Prometheus scrapes itself (up{job=\"prometheus\"} == 1)" prom_at_least 'up{job="prometheus"}' 1 ||
   fail "Prometheus did not scrape itself within 20s"
-nrules=$(cat "$stack"/rules/gpu.yml "$stack"/rules/serving.yml "$stack"/rules/training.yml | grep -c -- '- alert:')
+nrules=$(cat "$stack"/rules/gpu.yml "$stack"/rules/serving.yml "$stack"/rules/training.yml "$stack"/rules/gateway.yml |
+  grep -c -- '- alert:')
 rules_ok() {
   curl -fsS --max-time 5 http://127.0.0.1:9090/api/v1/rules |
     jq -e --argjson n "$nrules" '[.data.groups[].rules[]] | length == $n and all(.health == "ok")' >/dev/null

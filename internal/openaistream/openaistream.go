@@ -102,6 +102,27 @@ type Parser struct {
 	dropEvt  bool   // the event being read is oversized
 	afterCR  bool   // the last byte fed was a CR
 
+	// tmpl is the start of the last chunk read in full, up to and with the
+	// opening quote of its choices[0].delta.content, where no content was
+	// counted and no usage read yet. The chunks of a stream repeat it (id,
+	// created, model, fingerprint, index, ...) and differ from there: a
+	// chunk that starts with tmpl is read from there on (scanner.resumeAfter),
+	// which is what reading it whole would do, as the scanner is a function
+	// of the bytes and what it read before is either nothing or idempotent
+	// (the first id and model; a finish reason already in the set).
+	tmpl []byte
+	// tmplEnd is the rest of a chunk that started with tmpl, from its
+	// content's closing quote on, when that rest read no usage; tmplN the
+	// content chunks such a chunk counts, by whether its content is empty
+	// or not. A chunk that starts with tmpl and ends with tmplEnd, its
+	// content string running exactly up to it, is read with no more than
+	// that (the rest's effects other than the count being idempotent too).
+	tmplEnd    []byte
+	tmplN      [2]int32
+	tmplBuilds int
+	noTmpl     bool   // tests: read every chunk in full
+	lastModel  string // the model of the response before, kept by Reset
+
 	// JSON state: the whole body up to MaxBuffer, then head and tail.
 	body []byte
 	tail tailBuf
@@ -111,7 +132,11 @@ type Parser struct {
 // Reset readies p for a response of kind k, keeping its buffers.
 func (p *Parser) Reset(k Kind) {
 	fr := p.res.FinishReasons[:0]
-	*p = Parser{kind: k, line: p.line[:0], data: p.data[:0], body: p.body[:0], tail: tailBuf{b: p.tail.b[:0]}}
+	if p.res.Model != "" {
+		p.lastModel = p.res.Model
+	}
+	*p = Parser{kind: k, line: p.line[:0], data: p.data[:0], body: p.body[:0], tail: tailBuf{b: p.tail.b[:0]},
+		tmpl: p.tmpl[:0], tmplEnd: p.tmplEnd[:0], noTmpl: p.noTmpl, lastModel: p.lastModel}
 	p.res.FinishReasons = fr
 }
 
@@ -169,6 +194,11 @@ func (p *Parser) feedSSE(b []byte) int {
 	for len(b) > 0 {
 		i := lineEnd(b)
 		if i < 0 {
+			if p.pending != nil {
+				// The event's data may lie in p.line, which partial
+				// overwrites.
+				p.copyPending()
+			}
 			p.partial(b)
 			break
 		}
@@ -314,11 +344,61 @@ func (p *Parser) event(d []byte) {
 		p.res.Skipped++
 		return
 	}
-	n, ok := p.readDoc(d)
-	if !ok {
+	var n int
+	var s scanner
+	if t := len(p.tmpl); t > 0 && len(d) > t && bytes.Equal(d[:t], p.tmpl) {
+		s = scanner{b: d, i: t - 1}
+		raw, _, ok := s.str()
+		c, end := ok && len(raw) > 0, s.i-1
+		if e := len(p.tmplEnd); ok && e > 0 && end == len(d)-e && bytes.Equal(d[end:], p.tmplEnd) {
+			p.res.ContentChunks += int64(p.tmplN[b2i(c)])
+			return
+		}
+		n = s.resumeAfter(p, c)
+		if ok && !s.bad && !s.sawUsage && p.tmplBuilds < maxTemplateBuilds && len(d)-end <= maxTemplate {
+			p.templateEnd(d, end, c, n)
+		}
+	} else {
+		s = scanner{b: d, mark: -1}
+		n = s.topLevel(p)
+		if !s.bad && s.mark >= 0 && s.mark < maxTemplate && !p.noTmpl {
+			p.tmpl = append(p.tmpl[:0], d[:s.mark+1]...)
+			p.tmplEnd = p.tmplEnd[:0]
+		}
+	}
+	if s.bad {
 		p.res.Skipped++
 	}
 	p.res.ContentChunks += int64(n)
+}
+
+// maxTemplate bounds Parser.tmpl and tmplEnd.
+const maxTemplate = 2 << 10
+
+// maxTemplateBuilds bounds the tmplEnd a Parser makes in a response: the
+// chunks of a stream whose ends all differ (OpenAI's obfuscation field) are
+// then read from tmpl on, with no more attempts at a template end.
+const maxTemplateBuilds = 4
+
+// templateEnd keeps the end of chunk d from end, its content's closing
+// quote, as tmplEnd: d starts with tmpl, was read without error and read n
+// content chunks with content c; it reads d's end again with the other c.
+func (p *Parser) templateEnd(d []byte, end int, c bool, n int) {
+	p.tmplBuilds++
+	s := scanner{b: d, i: end + 1}
+	m := s.resumeAfter(p, !c)
+	if s.bad {
+		return
+	}
+	p.tmplN[b2i(c)], p.tmplN[b2i(!c)] = int32(n), int32(m)
+	p.tmplEnd = append(p.tmplEnd[:0], d[end:]...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // feedJSON keeps the body: whole up to MaxBuffer; beyond, its first
@@ -426,6 +506,10 @@ func (p *Parser) setString(dst *string, raw []byte, escaped bool) {
 		if v, ok := unescape(raw); ok {
 			*dst = v
 		}
+		return
+	}
+	if dst == &p.res.Model && string(raw) == p.lastModel {
+		*dst = p.lastModel // a server's responses name the same models
 		return
 	}
 	*dst = string(raw)

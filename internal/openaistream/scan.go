@@ -2,7 +2,9 @@ package openaistream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 )
 
 // scanner walks one JSON document, reading the few fields a Parser wants
@@ -13,11 +15,25 @@ type scanner struct {
 	b   []byte
 	i   int
 	bad bool
+	// mark is the cursor at the template mark (see Parser.tmpl), -1 while
+	// none was seen; marking is on only when it starts at -1.
+	mark     int
+	markEnd  int // the closing quote of the string at mark
+	sawUsage bool
 }
 
 func (s *scanner) fail() bool { s.bad = true; return false }
 
 func (s *scanner) ws() {
+	// Compact JSON has no whitespace: one comparison answers (every JSON
+	// whitespace byte is <= ' ').
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return
+	}
+	s.wsSlow()
+}
+
+func (s *scanner) wsSlow() {
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -40,9 +56,19 @@ func (s *scanner) peek() byte {
 // raw contents and whether they hold an escape.
 func (s *scanner) str() (raw []byte, escaped, ok bool) {
 	start := s.i + 1
-	// Most strings of a chunk are short keys and values: a plain loop
-	// finds their end sooner than the call to IndexByte would.
-	for j := start; j < len(s.b) && j < start+24; j++ {
+	j := start
+	// Eight bytes at a time: the first quote or backslash.
+	for ; j+8 <= len(s.b); j += 8 {
+		if m := stopMask(binary.LittleEndian.Uint64(s.b[j:])); m != 0 {
+			j += bits.TrailingZeros64(m) >> 3
+			if s.b[j] == '"' {
+				s.i = j + 1
+				return s.b[start:j], false, true
+			}
+			return s.strSlow(start)
+		}
+	}
+	for ; j < len(s.b); j++ {
 		switch s.b[j] {
 		case '"':
 			s.i = j + 1
@@ -51,7 +77,22 @@ func (s *scanner) str() (raw []byte, escaped, ok bool) {
 			return s.strSlow(start)
 		}
 	}
-	return s.strSlow(start)
+	return nil, false, s.fail()
+}
+
+const (
+	lsbs = 0x0101010101010101
+	msbs = 0x8080808080808080
+)
+
+// stopMask has the high bit set of the bytes of v (little-endian) that are
+// a quote or a backslash, and maybe of some above the first such: its
+// lowest set bit is exact (the classic has-zero-byte test, whose borrow only
+// runs upwards from a zero byte).
+func stopMask(v uint64) uint64 {
+	q := v ^ ('"' * lsbs)
+	e := v ^ ('\\' * lsbs)
+	return ((q-lsbs)&^q | (e-lsbs)&^e) & msbs
 }
 
 func (s *scanner) strSlow(start int) (raw []byte, escaped, ok bool) {
@@ -230,65 +271,93 @@ func (s *scanner) topLevel(p *Parser) int {
 		s.fail()
 		return 0
 	}
-	n := 0
 	if !s.open('}') {
 		return 0
 	}
-	for {
-		k, ok := s.key()
-		if !ok {
-			return n
+	return s.topMembers(p, 0, false)
+}
+
+// resumeAfter reads the rest of a chunk whose start is the Parser's
+// template (see Parser.tmpl) and whose content string ends at the cursor,
+// with content c (it is non-empty): the template ends at the opening quote
+// of choices[0].delta.content, reached with no content counted yet and no
+// usage read. It returns what topLevel would.
+func (s *scanner) resumeAfter(p *Parser, c bool) int {
+	c = s.deltaMembers(c, false, true)
+	n := 0
+	if s.choiceMembers(p, c, false, true) {
+		n = 1
+	}
+	n = s.choiceElems(p, n, false, true)
+	return s.topMembers(p, n, true)
+}
+
+// The ...Members and choiceElems loops read an object's members (an
+// array's elements) from the cursor on; resumed starts them after a value,
+// at its separator, which is where resumeAfter enters them.
+
+func (s *scanner) topMembers(p *Parser, n int, resumed bool) int {
+	for ; ; resumed = false {
+		if !resumed {
+			k, ok := s.key()
+			if !ok {
+				return n
+			}
+			switch string(k) {
+			case "id", "model":
+				dst := &p.res.ID
+				if k[0] == 'm' {
+					dst = &p.res.Model
+				}
+				if *dst != "" || s.peek() != '"' {
+					s.skip()
+					break
+				}
+				if raw, esc, ok := s.str(); ok {
+					p.setString(dst, raw, esc)
+				}
+			case "choices":
+				n += s.choices(p, n == 0 && !s.sawUsage)
+			case "usage":
+				if s.isNull() {
+					break
+				}
+				s.sawUsage = true
+				s.usage(p)
+			default:
+				s.skip()
+			}
 		}
-		switch string(k) {
-		case "id", "model":
-			dst := &p.res.ID
-			if k[0] == 'm' {
-				dst = &p.res.Model
-			}
-			if *dst != "" || s.peek() != '"' {
-				ok = s.skip()
-				break
-			}
-			raw, esc, sok := s.str()
-			if ok = sok; ok {
-				p.setString(dst, raw, esc)
-			}
-		case "choices":
-			n += s.choices(p)
-			ok = !s.bad
-		case "usage":
-			if s.isNull() {
-				break
-			}
-			s.usage(p)
-			ok = !s.bad
-		default:
-			ok = s.skip()
-		}
-		if !ok || !s.next('}') {
+		if s.bad || !s.next('}') {
 			return n
 		}
 	}
 }
 
 // choices reads the choices array: finish reasons, and the choices whose
-// delta (or text) carries content.
-func (s *scanner) choices(p *Parser) int {
+// delta (or text) carries content. mark allows the template mark in its
+// first element.
+func (s *scanner) choices(p *Parser, mark bool) int {
 	if s.peek() != '[' {
 		s.skip()
 		return 0
 	}
-	n := 0
 	if !s.open(']') {
 		return 0
 	}
-	for {
-		if s.peek() != '{' {
-			if !s.skip() {
-				return n
+	return s.choiceElems(p, 0, mark, false)
+}
+
+func (s *scanner) choiceElems(p *Parser, n int, mark, resumed bool) int {
+	for ; ; resumed, mark = false, false {
+		if !resumed {
+			if s.peek() != '{' {
+				if !s.skip() {
+					return n
+				}
+			} else if s.choice(p, mark) {
+				n++
 			}
-		} else if s.choice(p) {
-			n++
 		}
 		if s.bad || !s.next(']') {
 			return n
@@ -296,39 +365,45 @@ func (s *scanner) choices(p *Parser) int {
 	}
 }
 
-func (s *scanner) choice(p *Parser) bool {
-	content := false
+func (s *scanner) choice(p *Parser, mark bool) bool {
 	if !s.open('}') {
 		return false
 	}
-	for {
-		k, ok := s.key()
-		if !ok {
-			return false
-		}
-		switch string(k) {
-		case "delta":
-			if s.peek() == '{' {
-				if s.delta() {
+	return s.choiceMembers(p, false, mark, false)
+}
+
+func (s *scanner) choiceMembers(p *Parser, content, mark, resumed bool) bool {
+	for ; ; resumed = false {
+		if !resumed {
+			k, ok := s.key()
+			if !ok {
+				return false
+			}
+			switch string(k) {
+			case "delta":
+				if s.peek() == '{' {
+					if s.delta(mark && !content) {
+						content = true
+					}
+				} else {
+					s.skip()
+				}
+				mark = false
+			case "text":
+				if s.nonEmptyString() {
 					content = true
 				}
-			} else {
-				s.skip()
-			}
-		case "text":
-			if s.nonEmptyString() {
-				content = true
-			}
-		case "finish_reason":
-			if s.peek() == '"' {
-				if raw, _, ok := s.str(); ok {
-					p.addFinish(raw)
+			case "finish_reason":
+				if s.peek() == '"' {
+					if raw, _, ok := s.str(); ok {
+						p.addFinish(raw)
+					}
+				} else {
+					s.skip()
 				}
-			} else {
+			default:
 				s.skip()
 			}
-		default:
-			s.skip()
 		}
 		if s.bad || !s.next('}') {
 			return content && !s.bad
@@ -338,36 +413,49 @@ func (s *scanner) choice(p *Parser) bool {
 
 // delta reads a chunk's delta: whether it carries content, reasoning, a
 // refusal or tool-call arguments.
-func (s *scanner) delta() bool {
-	content := false
+func (s *scanner) delta(mark bool) bool {
 	if !s.open('}') {
 		return false
 	}
-	for {
-		k, ok := s.key()
-		if !ok {
-			return false
-		}
-		switch string(k) {
-		case "content", "reasoning_content", "reasoning", "refusal":
-			if s.nonEmptyString() {
-				content = true
+	return s.deltaMembers(false, mark, false)
+}
+
+func (s *scanner) deltaMembers(content, mark, resumed bool) bool {
+	for ; ; resumed = false {
+		if !resumed {
+			k, ok := s.key()
+			if !ok {
+				return false
 			}
-		case "tool_calls", "function_call":
-			if c := s.peek(); c == '[' || c == '{' {
-				save := s.i
-				s.i++
-				s.ws()
-				nonEmpty := s.peek() != ']' && s.peek() != '}'
-				s.i = save
-				if s.skip() && nonEmpty {
+			switch string(k) {
+			case "content", "reasoning_content", "reasoning", "refusal":
+				if mark && !content && s.mark < 0 && string(k) == "content" && s.peek() == '"' {
+					s.mark = s.i
+					if s.nonEmptyString() {
+						content = true
+					}
+					s.markEnd = s.i - 1
+					break
+				}
+				if s.nonEmptyString() {
 					content = true
 				}
-			} else {
+			case "tool_calls", "function_call":
+				if c := s.peek(); c == '[' || c == '{' {
+					save := s.i
+					s.i++
+					s.ws()
+					nonEmpty := s.peek() != ']' && s.peek() != '}'
+					s.i = save
+					if s.skip() && nonEmpty {
+						content = true
+					}
+				} else {
+					s.skip()
+				}
+			default:
 				s.skip()
 			}
-		default:
-			s.skip()
 		}
 		if s.bad || !s.next('}') {
 			return content

@@ -4,7 +4,7 @@
 # prometheus.yml scrapes as job "gateway". It drives requests through the gateway with the load generator
 # and checks that Prometheus has the gateway's series (requests by status, tokens and time to first token
 # read from the traffic, upstream health), that its own errors are OpenAI's shape, and that Jaeger has the
-# gateway's traces with the upstream call in them.
+# gateway's traces with the upstream call in them, and that every query of dashboards/gateway.json returns data.
 gw_port=8090
 gw_url=http://127.0.0.1:$gw_port
 gw_requests=10
@@ -62,6 +62,17 @@ fi
 poll 30 "inference_requests_active and the upstream's active requests back to 0" \
   prom_at_least 'sum(inference_requests_active{job="gateway"}) + sum(gateway_upstream_active_requests{job="gateway"}) == 0' 0 ||
   fail "active gauges of the gateway not back to 0"
+
+# The gateway dashboard: every query returns data now (the traffic above is within the 1m rate windows).
+gw_dash_empty=()
+gw_dash_total=0
+while IFS= read -r q; do
+  gw_dash_total=$((gw_dash_total + 1))
+  n=$(prom_query "$q" | jq -r '.data.result | length') || fail "gateway dashboard query failed: $q"
+  [ "$n" -gt 0 ] || gw_dash_empty+=("$q")
+done < <(dashboard_queries "$stack/dashboards/gateway.json")
+[ ${#gw_dash_empty[@]} -eq 0 ] || fail "gateway dashboard queries with no data: ${gw_dash_empty[*]}"
+ok "all $gw_dash_total queries of dashboards/gateway.json return data"
 
 gw_trace_ok() {
   jaeger_traces gateway 50 | jq -e '[.data[] | select(any(.spans[]; .operationName | startswith("upstream POST")))

@@ -19,6 +19,7 @@ import (
 type nvmlOptions struct {
 	lib      nvml.Interface
 	procRoot string // "" is /proc
+	dcgmMIG  bool   // DCGM names and a GPU in MIG mode at New: the MIG labels (mig.go)
 }
 
 // WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
@@ -60,6 +61,7 @@ type Collector struct {
 	duration prometheus.Gauge
 	xid      *xidWatcher
 	procs    *procResolver // nil unless WithProcessMetrics
+	sampler  *sampler      // nil when disabled (sampler.go)
 
 	// down is gpu_up 0, by GPU (nil with DCGM names): what a scrape reports
 	// for a GPU whose read did not answer in time.
@@ -147,6 +149,10 @@ func New(opts ...Option) (c *Collector, err error) {
 	ext := lib.Extensions()
 	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
 	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
+	if cfg.dcgmNames && cfg.sampleInterval >= 0 {
+		cfg.dcgmMIG = anyMIG(lib, count)
+		c.cfg.dcgmMIG = cfg.dcgmMIG
+	}
 	c.set = newMetricSet(cfg, eventReasons, memoryV2, isSimulated(lib))
 	if c.set.process != nil {
 		root := cfg.procRoot
@@ -163,6 +169,7 @@ func New(opts ...Option) (c *Collector, err error) {
 			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
 		}
 	}
+	c.sampler = startSampler(c)
 	c.xid = startXIDWatcher(c)
 	return c, nil
 }
@@ -240,6 +247,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.set.xidCounter {
 		c.xid.counts.Describe(ch)
 	}
+	c.sampler.describe(ch)
 	c.errors.Describe(ch)
 	ch <- c.duration.Desc()
 }
@@ -274,10 +282,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for _, m := range res.extra {
 				ch <- m
 			}
+			c.sampler.collectDevice(i, ch)
 		}
 		if c.set.xidCounter {
 			c.xid.counts.Collect(ch)
 		}
+		c.sampler.collectSelf(ch)
 	}
 	c.errors.Collect(ch)
 	ch <- c.duration
@@ -501,6 +511,9 @@ func (c *Collector) close() error {
 	c.mu.Unlock()
 	wait := time.NewTimer(c.cfg.scrapeTimeout + 4*c.cfg.xidWait)
 	defer wait.Stop()
+	if !c.sampler.halt(wait.C) {
+		return errors.New("gpumon: close: sampler still in an NVML call; nvml left initialised")
+	}
 	if !c.xid.stop(wait.C) {
 		return errors.New("gpumon: close: xid watcher still in EventSetWait; nvml left initialised")
 	}

@@ -108,8 +108,10 @@ func gpmMetrics(m *nvml.GpmMetricsGetType) nvml.Return {
 //	GPU 1 in MIG mode: GPU instances 3 (1g.10gb) and 5 (3g.40gb), the second
 //	listed twice (two compute instances); instance memory used gi GiB of
 //	10 GiB; per-instance GPM tensor activity gi*10%.
-func hopperBox(t testing.TB) (*box, *[]*gpmSample) {
-	b := newBox(t, 2)
+func hopperBox(t testing.TB) (*box, *[]*gpmSample) { return hopperize(newBox(t, 2)) }
+
+// hopperize gives b's GPUs hopperBox's GPM, NVLink and MIG answers.
+func hopperize(b *box) (*box, *[]*gpmSample) {
 	var samples []*gpmSample
 	b.GpmSampleAllocFunc = func() (nvml.GpmSample, nvml.Return) {
 		s := &gpmSample{}

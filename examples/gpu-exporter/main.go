@@ -15,7 +15,7 @@
 // demos:
 //
 //	POST /simulate/load?gpu=N&value=0.8              (gpu omitted: every GPU)
-//	POST /simulate/fault?gpu=N&type=xid&code=79      (or type=fall-off-bus, type=hang)
+//	POST /simulate/fault?gpu=N&type=xid&code=79      (or type=nvlink&link=L&count=N, type=fall-off-bus, type=hang)
 //	POST /simulate/clear?gpu=N
 package main
 

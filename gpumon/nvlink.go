@@ -80,6 +80,9 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 	var active [nvml.NVLINK_MAX_LINKS]bool
 	anyActive := false
 	for k, l := range n.links {
+		if r.lost {
+			return out
+		}
 		st, ret := h.GetNvLinkState(l.id)
 		if !r.ok("GetNvLinkState", ret) {
 			continue
@@ -102,7 +105,7 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 	var errTotal [numLinkErr]uint64
 	var hasErr [numLinkErr]bool
 	for k, l := range n.links {
-		if !active[k] {
+		if !active[k] || r.lost {
 			continue
 		}
 		if fieldsOK {

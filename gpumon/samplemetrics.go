@@ -26,6 +26,8 @@ type extSet struct {
 	migUsed, migFree, migTotal *prometheus.Desc
 	memConv                    func(uint64) float64
 
+	vgpuLicense *prometheus.Desc
+
 	unsupported *prometheus.GaugeVec
 }
 
@@ -56,6 +58,7 @@ func newExtSet(cfg config, set *metricSet) *extSet {
 			profNVLTX:  d("DCGM_FI_PROF_NVLINK_TX_BYTES", "The rate of data transmitted over NVLink, not including protocol headers, in bytes per second."),
 			profNVLRX:  d("DCGM_FI_PROF_NVLINK_RX_BYTES", "The rate of data received over NVLink, not including protocol headers, in bytes per second."),
 		}
+		e.vgpuLicense = d("DCGM_FI_DEV_VGPU_LICENSE_STATUS", "vGPU License status")
 		e.linkBW = d("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "Total number of NVLink bandwidth counters for all lanes")
 		e.linkErrTotal = [numLinkErr]*prometheus.Desc{
 			d("DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL", "Total number of NVLink flow-control CRC errors."),
@@ -83,6 +86,7 @@ func newExtSet(cfg config, set *metricSet) *extSet {
 		profNVLTX:  d("gpu_nvlink_transmit_bytes_per_second", "NVLink traffic from the GPU over all its links (GPM)."),
 		profNVLRX:  d("gpu_nvlink_receive_bytes_per_second", "NVLink traffic to the GPU over all its links (GPM)."),
 	}
+	e.vgpuLicense = d("gpu_vgpu_licensed", "1 when the GPU's vGPU licence is active, else 0 (only where NVML reports vGPU licensing).")
 	link := []string{"gpu", "uuid", "link"}
 	e.linkActive = prometheus.NewDesc("gpu_nvlink_active", "1 when the NVLink link is active, else 0 (links the GPU has).", link, nil)
 	e.linkTX = prometheus.NewDesc("gpu_nvlink_transmit_bytes_total", "Data sent over the NVLink link, payload only (NVML counter, active links).", link, nil)
@@ -120,7 +124,7 @@ func (e *extSet) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range e.prof {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{e.linkActive, e.linkTX, e.linkRX, e.linkErr, e.linkBW} {
+	for _, d := range []*prometheus.Desc{e.linkActive, e.linkTX, e.linkRX, e.linkErr, e.linkBW, e.vgpuLicense} {
 		if d != nil {
 			ch <- d
 		}

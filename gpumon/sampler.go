@@ -46,6 +46,7 @@ type sampDev struct {
 	pcie  pcieMode      // where PCIe throughput comes from
 	links *nvlinkSource // nil: no NVLink
 	mig   *migSource    // nil: not in MIG mode
+	vgpu  bool          // NVML reports a vGPU licence state
 	n     int           // samples in the last round, to size the next
 
 	out atomic.Pointer[sampOut]
@@ -110,6 +111,7 @@ func startSampler(c *Collector) *sampler {
 			noLinks++
 		}
 		sd.mig = probeMIG(c.lib, d, s.set, sd.gpm != nil)
+		sd.vgpu = probeVGPULicense(d.handle)
 	}
 	s.set.unsupported.WithLabelValues(featGPM).Set(noGPM)
 	s.set.unsupported.WithLabelValues(featNVLink).Set(noLinks)
@@ -181,14 +183,17 @@ func (s *sampler) sampleDevice(sd *sampDev) {
 			sd.pcie = pcieUnprobed // GPM has no PCIe rates on this GPU after all
 		}
 	}
-	if sd.pcie == pcieUnprobed || sd.pcie == pcieNVML {
+	if (sd.pcie == pcieUnprobed || sd.pcie == pcieNVML) && !r.lost {
 		out = s.samplePCIe(r, sd, out)
 	}
-	if sd.links != nil {
+	if sd.links != nil && !r.lost {
 		out = sd.links.sample(r, s.set, sd.d, out)
 	}
-	if sd.mig != nil {
+	if sd.mig != nil && !r.lost {
 		out = sd.mig.sample(r, s.c.lib, s.set, out)
+	}
+	if sd.vgpu && !r.lost {
+		out = sampleVGPULicense(r, s.set, sd.d, out)
 	}
 	sd.n = len(out)
 	sd.out.Store(&sampOut{at: time.Now(), samples: out})
@@ -224,19 +229,24 @@ func (s *sampler) samplePCIe(r *sampRead, sd *sampDev, out []sample) []sample {
 
 // sampRead is the state of one GPU's reading in a round.
 type sampRead struct {
-	c *Collector
-	h nvml.Device
+	c    *Collector
+	h    nvml.Device
+	lost bool // the GPU answered ERROR_GPU_IS_LOST: the round skips its other calls
 }
 
 // ok reports whether ret is SUCCESS; NOT_SUPPORTED is quietly false, any
 // other error is counted under call. Errors in the background never mark
-// the GPU down (gpu_up is the scrape's read).
+// the GPU down (gpu_up is the scrape's read). Once the GPU is lost, ok is
+// false without counting: one error per lost GPU per round, not one per
+// call.
 func (r *sampRead) ok(call string, ret nvml.Return) bool {
-	switch ret {
-	case nvml.SUCCESS:
-		return true
-	case nvml.ERROR_NOT_SUPPORTED:
+	switch {
+	case ret == nvml.SUCCESS:
+		return !r.lost
+	case ret == nvml.ERROR_NOT_SUPPORTED || r.lost:
 		return false
+	case ret == nvml.ERROR_GPU_IS_LOST:
+		r.lost = true
 	}
 	r.c.countError(call, ret)
 	return false

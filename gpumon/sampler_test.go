@@ -566,3 +566,65 @@ func TestSamplerDisabled(t *testing.T) {
 		t.Errorf("%d sampler series", n)
 	}
 }
+
+// TestVGPULicense: where NVML reports vGPU licensing, the licence state;
+// elsewhere (the A100 mock without the func, like bare metal) nothing.
+func TestVGPULicense(t *testing.T) {
+	b := newBox(t, 2)
+	b.devs[1].GetGridLicensableFeaturesFunc = func() (nvml.GridLicensableFeatures, nvml.Return) {
+		var f nvml.GridLicensableFeatures
+		f.IsGridLicenseSupported, f.LicensableFeaturesCount = 1, 1
+		f.GridLicensableFeatures[0] = nvml.GridLicensableFeature{FeatureCode: uint32(nvml.GRID_LICENSE_FEATURE_CODE_VGPU), FeatureState: 1}
+		return f, nvml.SUCCESS
+	}
+	c := sampled(t, b)
+	want := `
+# HELP gpu_vgpu_licensed 1 when the GPU's vGPU licence is active, else 0 (only where NVML reports vGPU licensing).
+# TYPE gpu_vgpu_licensed gauge
+gpu_vgpu_licensed{gpu="1",uuid="GPU-mock-1"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_vgpu_licensed"); err != nil {
+		t.Error(err)
+	}
+	d := sampled(t, b, gpumon.WithDCGMNames())
+	if n := testutil.CollectAndCount(d, "DCGM_FI_DEV_VGPU_LICENSE_STATUS"); n != 1 {
+		t.Errorf("DCGM_FI_DEV_VGPU_LICENSE_STATUS: %d series, want 1", n)
+	}
+}
+
+// TestSamplerLostGPU: a GPU that falls off the bus after New costs one
+// counted error per round, not one per NVLink call, and the other GPU's
+// values go on.
+func TestSamplerLostGPU(t *testing.T) {
+	b, _ := hopperBox(t)
+	c := sampled(t, b)
+	lost := func() nvml.Return { return nvml.ERROR_GPU_IS_LOST }
+	d := b.devs[0]
+	d.GpmSampleGetFunc = func(nvml.GpmSample) nvml.Return { return lost() }
+	d.GetNvLinkStateFunc = func(int) (nvml.EnableState, nvml.Return) { return 0, lost() }
+	d.GetNvLinkErrorCounterFunc = func(int, nvml.NvLinkErrorCounter) (uint64, nvml.Return) { return 0, lost() }
+	d.GetFieldValuesFunc = func([]nvml.FieldValue) nvml.Return { return lost() }
+	for range 3 {
+		if err := gpumon.SampleNow(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
+# TYPE gpumon_collect_errors_total counter
+gpumon_collect_errors_total{call="GetFieldValues"} 1
+gpumon_collect_errors_total{call="GpmSampleGet"} 3
+gpumon_collect_errors_total{call="timeout"} 0
+`
+	// GpmSampleGet: the sampler, once per round; GetFieldValues: this
+	// scrape's own read (the memory temperature), which stops there.
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpumon_collect_errors_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(onlyGPU(c, "1"), "gpu_tensor_pipe_active_ratio"); n != 1 {
+		t.Errorf("gpu 1: %d tensor series, want 1", n)
+	}
+	if n := testutil.CollectAndCount(onlyGPU(c, "0"), "gpu_tensor_pipe_active_ratio", "gpu_nvlink_active"); n != 0 {
+		t.Errorf("lost gpu 0: %d sampler series, want 0", n)
+	}
+}

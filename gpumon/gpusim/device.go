@@ -38,7 +38,8 @@ type device struct {
 	remapCorr, remapUnc   int
 	remapPending          bool
 	pcieReplay            int
-	prof                  profState // GPM, PCIe and NVLink counters (profiling.go)
+	prof                  profState      // GPM, PCIe and NVLink counters (profiling.go)
+	mig                   []*migInstance // GPU instances in MIG mode (mig.go); fixed at New
 	sets                  []registration
 }
 
@@ -280,14 +281,6 @@ func (d *device) GetPersistenceMode() (nvml.EnableState, nvml.Return) {
 	}
 	defer d.mu.Unlock()
 	return nvml.FEATURE_ENABLED, nvml.SUCCESS
-}
-
-func (d *device) GetMigMode() (int, int, nvml.Return) {
-	if ret := d.lock(); ret != nvml.SUCCESS {
-		return 0, 0, ret
-	}
-	defer d.mu.Unlock()
-	return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
 }
 
 func (d *device) GetCurrPcieLinkGeneration() (int, nvml.Return) { return d.pcie(d.m.PCIeGen) }

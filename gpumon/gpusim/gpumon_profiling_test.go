@@ -159,3 +159,37 @@ func TestProfilingDCGMNames(t *testing.T) {
 		}
 	}
 }
+
+// TestProfilingMIG: simulated GPUs in MIG mode report memory and GPM
+// activity per GPU instance, labelled gpu_instance/gpu_instance_profile and,
+// with DCGM names, GPU_I_ID/GPU_I_PROFILE.
+func TestProfilingMIG(t *testing.T) {
+	cfg := gpusim.Config{GPUs: 2, MIG: []string{"3g.40gb", "2g.20gb", "1g.10gb"}}
+	sim := newSim(t, cfg)
+	_ = sim.SetLoad(gpusim.AllGPUs, 0.5)
+	c := collector(t, sim, gpumon.WithSampleInterval(20*time.Millisecond))
+	waitSeries(t, c, "gpu_mig_tensor_pipe_active_ratio", 6)
+	testkit.Lint(t, c)
+	if got := values(t, c, "gpu_mig_memory_total_bytes", map[string]string{"gpu": "1", "gpu_instance": "1", "gpu_instance_profile": "3g.40gb"}); len(got) != 1 || got[0] != 40192<<20 {
+		t.Errorf("gpu_mig_memory_total_bytes of 3g.40gb = %v, want %d", got, 40192<<20)
+	}
+	if got := values(t, c, "gpu_mig_tensor_pipe_active_ratio", map[string]string{"gpu_instance_profile": "1g.10gb"}); len(got) != 2 || math.Abs(got[0]-0.35) > 1e-6 {
+		t.Errorf("gpu_mig_tensor_pipe_active_ratio of 1g.10gb = %v, want 0.35 on 2 GPUs", got)
+	}
+
+	sim2 := newSim(t, cfg)
+	d := collector(t, sim2, gpumon.WithDCGMNames(), gpumon.WithSampleInterval(20*time.Millisecond))
+	waitSeries(t, d, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", 2+6)
+	if got := values(t, d, "DCGM_FI_DEV_FB_USED", map[string]string{"GPU_I_ID": "2", "GPU_I_PROFILE": "2g.20gb"}); len(got) != 2 {
+		t.Errorf("DCGM_FI_DEV_FB_USED of instance 2 (2g.20gb): %v, want 2 GPUs", got)
+	}
+	if got := values(t, d, "DCGM_FI_DEV_GPU_TEMP", map[string]string{"GPU_I_ID": ""}); len(got) != 2 {
+		t.Errorf("DCGM_FI_DEV_GPU_TEMP with GPU_I_ID=\"\": %v, want 2 GPUs", got)
+	}
+	if _, err := gpusim.New(gpusim.Config{MIG: []string{"7g.80gb", "1g.10gb"}}); err == nil {
+		t.Error("8 slices: no error")
+	}
+	if _, err := gpusim.New(gpusim.Config{Model: gpusim.L4, MIG: []string{"1g.10gb"}}); err == nil {
+		t.Error("MIG on an L4: no error")
+	}
+}

@@ -51,6 +51,9 @@ type Model struct {
 	// bandwidth of one link in each direction, in GB/s.
 	NVLinks    int
 	NVLinkGBps float64
+	// MIG: the model can be split into GPU instances (Config.MIG), with the
+	// profiles of the 80 GB parts (MIGProfiles).
+	MIG bool
 }
 
 const mib = 1 << 20
@@ -68,6 +71,7 @@ var (
 		IdleSMClockMHz: 345, MaxSMClockMHz: 1980, MemClockMHz: 2619,
 		IdleTempC: 31, FullTempC: 78, SlowdownTempC: 87,
 		GPM: true, NVLinks: 18, NVLinkGBps: 25, // NVLink 4: 900 GB/s both ways over 18 links
+		MIG: true,
 	}
 	// A100SXM80GB is an NVIDIA A100 SXM4 80GB (Ampere, HBM2e, 400 W).
 	A100SXM80GB = Model{
@@ -78,6 +82,7 @@ var (
 		IdleSMClockMHz: 210, MaxSMClockMHz: 1410, MemClockMHz: 1593,
 		IdleTempC: 30, FullTempC: 74, SlowdownTempC: 88,
 		NVLinks: 12, NVLinkGBps: 25, // NVLink 3: 600 GB/s both ways over 12 links
+		MIG: true,
 	}
 	// L4 is an NVIDIA L4 (Ada Lovelace, 24 GB GDDR6, 72 W, passively cooled).
 	L4 = Model{

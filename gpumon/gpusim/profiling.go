@@ -250,6 +250,12 @@ func (d *device) GpmSampleGet(s nvml.GpmSample) nvml.Return {
 	if !d.m.GPM {
 		return nvml.ERROR_NOT_SUPPORTED
 	}
+	d.gpmSnapshot(g)
+	return nvml.SUCCESS
+}
+
+// gpmSnapshot fills g with the GPU's counters and rates now; d.mu is held.
+func (d *device) gpmSnapshot(g *gpmSample) {
 	p := &d.prof
 	*g = gpmSample{t: d.last.UnixNano(), act: p.act, pcieTX: p.pcieTX, pcieRX: p.pcieRX, taken: true}
 	for k := range p.linkTX {
@@ -262,17 +268,6 @@ func (d *device) GpmSampleGet(s nvml.GpmSample) nvml.Return {
 	}
 	all := link * float64(d.m.NVLinks) / mib
 	g.inst[5], g.inst[6], g.inst[7], g.inst[8] = tx/mib, rx/mib, all, all
-	return nvml.SUCCESS
-}
-
-// GpmMigSampleGet answers ERROR_NOT_SUPPORTED: the simulated GPUs are never
-// in MIG mode.
-func (d *device) GpmMigSampleGet(int, nvml.GpmSample) nvml.Return {
-	if ret := d.lock(); ret != nvml.SUCCESS {
-		return ret
-	}
-	defer d.mu.Unlock()
-	return nvml.ERROR_NOT_SUPPORTED
 }
 
 // ---- PCIe and NVLink ----

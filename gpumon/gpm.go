@@ -60,6 +60,7 @@ type gpmSource struct {
 	samples [2]nvml.GpmSample
 	cur     int  // samples[cur] is taken next
 	have    bool // samples[1-cur] holds the last round's sample
+	off     bool // sampling answered NOT_SUPPORTED or NO_PERMISSION: not asked again
 	unsup   uint16
 	req     nvml.GpmMetricsGetType
 	vals    [numProf]float64
@@ -97,6 +98,9 @@ func (g *gpmSource) has(p prof) bool { return g != nil && g.unsup&(1<<p) == 0 }
 // between it and the last round's. It returns whether vals/got are fresh.
 func (g *gpmSource) read(r *sampRead, lib nvml.Interface) bool {
 	g.got = 0
+	if g.off {
+		return false
+	}
 	s := g.samples[g.cur]
 	var ret nvml.Return
 	if g.gi < 0 {
@@ -105,7 +109,9 @@ func (g *gpmSource) read(r *sampRead, lib nvml.Interface) bool {
 		ret = g.h.GpmMigSampleGet(g.gi, s)
 	}
 	if !r.ok("GpmSampleGet", ret) {
-		g.have = false
+		// A GPU that refuses (a MIG-mode GPU's whole-GPU sample, say) is
+		// counted once, not every round.
+		g.have, g.off = false, ret == nvml.ERROR_NOT_SUPPORTED || ret == nvml.ERROR_NO_PERMISSION
 		return false
 	}
 	prev := g.samples[1-g.cur]

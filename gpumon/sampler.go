@@ -179,7 +179,7 @@ func (s *sampler) sampleDevice(sd *sampDev) {
 	out := make([]sample, 0, max(sd.n, 8))
 	if sd.gpm != nil {
 		out = sd.gpm.sample(r, s.set, sd.d, out)
-		if sd.pcie == pcieGPM && !sd.gpm.has(profPCIeTX) {
+		if sd.pcie == pcieGPM && (!sd.gpm.has(profPCIeTX) || sd.gpm.off) {
 			sd.pcie = pcieUnprobed // GPM has no PCIe rates on this GPU after all
 		}
 	}

@@ -628,3 +628,49 @@ gpumon_collect_errors_total{call="timeout"} 0
 		t.Errorf("lost gpu 0: %d sampler series, want 0", n)
 	}
 }
+
+// TestGPMRefused: a GPU whose GPM sampling answers NO_PERMISSION is counted
+// once, not every round, and falls back to GetPcieThroughput for PCIe.
+func TestGPMRefused(t *testing.T) {
+	b, _ := hopperBox(t)
+	b.devs[0].GpmSampleGetFunc = func(nvml.GpmSample) nvml.Return { return nvml.ERROR_NO_PERMISSION }
+	b.devs[0].GetPcieThroughputFunc = func(nvml.PcieUtilCounter) (uint32, nvml.Return) { return 10, nvml.SUCCESS }
+	c := sampled(t, b)
+	for range 3 {
+		if err := gpumon.SampleNow(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP gpumon_collect_errors_total NVML calls that failed (other than not supported), by call; call="timeout" counts scrapes that gave up waiting for NVML.
+# TYPE gpumon_collect_errors_total counter
+gpumon_collect_errors_total{call="GpmSampleGet"} 1
+gpumon_collect_errors_total{call="timeout"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpumon_collect_errors_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(filteredName(onlyGPU(c, "0"), "gpu_pcie_transmit_bytes_per_second")); got != 10240 {
+		t.Errorf("gpu 0 PCIe TX = %v, want 10240 (GetPcieThroughput)", got)
+	}
+}
+
+// filteredName is c with only the series named name.
+func filteredName(c prometheus.Collector, name string) prometheus.Collector { return nameFilter{c, name} }
+
+type nameFilter struct {
+	c    prometheus.Collector
+	name string
+}
+
+func (f nameFilter) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
+
+func (f nameFilter) Collect(ch chan<- prometheus.Metric) {
+	all := make(chan prometheus.Metric, 4096)
+	go func() { f.c.Collect(all); close(all) }()
+	for m := range all {
+		if strings.Contains(m.Desc().String(), `fqName: "`+f.name+`"`) {
+			ch <- m
+		}
+	}
+}

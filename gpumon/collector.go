@@ -46,7 +46,8 @@ var errCanceled = errors.New("gpumon: canceled")
 // read can be cached (WithCacheTTL), and a scrape waits for a GPU's read no
 // longer than the scrape timeout, so one hung GPU does not hold up the
 // others. A background goroutine counts XID errors from an NVML event set
-// until Close.
+// until Close; another (sampler.go) samples GPM, PCIe throughput, NVLink and
+// MIG instances every WithSampleInterval until Close.
 //
 // A Collector is safe for concurrent use. The methods of a nil *Collector do
 // nothing (Healthy returns an error matching ErrNVMLUnavailable).
@@ -485,8 +486,9 @@ func (c *Collector) Healthy(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close stops the XID watcher, waits for an NVML read in progress, and shuts
-// NVML down, once; later calls return nil. If an NVML call is still hung
+// Close stops the background sampler and the XID watcher, waits for an NVML
+// read in progress, and shuts NVML down, once; later calls return nil. If an
+// NVML call is still hung
 // after the scrape timeout it leaves NVML initialised (shutting it down under
 // a running call is unsafe) and returns an error. After Close, Collect sends
 // only the self-metrics. A nil Collector returns nil.

@@ -488,9 +488,9 @@ func (c *Collector) Healthy(ctx context.Context) error {
 
 // Close stops the background sampler and the XID watcher, waits for an NVML
 // read in progress, and shuts NVML down, once; later calls return nil. If an
-// NVML call is still hung
-// after the scrape timeout it leaves NVML initialised (shutting it down under
-// a running call is unsafe) and returns an error. After Close, Collect sends
+// NVML call is still hung after the scrape timeout it leaves NVML
+// initialised (shutting it down under a running call is unsafe) and returns
+// an error. After Close, Collect sends
 // only the self-metrics. A nil Collector returns nil.
 func (c *Collector) Close() error {
 	if c == nil {

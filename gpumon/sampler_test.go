@@ -656,7 +656,9 @@ gpumon_collect_errors_total{call="timeout"} 0
 }
 
 // filteredName is c with only the series named name.
-func filteredName(c prometheus.Collector, name string) prometheus.Collector { return nameFilter{c, name} }
+func filteredName(c prometheus.Collector, name string) prometheus.Collector {
+	return nameFilter{c, name}
+}
 
 type nameFilter struct {
 	c    prometheus.Collector

@@ -34,6 +34,11 @@ type nvlinkSource struct {
 	links  []nvLink
 	fields []nvml.FieldValue // TX, RX per link, in links' order
 	errs   []bool            // per link: the error counters answer
+
+	// The data counters of all active links summed (KiB) at the last round
+	// and the field values' timestamp (µs), for DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL.
+	prevKiB, prevUs int64
+	prevLinks       int // active links summed; a change restarts the rate
 }
 
 type nvLink struct {
@@ -100,8 +105,9 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 		n.fields[k].NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
 	}
 	fieldsOK := r.ok("GetFieldValues", h.GetFieldValues(n.fields))
-	var bwTotal uint64 // KiB, DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL
-	var hasBW bool
+	var bwTotal uint64 // KiB, all active links, TX and RX
+	var bwUs int64     // the latest timestamp of those values
+	var bwLinks int    // link directions summed
 	var errTotal [numLinkErr]uint64
 	var hasErr [numLinkErr]bool
 	for k, l := range n.links {
@@ -119,7 +125,8 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 					continue
 				}
 				bwTotal += v
-				hasBW = true
+				bwUs = max(bwUs, fv.Timestamp)
+				bwLinks++
 				if set.linkTX != nil {
 					desc := set.linkTX
 					if dir == 1 {
@@ -148,8 +155,17 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 			}
 		}
 	}
-	if set.linkBW != nil && hasBW {
-		out = append(out, sample{set.linkBW, d.base, prometheus.CounterValue, float64(bwTotal)})
+	if set.linkBW != nil && bwLinks > 0 {
+		// dcgm-exporter's DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL is DCGM's rate
+		// over all links and both directions in MB/s (typed counter there, and
+		// so here): the counters' change since the last round over the time
+		// between their timestamps.
+		cur := int64(bwTotal)
+		if dt := bwUs - n.prevUs; n.prevLinks == bwLinks && dt > 0 && cur >= n.prevKiB {
+			mbps := float64(cur-n.prevKiB) * 1024 / (float64(dt) / 1e6) / 1e6
+			out = append(out, sample{set.linkBW, d.base, prometheus.CounterValue, mbps})
+		}
+		n.prevKiB, n.prevUs, n.prevLinks = cur, bwUs, bwLinks
 	}
 	for e := range numLinkErr {
 		if set.linkErrTotal[e] != nil && hasErr[e] {

@@ -103,8 +103,9 @@ func gpmMetrics(m *nvml.GpmMetricsGetType) nvml.Return {
 //	GPM on both: SM active 50%, occupancy 30%, graphics 60%, tensor 25%,
 //	DRAM 40%, PCIe 2 GiB/s out and 1 GiB/s in, NVLink 8 GiB/s each way
 //	NVLink: links 0 and 1 active, link 2 present but down; per link l the
-//	data counters are TX 1000(l+1) KiB, RX 500(l+1) KiB, CRC flit errors l,
-//	replays 2l, CRC data and recovery 0
+//	data counters are TX 1000(l+1)n KiB, RX 500(l+1)n KiB at the n-th read
+//	(timestamps n seconds), CRC flit errors l, replays 2l, CRC data and
+//	recovery 0
 //	GPU 1 in MIG mode: GPU instances 3 (1g.10gb) and 5 (3g.40gb), the second
 //	listed twice (two compute instances); instance memory used gi GiB of
 //	10 GiB; per-instance GPM tensor activity gi*10%.
@@ -155,12 +156,17 @@ func hopper(d *dgxa100.Device, i int) {
 		return 0, nvml.ERROR_INVALID_ARGUMENT
 	}
 	memTemp := d.GetFieldValuesFunc
+	nvl := 0 // NVLink counter reads: the counters advance by one step per read, 1 s apart
 	d.GetFieldValuesFunc = func(values []nvml.FieldValue) nvml.Return {
+		if len(values) > 1 {
+			nvl++
+		}
 		for k := range values {
 			v := &values[k]
 			switch v.FieldId {
 			case nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX, nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX:
-				x := 1000 * uint64(v.ScopeId+1)
+				x := 1000 * uint64(v.ScopeId+1) * uint64(nvl)
+				v.Timestamp = int64(nvl) * 1e6
 				if v.FieldId == nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX {
 					x /= 2
 				}
@@ -403,12 +409,12 @@ gpu_nvlink_errors_total{gpu="0",link="1",type="recovery",uuid="GPU-mock-0"} 0
 gpu_nvlink_errors_total{gpu="0",link="1",type="replay",uuid="GPU-mock-0"} 2
 # HELP gpu_nvlink_receive_bytes_total Data received over the NVLink link, payload only (NVML counter, active links).
 # TYPE gpu_nvlink_receive_bytes_total counter
-gpu_nvlink_receive_bytes_total{gpu="0",link="0",uuid="GPU-mock-0"} 512000
-gpu_nvlink_receive_bytes_total{gpu="0",link="1",uuid="GPU-mock-0"} 1.024e+06
+gpu_nvlink_receive_bytes_total{gpu="0",link="0",uuid="GPU-mock-0"} 1.024e+06
+gpu_nvlink_receive_bytes_total{gpu="0",link="1",uuid="GPU-mock-0"} 2.048e+06
 # HELP gpu_nvlink_transmit_bytes_total Data sent over the NVLink link, payload only (NVML counter, active links).
 # TYPE gpu_nvlink_transmit_bytes_total counter
-gpu_nvlink_transmit_bytes_total{gpu="0",link="0",uuid="GPU-mock-0"} 1.024e+06
-gpu_nvlink_transmit_bytes_total{gpu="0",link="1",uuid="GPU-mock-0"} 2.048e+06
+gpu_nvlink_transmit_bytes_total{gpu="0",link="0",uuid="GPU-mock-0"} 2.048e+06
+gpu_nvlink_transmit_bytes_total{gpu="0",link="1",uuid="GPU-mock-0"} 4.096e+06
 `
 
 // TestNVLink: per-link state, field-value throughput counters (scopeId =
@@ -478,8 +484,8 @@ DCGM_FI_PROF_PCIE_TX_BYTES{` + l0 + `} 2.147483648e+09
 DCGM_FI_PROF_PCIE_TX_BYTES{` + l1 + `} 2.147483648e+09
 # HELP DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL Total number of NVLink bandwidth counters for all lanes
 # TYPE DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL counter
-DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL{` + l0 + `} 4500
-DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL{` + l1 + `} 4500
+DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL{` + l0 + `} 4.608
+DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL{` + l1 + `} 4.608
 # HELP DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL Total number of NVLink retries.
 # TYPE DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL counter
 DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL{` + l0 + `} 2

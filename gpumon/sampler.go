@@ -158,9 +158,24 @@ func (s *sampler) round() {
 			return
 		default:
 		}
+		if s.hung(sd.d) {
+			continue // its values go stale and are left out, rather than the sampler hang too
+		}
 		s.sampleDevice(sd)
 	}
 	s.rounds.Add(1)
+}
+
+// hung reports whether a scrape's read of d has been running for longer
+// than the scrape timeout: the GPU hangs in the driver, and a call from the
+// sampler would hang the sampler (and so every GPU's values) with it. A GPU
+// that hangs first in the sampler's own call does stall it until the call
+// returns; its values, and the others', are then stale and left out.
+func (s *sampler) hung(d *device) bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	call := d.inflight
+	return call != nil && time.Since(call.start) > s.c.cfg.scrapeTimeout
 }
 
 // sampleDevice reads one GPU. A panic (go-nvml, a mock) is counted as

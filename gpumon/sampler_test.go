@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -681,4 +683,42 @@ func (f nameFilter) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 	}
+}
+
+// TestSamplerSkipsHungGPU: a GPU whose scrape read hangs past the scrape
+// timeout is left out of the sampler's rounds (its values go stale), so the
+// other GPUs' values go on.
+func TestSamplerSkipsHungGPU(t *testing.T) {
+	b, _ := hopperBox(t)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	c := sampled(t, b, gpumon.WithScrapeTimeout(20*time.Millisecond))
+	var hangs atomic.Bool
+	hangs.Store(true)
+	power := b.devs[0].GetPowerUsageFunc
+	b.devs[0].GetPowerUsageFunc = func() (uint32, nvml.Return) {
+		if hangs.Load() {
+			<-release
+		}
+		return power()
+	}
+	var sampled0 atomic.Int32
+	b.devs[0].GpmSampleGetFunc = func(s nvml.GpmSample) nvml.Return { sampled0.Add(1); return nvml.ERROR_UNKNOWN }
+	testutil.CollectAndCount(c, "gpu_up") // starts gpu 0's read, which hangs
+	time.Sleep(40 * time.Millisecond)
+	for range 2 {
+		if err := gpumon.SampleNow(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sampled0.Load(); n != 0 {
+		t.Errorf("the sampler called the hung gpu 0 %d times", n)
+	}
+	if n := testutil.CollectAndCount(onlyGPU(c, "1"), "gpu_tensor_pipe_active_ratio"); n != 1 {
+		t.Errorf("gpu 1: %d tensor series, want 1", n)
+	}
+	hangs.Store(false)
+	unblock()
 }

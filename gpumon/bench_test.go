@@ -34,9 +34,11 @@ func collectOnce(c prometheus.Collector, ch chan prometheus.Metric) int {
 	return n
 }
 
-// BenchmarkCollect is one scrape of 8 mocked A100s with a fresh NVML read.
+// BenchmarkCollect is one scrape of 8 mocked A100s with a fresh NVML read
+// (without the background sampler, as before it existed: the baseline of
+// BenchmarkCollectSampled).
 func BenchmarkCollect(b *testing.B) {
-	c := newCollector(b, benchBox(b))
+	c := newCollector(b, benchBox(b), gpumon.WithSampleInterval(-1))
 	ch := make(chan prometheus.Metric, 1024)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -245,6 +247,45 @@ func BenchmarkGather(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := reg.Gather(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCollectSampled is BenchmarkCollect with everything the
+// background sampler adds, on 8 mocked H100s (hopperBox's GPUs: GPM, 3
+// NVLinks of which 2 active, GPU 1 in MIG mode with 2 instances): the
+// scrape sends the sampler's last values besides the fresh NVML read.
+// BenchmarkCollect is its baseline.
+func BenchmarkCollectSampled(b *testing.B) {
+	bx, _ := hopperize(benchBox(b))
+	c := newCollector(b, bx, gpumon.WithSampleInterval(time.Hour))
+	if err := gpumon.SampleNow(c); err != nil {
+		b.Fatal(err)
+	}
+	ch := make(chan prometheus.Metric, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if collectOnce(c, ch) < 8*(25+9+3+8) {
+			b.Fatal("short scrape")
+		}
+	}
+}
+
+// BenchmarkSamplerRound is one round of the background sampler over the
+// same 8 mocked H100s (GPM samples and metrics, NVLink state, counters and
+// errors, MIG memory and GPM): its cost per second is this times the
+// rounds per second (1 at the default interval). The mocks' own cost is in
+// it; real NVML calls cost more (see docs/gpumon.md).
+func BenchmarkSamplerRound(b *testing.B) {
+	bx, _ := hopperize(benchBox(b))
+	c := newCollector(b, bx, gpumon.WithSampleInterval(time.Hour))
+	if err := gpumon.SampleNow(c); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := gpumon.SampleNow(c); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 type nvmlOptions struct {
 	lib      nvml.Interface
 	procRoot string // "" is /proc
+	dcgmMIG  bool   // DCGM names and a GPU in MIG mode at New: the MIG labels (mig.go)
 }
 
 // WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
@@ -46,7 +47,8 @@ var errCanceled = errors.New("gpumon: canceled")
 // read can be cached (WithCacheTTL), and a scrape waits for a GPU's read no
 // longer than the scrape timeout, so one hung GPU does not hold up the
 // others. A background goroutine counts XID errors from an NVML event set
-// until Close.
+// until Close; another (sampler.go) samples GPM, PCIe throughput, NVLink and
+// MIG instances every WithSampleInterval until Close.
 //
 // A Collector is safe for concurrent use. The methods of a nil *Collector do
 // nothing (Healthy returns an error matching ErrNVMLUnavailable).
@@ -61,6 +63,7 @@ type Collector struct {
 	duration prometheus.Gauge
 	xid      *xidWatcher
 	procs    *procResolver // nil unless WithProcessMetrics
+	sampler  *sampler      // nil when disabled (sampler.go)
 
 	// down is gpu_up 0, by GPU (nil with DCGM names): what a scrape reports
 	// for a GPU whose read did not answer in time.
@@ -181,6 +184,10 @@ func New(opts ...Option) (c *Collector, err error) {
 	ext := lib.Extensions()
 	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
 	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
+	if cfg.dcgmNames && cfg.sampleInterval >= 0 {
+		cfg.dcgmMIG = anyMIG(lib, count)
+		c.cfg.dcgmMIG = cfg.dcgmMIG
+	}
 	c.set = newMetricSet(cfg, eventReasons, memoryV2, isSimulated(lib))
 	if c.set.process != nil {
 		root := cfg.procRoot
@@ -198,6 +205,7 @@ func New(opts ...Option) (c *Collector, err error) {
 			c.down = append(c.down, sample{c.set.up, d.base, prometheus.GaugeValue, 0})
 		}
 	}
+	c.sampler = startSampler(c)
 	c.xid = startXIDWatcher(c)
 	return c, nil
 }
@@ -293,6 +301,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.set.xidCounter {
 		c.xid.counts.Describe(ch)
 	}
+	c.sampler.describe(ch)
 	c.errors.Describe(ch)
 	ch <- c.duration.Desc()
 }
@@ -327,10 +336,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for _, m := range res.extra {
 				ch <- m
 			}
+			c.sampler.collectDevice(i, ch)
 		}
 		if c.set.xidCounter {
 			c.xid.counts.Collect(ch)
 		}
+		c.sampler.collectSelf(ch)
 	}
 	c.errors.Collect(ch)
 	ch <- c.duration
@@ -542,10 +553,11 @@ func (c *Collector) Healthy(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close stops the XID watcher, waits for an NVML read in progress, and shuts
-// NVML down, once; later calls return nil. If an NVML call is still hung
-// after the scrape timeout it leaves NVML initialised (shutting it down under
-// a running call is unsafe) and returns an error. After Close, Collect sends
+// Close stops the background sampler and the XID watcher, waits for an NVML
+// read in progress, and shuts NVML down, once; later calls return nil. If an
+// NVML call is still hung after the scrape timeout it leaves NVML
+// initialised (shutting it down under a running call is unsafe) and returns
+// an error. After Close, Collect sends
 // only the self-metrics. A nil Collector returns nil.
 func (c *Collector) Close() error {
 	if c == nil {
@@ -573,6 +585,9 @@ func (c *Collector) close() error {
 	}
 	wait := time.NewTimer(c.cfg.scrapeTimeout + 4*c.cfg.xidWait)
 	defer wait.Stop()
+	if !c.sampler.halt(wait.C) {
+		return errors.New("gpumon: close: sampler still in an NVML call; nvml left initialised")
+	}
 	if !c.xid.stop(wait.C) {
 		return errors.New("gpumon: close: xid watcher still in EventSetWait; nvml left initialised")
 	}

@@ -40,6 +40,22 @@
 // labels instead (those of dcgm-exporter's default counters that NVML can
 // give), for existing DCGM dashboards.
 //
+// # Profiling, PCIe, NVLink and MIG
+//
+// One background goroutine, owned by the Collector and stopped by Close,
+// samples every second (WithSampleInterval) what needs two readings apart or
+// blocks: NVML's GPM metrics on Hopper and later (gpu_sm_active_ratio,
+// gpu_sm_occupancy_ratio, gpu_graphics_engine_active_ratio,
+// gpu_tensor_pipe_active_ratio, gpu_dram_active_ratio, PCIe and NVLink bytes
+// per second; DCGM_FI_PROF_* with DCGM names), PCIe throughput from
+// nvmlDeviceGetPcieThroughput where GPM has none, NVLink per link
+// (gpu_nvlink_active, gpu_nvlink_transmit_bytes_total,
+// gpu_nvlink_errors_total{link,type}) and, on a GPU in MIG mode, memory and
+// activity per GPU instance (gpu_mig_*{gpu_instance,gpu_instance_profile};
+// GPU_I_ID and GPU_I_PROFILE with DCGM names). A scrape sends the last
+// values without waiting; a GPU without a feature has none of its series
+// and is counted once in gpumon_unsupported_gpus{feature}.
+//
 // # Process metrics
 //
 // gpu_process_memory_used_bytes{pid,process} (WithProcessMetrics) carries

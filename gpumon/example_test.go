@@ -31,3 +31,18 @@ func ExampleNew() {
 	}
 	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 }
+
+// ExampleWithSampleInterval samples the GPM profiling metrics (tensor and SM
+// activity, DRAM, PCIe and NVLink rates), NVLink links and MIG instances
+// every 5 seconds instead of every second; a negative interval turns the
+// background sampler off.
+func ExampleWithSampleInterval() {
+	gpus, err := gpumon.New(gpumon.WithSampleInterval(5 * time.Second))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no GPU metrics:", err)
+		return
+	}
+	defer gpus.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(gpus)
+}

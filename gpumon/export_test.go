@@ -24,3 +24,19 @@ func (f FakeProc) Add(pid uint32, comm string, start uint64, targets ...string) 
 
 // Remove ends process pid.
 func (f FakeProc) Remove(pid uint32) { f.p.remove(pid) }
+
+// SampleNow waits for the sampler's first round and makes one more.
+func SampleNow(c *Collector) error { return c.sampler.sampleNow() }
+
+// SamplerRunning reports whether c has a sampler goroutine that has not ended.
+func SamplerRunning(c *Collector) bool {
+	if c.sampler == nil {
+		return false
+	}
+	select {
+	case <-c.sampler.done:
+		return false
+	default:
+		return true
+	}
+}

@@ -22,8 +22,9 @@ var errClosed = errors.New("gpumon: collector closed")
 
 // Default values of the options.
 const (
-	defaultScrapeTimeout = 5 * time.Second
-	defaultXIDWait       = 250 * time.Millisecond
+	defaultScrapeTimeout  = 5 * time.Second
+	defaultXIDWait        = 250 * time.Millisecond
+	defaultSampleInterval = time.Second
 )
 
 // Option configures a Collector. Options are applied once, by New.
@@ -44,6 +45,7 @@ type config struct {
 	hostname       string
 	hostnameSet    bool
 	xidWait        time.Duration
+	sampleInterval time.Duration // 0: defaultSampleInterval; < 0: no sampler
 }
 
 func newConfig(opts []Option) config {

@@ -3,6 +3,7 @@
 package gpumon
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -93,6 +94,7 @@ type metricSet struct {
 	eventReasons bool             // the driver has nvmlDeviceGetCurrentClocksEventReasons
 	memoryV2     bool             // read memory with nvmlDeviceGetMemoryInfo_v2 (reserved apart from used)
 	labels       *prometheus.Desc // template whose labels are the per-device ones
+	dcgmMIG      bool             // DCGM labels include GPU_I_PROFILE and GPU_I_ID (mig.go)
 }
 
 // maxPerDevice is the most samples one device yields in either metric set
@@ -117,7 +119,8 @@ func newMetricSet(cfg config, eventReasons, memoryV2, simulated bool) *metricSet
 	s := &metricSet{eventReasons: eventReasons, simulated: simulated}
 	g, ctr := prometheus.GaugeValue, prometheus.CounterValue
 	if cfg.dcgmNames {
-		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, dcgmLabels, nil) }
+		labels := dcgmLabelNames(cfg)
+		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, labels, nil) }
 		s.labels = d("gpumon_dcgm_labels", "template")
 		s.fields = [numFields]fieldDef{
 			fUtil:       {d("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)."), g, ident},
@@ -141,7 +144,8 @@ func newMetricSet(cfg config, eventReasons, memoryV2, simulated bool) *metricSet
 			fRemapFail:   {d("DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed"), g, ident},
 		}
 		s.memoryV2 = memoryV2
-		s.xidLast = prometheus.NewDesc("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", dcgmXIDLabels, nil)
+		s.xidLast = prometheus.NewDesc("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", append(slices.Clone(labels), dcgmXIDLabels[len(dcgmLabels):]...), nil)
+		s.dcgmMIG = cfg.dcgmMIG
 	} else {
 		d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, defaultLabels, nil) }
 		s.labels = d("gpumon_labels", "template")
@@ -255,6 +259,9 @@ type device struct {
 func (s *metricSet) labelDevice(d *device, driver, hostname string) {
 	if s.info == nil {
 		d.dcgmValues = []string{d.idx, d.uuid, "nvidia" + d.idx, d.name, hostname, d.busID, driver}
+		if s.dcgmMIG {
+			d.dcgmValues = append(d.dcgmValues, "", "") // a GPU, not an instance
+		}
 		d.base = labelPairs(s.labels, d.dcgmValues...)
 		return
 	}

@@ -15,7 +15,7 @@
 // demos:
 //
 //	POST /simulate/load?gpu=N&value=0.8              (gpu omitted: every GPU)
-//	POST /simulate/fault?gpu=N&type=xid&code=79      (or type=fall-off-bus, type=hang)
+//	POST /simulate/fault?gpu=N&type=xid&code=79      (or type=nvlink&link=L&count=N, type=fall-off-bus, type=hang)
 //	POST /simulate/clear?gpu=N
 package main
 
@@ -52,6 +52,7 @@ func run() int {
 	simModel := flag.String("simulate-model", "", "model of the simulated GPUs: "+simctl.ModelNames()+" (default \"H100 SXM\")")
 	simLoad := flag.String("simulate-load", "", "load of the simulated GPUs until the API sets it: a constant (0.6) or sine:MIN:MAX:PERIOD (sine:0.2:0.9:60s); default idle")
 	simSeed := flag.Uint64("simulate-seed", 1, "seed of the simulated GPUs' UUIDs and serials")
+	simMIG := flag.String("simulate-mig", "", "put the simulated GPUs in MIG mode with these GPU instance profiles, comma-separated (3g.40gb,2g.20gb,1g.10gb)")
 	flag.Parse()
 
 	opts := []gpumon.Option{gpumon.WithCacheTTL(*cacheTTL), gpumon.WithScrapeTimeout(*scrapeTimeout)}
@@ -65,9 +66,9 @@ func run() int {
 		opts = append(opts, gpumon.WithHostname(*hostname))
 	}
 	var sim *simctl.Simulation
-	if *simulate != 0 || *simModel != "" || *simLoad != "" {
+	if *simulate != 0 || *simModel != "" || *simLoad != "" || *simMIG != "" {
 		var err error
-		sim, err = simctl.Start(simctl.Config{GPUs: *simulate, Model: *simModel, Load: *simLoad, Seed: *simSeed, PID: uint32(os.Getpid())})
+		sim, err = simctl.Start(simctl.Config{GPUs: *simulate, Model: *simModel, Load: *simLoad, Seed: *simSeed, PID: uint32(os.Getpid()), MIG: *simMIG})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gpu-exporter: %v\n", err)
 			return 2

@@ -4,6 +4,7 @@ package stack_test
 
 import (
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/modeltel/modeltel/gpumon"
+	"github.com/modeltel/modeltel/gpumon/gpusim"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // gpumonCollector returns the gpumon collector, with process metrics, over one GPU of go-nvml's mocked DGX
 // A100, after one XID event has been counted, so that every family it exports under its default names has
-// a sample. The collector is closed when the test ends. The skip reason is always empty here.
+// a sample, together with one over a simulated H100 SXM (gpusim), for the families of the background sampler
+// (GPM, PCIe and NVLink throughput, NVLink errors) that the A100 mock does not answer. The collectors are
+// closed when the test ends. The skip reason is always empty here.
 func gpumonCollector(t *testing.T) (prometheus.Collector, string) {
 	t.Helper()
 	const gib = 1 << 30
@@ -87,5 +92,55 @@ func gpumonCollector(t *testing.T) (prometheus.Collector, string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the XID watcher did not take the mocked event within 10s")
 	}
-	return c, ""
+	sim, err := gpusim.New(gpusim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sim.SetLoad(gpusim.AllGPUs, 0.5)
+	h100, err := gpumon.New(gpumon.WithNVML(sim.NVML()), gpumon.WithSampleInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("gpumon.New over gpusim: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := h100.Close(); err != nil {
+			t.Errorf("gpumon Close: %v", err)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); testutil.CollectAndCount(h100, "gpu_tensor_pipe_active_ratio") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no GPM series from the simulated H100 within 10s")
+		}
+	}
+	return both{c, h100}, ""
+}
+
+// both is two collectors as one; of the second, only the per-GPU series other than gpu_info (whose labels
+// say simulated="true"), so that the self-metrics are not collected twice.
+type both [2]prometheus.Collector
+
+func isInfo(d *prometheus.Desc) bool {
+	s := d.String()
+	return strings.Contains(s, `fqName: "gpu_info"`) || !strings.Contains(s, "uuid")
+}
+
+func (b both) Describe(ch chan<- *prometheus.Desc) {
+	b[0].Describe(ch)
+	all := make(chan *prometheus.Desc, 256)
+	go func() { b[1].Describe(all); close(all) }()
+	for d := range all {
+		if !isInfo(d) {
+			ch <- d
+		}
+	}
+}
+
+func (b both) Collect(ch chan<- prometheus.Metric) {
+	b[0].Collect(ch)
+	all := make(chan prometheus.Metric, 1024)
+	go func() { b[1].Collect(all); close(all) }()
+	for m := range all {
+		if !isInfo(m.Desc()) {
+			ch <- m
+		}
+	}
 }

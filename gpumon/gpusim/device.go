@@ -38,6 +38,8 @@ type device struct {
 	remapCorr, remapUnc   int
 	remapPending          bool
 	pcieReplay            int
+	prof                  profState      // GPM, PCIe and NVLink counters (profiling.go)
+	mig                   []*migInstance // GPU instances in MIG mode (mig.go); fixed at New
 	sets                  []registration
 }
 
@@ -57,6 +59,7 @@ func newDevice(s *Sim, i int, now time.Time) *device {
 		last: now,
 	}
 	d.busID = fmt.Sprintf("%08X:%02X:00.0", d.domain, d.bus)
+	d.prof = newProfState(d.m)
 	d.tempC = d.steadyTemp(d.powerW())
 	d.energy = d.m.IdlePowerW * 86400 * 1000 // idle for a day since the driver loaded
 	return d
@@ -94,6 +97,7 @@ func (d *device) advance(now time.Time) {
 	}
 	p := d.powerW()
 	d.energy += p * dt * 1000
+	d.advanceProf(dt)
 	ss := d.steadyTemp(p)
 	d.tempC = ss + (d.tempC-ss)*math.Exp(-dt/d.sim.tau)
 	d.last = now
@@ -279,14 +283,6 @@ func (d *device) GetPersistenceMode() (nvml.EnableState, nvml.Return) {
 	return nvml.FEATURE_ENABLED, nvml.SUCCESS
 }
 
-func (d *device) GetMigMode() (int, int, nvml.Return) {
-	if ret := d.lock(); ret != nvml.SUCCESS {
-		return 0, 0, ret
-	}
-	defer d.mu.Unlock()
-	return nvml.DEVICE_MIG_DISABLE, nvml.DEVICE_MIG_DISABLE, nvml.SUCCESS
-}
-
 func (d *device) GetCurrPcieLinkGeneration() (int, nvml.Return) { return d.pcie(d.m.PCIeGen) }
 func (d *device) GetMaxPcieLinkGeneration() (int, nvml.Return)  { return d.pcie(d.m.PCIeGen) }
 func (d *device) GetCurrPcieLinkWidth() (int, nvml.Return)      { return d.pcie(16) }
@@ -363,9 +359,10 @@ func (d *device) GetTemperatureThreshold(t nvml.TemperatureThresholds) (uint32, 
 // memTempC is the HBM temperature: a few degrees above the GPU's.
 func (d *device) memTempC() float64 { return d.tempC + 4 }
 
-// GetFieldValues answers NVML_FI_DEV_MEMORY_TEMP (HBM models) and
-// NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION; every other field has NvmlReturn
-// ERROR_NOT_SUPPORTED (NVLink and profiling fields are for later).
+// GetFieldValues answers NVML_FI_DEV_MEMORY_TEMP (HBM models),
+// NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION, NVML_FI_DEV_NVLINK_LINK_COUNT and
+// NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX (scopeId: the link; KiB since the
+// driver loaded); every other field has NvmlReturn ERROR_NOT_SUPPORTED.
 func (d *device) GetFieldValues(values []nvml.FieldValue) nvml.Return {
 	if ret := d.lock(); ret != nvml.SUCCESS {
 		return ret
@@ -381,6 +378,7 @@ func (d *device) GetFieldValues(values []nvml.FieldValue) nvml.Return {
 			putUint(v, uint64(round32(d.memTempC())), nvml.VALUE_TYPE_UNSIGNED_INT)
 		case v.FieldId == nvml.FI_DEV_TOTAL_ENERGY_CONSUMPTION:
 			putUint(v, uint64(d.energy), nvml.VALUE_TYPE_UNSIGNED_LONG_LONG)
+		case d.nvlinkField(v):
 		default:
 			v.NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
 		}

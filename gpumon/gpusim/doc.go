@@ -41,11 +41,18 @@
 // on models that have a fan (the supported ones are passively cooled, so
 // they answer ERROR_NOT_SUPPORTED, as the real boards do), PCIe replays, ECC
 // counts and remapped rows, and optionally one compute process per busy GPU
-// (Config.ProcessPID).
+// (Config.ProcessPID). GPM (the H100 SXM only, so that A100 and L4 exercise a
+// collector's "unsupported" path) gives graphics, SM, tensor and DRAM
+// activity and PCIe and NVLink rates from counters integrated with the load;
+// nvmlDeviceGetPcieThroughput the same PCIe rates (without its 20 ms wait);
+// NVLink has 18 active links on the H100 SXM and 12 on the A100 with data
+// counters (field values, scopeId = link) and error counters; Config.MIG puts
+// every GPU in MIG mode with GPU instances of the given profiles (memory and
+// GPM per instance).
 //
 // Every other NVML call answers ERROR_NOT_SUPPORTED (from a generated base
-// type, zz_unsupported.go), so NVLink, GPM and more field values can be
-// added one method at a time. Nothing records calls or grows with time, so a
+// type, zz_unsupported.go), so more of NVML can be added one method at a
+// time. Nothing records calls or grows with time, so a
 // Sim can serve a long-running exporter.
 //
 // # Faults
@@ -54,8 +61,10 @@
 // (what gpumon's XID watcher waits on); XID 48 also counts an uncorrected
 // ECC error and a pending row remapping. FallOffBus makes every call on the
 // GPU answer ERROR_GPU_IS_LOST. Hang makes its calls block until Clear, which
-// exercises a collector's scrape timeout. Clear ends the faults of a GPU as a
-// reset would. AllGPUs applies any of them to every GPU.
+// exercises a collector's scrape timeout. InjectNVLinkErrors counts CRC
+// errors (and their replays) on one NVLink. Clear ends the faults of a GPU as
+// a reset would (NVLink error counts are kept). AllGPUs applies any of them to
+// every GPU.
 //
 // # Simulated, and says so
 //

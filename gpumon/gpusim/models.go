@@ -43,6 +43,17 @@ type Model struct {
 	// HasFan: the board reports a fan speed (passively cooled data-centre
 	// boards do not: GetFanSpeed answers ERROR_NOT_SUPPORTED).
 	HasFan bool
+
+	// GPM: the GPU answers NVML's GPU Performance Monitoring (Hopper and
+	// later): graphics, SM, tensor and DRAM activity, PCIe and NVLink rates.
+	GPM bool
+	// NVLinks is the number of NVLink links (0: none), NVLinkGBps the
+	// bandwidth of one link in each direction, in GB/s.
+	NVLinks    int
+	NVLinkGBps float64
+	// MIG: the model can be split into GPU instances (Config.MIG), with the
+	// profiles of the 80 GB parts (MIGProfiles).
+	MIG bool
 }
 
 const mib = 1 << 20
@@ -59,6 +70,8 @@ var (
 		PowerLimitW: 700, IdlePowerW: 72,
 		IdleSMClockMHz: 345, MaxSMClockMHz: 1980, MemClockMHz: 2619,
 		IdleTempC: 31, FullTempC: 78, SlowdownTempC: 87,
+		GPM: true, NVLinks: 18, NVLinkGBps: 25, // NVLink 4: 900 GB/s both ways over 18 links
+		MIG: true,
 	}
 	// A100SXM80GB is an NVIDIA A100 SXM4 80GB (Ampere, HBM2e, 400 W).
 	A100SXM80GB = Model{
@@ -68,6 +81,8 @@ var (
 		PowerLimitW: 400, IdlePowerW: 58,
 		IdleSMClockMHz: 210, MaxSMClockMHz: 1410, MemClockMHz: 1593,
 		IdleTempC: 30, FullTempC: 74, SlowdownTempC: 88,
+		NVLinks: 12, NVLinkGBps: 25, // NVLink 3: 600 GB/s both ways over 12 links
+		MIG: true,
 	}
 	// L4 is an NVIDIA L4 (Ada Lovelace, 24 GB GDDR6, 72 W, passively cooled).
 	L4 = Model{
@@ -119,6 +134,8 @@ func (m Model) invalid() string {
 		return "MaxSMClockMHz must be at least IdleSMClockMHz, and above 0"
 	case !(m.FullTempC >= m.IdleTempC):
 		return "FullTempC must be at least IdleTempC"
+	case m.NVLinks < 0 || m.NVLinks > nvml.NVLINK_MAX_LINKS || !(m.NVLinkGBps >= 0):
+		return "NVLinks must be 0 to 36 and NVLinkGBps at least 0"
 	}
 	return ""
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// TempTimeConstant is how fast the temperature follows the power (the
 	// time to cover 63% of a step; default 20s).
 	TempTimeConstant time.Duration
+	// MIG, when not empty, puts every GPU in MIG mode, split into GPU
+	// instances of these profiles (the model's MIGProfiles, e.g.
+	// {"3g.40gb", "2g.20gb", "1g.10gb"}; 7 slices at most), ids 1, 2, ...
+	// Each instance runs its GPU's load.
+	MIG []string
 }
 
 // Sim is a set of simulated GPUs. NVML returns the nvml.Interface over
@@ -94,11 +99,17 @@ func New(cfg Config) (*Sim, error) {
 	if now == nil {
 		now = time.Now
 	}
+	layout, err := migLayout(&cfg.Model, cfg.MIG)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sim{cfg: cfg, now: now, tau: cfg.TempTimeConstant.Seconds()}
 	s.lib = &library{sim: s}
 	t := now()
 	for i := range cfg.GPUs {
-		s.devs = append(s.devs, newDevice(s, i, t))
+		d := newDevice(s, i, t)
+		d.newMIG(layout)
+		s.devs = append(s.devs, d)
 	}
 	return s, nil
 }

@@ -396,11 +396,11 @@ func TestEveryMethod(t *testing.T) {
 			}()
 		}
 	}
-	if _, ret := devs[0].GetNvLinkState(0); ret != nvml.ERROR_NOT_SUPPORTED {
-		t.Errorf("GetNvLinkState: %v", ret)
+	if _, ret := devs[0].GetNvLinkRemotePciInfo(0); ret != nvml.ERROR_NOT_SUPPORTED {
+		t.Errorf("GetNvLinkRemotePciInfo: %v", ret)
 	}
-	if _, ret := lib.GpmSampleAlloc(); ret != nvml.ERROR_NOT_SUPPORTED {
-		t.Errorf("GpmSampleAlloc: %v", ret)
+	if _, ret := lib.DeviceGetGpuInstanceById(devs[0], 1); ret != nvml.ERROR_NOT_SUPPORTED {
+		t.Errorf("DeviceGetGpuInstanceById: %v", ret)
 	}
 	fv := []nvml.FieldValue{{FieldId: nvml.FI_DEV_MEMORY_TEMP}, {FieldId: nvml.FI_DEV_NVLINK_BANDWIDTH_C0_TOTAL}}
 	if ret := devs[0].GetFieldValues(fv); ret != nvml.SUCCESS || fv[0].NvmlReturn != uint32(nvml.SUCCESS) || fv[1].NvmlReturn != uint32(nvml.ERROR_NOT_SUPPORTED) {

@@ -3311,3 +3311,113 @@ func (unsupportedDevice) WorkloadPowerProfileUpdateProfiles_v1(_ nvml.PowerProfi
 	r0 = nvml.ERROR_NOT_SUPPORTED
 	return
 }
+
+// unsupportedGpuInstance answers every method of nvml.GpuInstance with nvml.ERROR_NOT_SUPPORTED
+// (or zero values where a method returns no nvml.Return).
+type unsupportedGpuInstance struct{}
+
+var _ nvml.GpuInstance = unsupportedGpuInstance{}
+
+func (unsupportedGpuInstance) CreateComputeInstance(_ *nvml.ComputeInstanceProfileInfo) (r0 nvml.ComputeInstance, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) CreateComputeInstanceWithPlacement(_ *nvml.ComputeInstanceProfileInfo, _ *nvml.ComputeInstancePlacement) (r0 nvml.ComputeInstance, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) Destroy() (r0 nvml.Return) {
+	r0 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetActiveVgpus() (r0 nvml.ActiveVgpuInstanceInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstanceById(_ int) (r0 nvml.ComputeInstance, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstancePossiblePlacements(_ *nvml.ComputeInstanceProfileInfo) (r0 []nvml.ComputeInstancePlacement, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstanceProfileInfo(_ int, _ int) (r0 nvml.ComputeInstanceProfileInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstanceProfileInfoV(_ int, _ int) (r0 nvml.ComputeInstanceProfileInfoHandler) {
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstanceRemainingCapacity(_ *nvml.ComputeInstanceProfileInfo) (r0 int, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetComputeInstances(_ *nvml.ComputeInstanceProfileInfo) (r0 []nvml.ComputeInstance, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetCreatableVgpus() (r0 nvml.VgpuTypeIdInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetInfo() (r0 nvml.GpuInstanceInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuHeterogeneousMode() (r0 nvml.VgpuHeterogeneousMode, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuSchedulerLog() (r0 nvml.VgpuSchedulerLogInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuSchedulerLog_v2(_ nvml.VgpuSchedulerLogInfo_v2) (r0 nvml.VgpuSchedulerLogInfo_v2, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuSchedulerState() (r0 nvml.VgpuSchedulerStateInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuSchedulerState_v2(_ nvml.VgpuSchedulerStateInfo_v2) (r0 nvml.VgpuSchedulerStateInfo_v2, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) GetVgpuTypeCreatablePlacements() (r0 nvml.VgpuCreatablePlacementInfo, r1 nvml.Return) {
+	r1 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) SetVgpuHeterogeneousMode(_ *nvml.VgpuHeterogeneousMode) (r0 nvml.Return) {
+	r0 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) SetVgpuSchedulerState(_ *nvml.VgpuSchedulerState) (r0 nvml.Return) {
+	r0 = nvml.ERROR_NOT_SUPPORTED
+	return
+}
+
+func (unsupportedGpuInstance) SetVgpuSchedulerState_v2(_ *nvml.VgpuSchedulerState_v2) (r0 nvml.Return) {
+	r0 = nvml.ERROR_NOT_SUPPORTED
+	return
+}

@@ -7,7 +7,9 @@
 #    H100 SXM is passively cooled and NVML reports no fan, so gpumon leaves it out, as for the real board),
 #    gpu_info says simulated="true", and the values follow the load set through the control API;
 #  - the DCGM names (with err_code/err_msg on DCGM_FI_DEV_XID_ERRORS, Hostname from $NODE_NAME);
+#  - the background sampler's series (GPM, PCIe and NVLink throughput, 18 NVLinks per GPU) in both namings;
 #  - every query of dashboards/gpu.json returns data (the fan panel excepted, as above);
+#  - NVLink errors injected on gpu 4 link 2 are counted and GPUNVLinkErrors fires on the e2e Prometheus;
 #  - after an XID 79 on gpu 3, gpu 5 off the bus and gpu 6 hung: gpu_up 0 for 5 and 6 only, the XID counted,
 #    and on the main Prometheus (the real rules) GPUXIDErrors firing and GPUDown pending (its `for:` is 1m);
 #  - on a second, e2e-only Prometheus (127.0.0.1:9091, data under $data/gpu-sim) that scrapes both exporters
@@ -24,12 +26,21 @@ gs_names="gpu_info gpu_up gpu_utilization_ratio gpu_memory_utilization_ratio gpu
   gpu_power_usage_watts gpu_power_limit_watts gpu_energy_consumed_joules_total gpu_sm_clock_hertz
   gpu_memory_clock_hertz gpu_clock_event_active gpu_pcie_replay_errors_total gpu_ecc_errors_total
   gpu_memory_remapped_rows_total gpu_memory_row_remap_pending gpu_memory_row_remap_failed
-  gpu_process_memory_used_bytes gpu_xid_errors_total"
+  gpu_process_memory_used_bytes gpu_xid_errors_total
+  gpu_graphics_engine_active_ratio gpu_sm_active_ratio gpu_sm_occupancy_ratio gpu_tensor_pipe_active_ratio
+  gpu_dram_active_ratio gpu_pcie_transmit_bytes_per_second gpu_pcie_receive_bytes_per_second
+  gpu_nvlink_transmit_bytes_per_second gpu_nvlink_receive_bytes_per_second gpu_nvlink_active
+  gpu_nvlink_transmit_bytes_total gpu_nvlink_receive_bytes_total gpu_nvlink_errors_total"
 gs_dcgm="DCGM_FI_DEV_SM_CLOCK DCGM_FI_DEV_MEM_CLOCK DCGM_FI_DEV_MEMORY_TEMP DCGM_FI_DEV_GPU_TEMP
   DCGM_FI_DEV_POWER_USAGE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION DCGM_FI_DEV_PCIE_REPLAY_COUNTER DCGM_FI_DEV_GPU_UTIL
   DCGM_FI_DEV_MEM_COPY_UTIL DCGM_FI_DEV_ENC_UTIL DCGM_FI_DEV_DEC_UTIL DCGM_FI_DEV_XID_ERRORS DCGM_FI_DEV_FB_FREE
   DCGM_FI_DEV_FB_USED DCGM_FI_DEV_FB_RESERVED DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS
-  DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS DCGM_FI_DEV_ROW_REMAP_FAILURE"
+  DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS DCGM_FI_DEV_ROW_REMAP_FAILURE
+  DCGM_FI_PROF_GR_ENGINE_ACTIVE DCGM_FI_PROF_SM_ACTIVE DCGM_FI_PROF_SM_OCCUPANCY DCGM_FI_PROF_PIPE_TENSOR_ACTIVE
+  DCGM_FI_PROF_DRAM_ACTIVE DCGM_FI_PROF_PCIE_TX_BYTES DCGM_FI_PROF_PCIE_RX_BYTES DCGM_FI_PROF_NVLINK_TX_BYTES
+  DCGM_FI_PROF_NVLINK_RX_BYTES DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL
+  DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL
+  DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL"
 
 # gs_value PORT PROMQL: the first sample's value on the Prometheus at PORT, or nothing.
 gs_value() {
@@ -109,6 +120,10 @@ poll 10 "values follow the load: utilisation 0.7 on gpu 0" \
 poll 10 "gpu 7 at the power limit with sw_power_cap" \
   gs_is 9090 'gpu_clock_event_active{job="gpu-exporter",gpu="7",reason="sw_power_cap"} * on(gpu) gpu_power_usage_watts{job="gpu-exporter",gpu="7"}' 700 ||
   fail "gpu 7 at load 1 is not power-capped at 700 W"
+gs_is 9090 'count(gpu_nvlink_active{job="gpu-exporter"} == 1)' 144 || fail "gpu_nvlink_active: want 18 active links on each of 8 H100 SXM"
+poll 10 "GPM follows the load: tensor activity 0.49 (0.7 x 0.7) on gpu 0" \
+  gs_is 9090 'round(gpu_tensor_pipe_active_ratio{job="gpu-exporter",gpu="0"}, 0.001)' 0.49 ||
+  fail "gpu_tensor_pipe_active_ratio{gpu=\"0\"} = $(gs_value 9090 'gpu_tensor_pipe_active_ratio{job="gpu-exporter",gpu="0"}'), want 0.49"
 poll 30 "the energy counters rise faster than at idle (72 W)" gs_is 9090 'count(rate(gpu_energy_consumed_joules_total{job="gpu-exporter"}[30s]) > 100)' 8 ||
   fail "gpu_energy_consumed_joules_total does not rise on every GPU: $(prom_query 'rate(gpu_energy_consumed_joules_total{job="gpu-exporter"}[30s])' | jq -c '[.data.result[] | {gpu: .metric.gpu, w: .value[1]}]')"
 
@@ -166,6 +181,14 @@ poll 30 "all 8 GPUs up again after clear" gs_is 9090 'sum(gpu_up{job="gpu-export
 gs_quiet() { gs_is 9091 "count(ALERTS{alertname=~\"GPUDown|GPUXIDErrors\",job=\"gpu-exporter\"}) or vector(0)" 0; }
 poll 60 "e2e rules: GPUDown and GPUXIDErrors resolved" gs_quiet ||
   fail "alerts still active after clear: $(curl -fsS --max-time 5 127.0.0.1:9091/api/v1/alerts | head -c 1500)"
+# After the clear: while gpu 6 hung, the exporter's background sampler (GPM, NVLink) was stuck in its call too.
+step "simulated GPUs: NVLink errors on gpu 4 link 2 and the GPUNVLinkErrors alert"
+gs_post 9400 '/simulate/fault?gpu=4&type=nvlink&link=2&count=5'
+poll 20 'gpu_nvlink_errors_total{gpu="4",link="2",type="crc_flit"} 5' \
+  gs_is 9090 'gpu_nvlink_errors_total{job="gpu-exporter",gpu="4",link="2",type="crc_flit"}' 5 || fail "NVLink errors on gpu 4 link 2 not counted"
+poll 30 "e2e rules: GPUNVLinkErrors firing for gpu 4 link 2" gs_is 9091 'count(ALERTS{alertname="GPUNVLinkErrors",alertstate="firing",job="gpu-exporter",gpu="4",link="2"})' 1 ||
+  fail "GPUNVLinkErrors not firing on the e2e Prometheus: $(curl -fsS --max-time 5 127.0.0.1:9091/api/v1/alerts | head -c 1500)"
+
 curl -fsS --max-time 5 http://127.0.0.1:9400/healthz >/dev/null 2>&1 || info "/healthz still 503 (critical XID 79 since start, by design)"
 # shellcheck disable=SC2034 # read by later fragments (60-modeltop.sh)
 gpu_running=1

@@ -166,12 +166,26 @@ func (c *Controller) fault(w http.ResponseWriter, r *http.Request) {
 		}
 		err = c.sim.InjectXID(gpu, code)
 		c.answer(w, err, "XID %d on %s", code, which)
+	case "nvlink":
+		link, err := strconv.Atoi(q.Get("link"))
+		if err != nil || link < 0 {
+			bad(w, fmt.Errorf("link %q: type=nvlink wants a link number (e.g. link=0)", q.Get("link")))
+			return
+		}
+		n := uint64(1)
+		if v := q.Get("count"); v != "" {
+			if n, err = strconv.ParseUint(v, 10, 64); err != nil || n == 0 {
+				bad(w, fmt.Errorf("count %q: type=nvlink wants a count of errors above 0", v))
+				return
+			}
+		}
+		c.answer(w, c.sim.InjectNVLinkErrors(gpu, link, n), "%d NVLink CRC errors on link %d of %s", n, link, which)
 	case "fall-off-bus":
 		c.answer(w, c.sim.FallOffBus(gpu), "%s fell off the bus", which)
 	case "hang":
 		c.answer(w, c.sim.Hang(gpu), "NVML calls on %s hang", which)
 	default:
-		bad(w, fmt.Errorf("type %q: want xid, fall-off-bus or hang", typ))
+		bad(w, fmt.Errorf("type %q: want xid, nvlink, fall-off-bus or hang", typ))
 	}
 }
 

@@ -107,6 +107,9 @@ func TestControlAPI(t *testing.T) {
 	}
 	waitFor(t, srv, `gpu_xid_errors_total{gpu="1",uuid="`+uuid(1)+`",xid="79"} 1`)
 
+	if code, body := post("/simulate/fault?gpu=1&type=nvlink&link=3&count=4"); code != 200 || body != "ok: 4 NVLink CRC errors on link 3 of gpu 1\n" {
+		t.Errorf("nvlink fault: %d %q", code, body)
+	}
 	if code, _ := post("/simulate/fault?gpu=0&type=fall-off-bus"); code != 200 {
 		t.Errorf("fall-off-bus: %d", code)
 	}
@@ -140,8 +143,11 @@ func TestControlAPIBadInput(t *testing.T) {
 		{"POST", "/simulate/load?gpu=2&value=0.5", 400, `gpu "2": want a GPU index from 0 to 1`},
 		{"POST", "/simulate/load?gpu=-1&value=0.5", 400, `gpu "-1"`},
 		{"POST", "/simulate/load?gpu=x&value=0.5", 400, `gpu "x"`},
-		{"POST", "/simulate/fault?gpu=0", 400, `type "": want xid, fall-off-bus or hang`},
+		{"POST", "/simulate/fault?gpu=0", 400, `type "": want xid, nvlink, fall-off-bus or hang`},
 		{"POST", "/simulate/fault?gpu=0&type=melt", 400, `type "melt"`},
+		{"POST", "/simulate/fault?gpu=0&type=nvlink", 400, `link "": type=nvlink wants a link number`},
+		{"POST", "/simulate/fault?gpu=0&type=nvlink&link=99", 400, `no NVLink 99`},
+		{"POST", "/simulate/fault?gpu=0&type=nvlink&link=0&count=0", 400, `count "0"`},
 		{"POST", "/simulate/fault?gpu=0&type=xid", 400, `code "": type=xid wants an XID code from 1 to 999`},
 		{"POST", "/simulate/fault?gpu=0&type=xid&code=0", 400, `code "0"`},
 		{"POST", "/simulate/fault?gpu=0&type=xid&code=abc", 400, `code "abc"`},

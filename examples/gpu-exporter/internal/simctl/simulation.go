@@ -20,6 +20,7 @@ type Config struct {
 	Load  string // --simulate-load (see ParsePattern)
 	Seed  uint64 // --simulate-seed
 	PID   uint32 // the pid the busy GPUs list as their compute process (0: none)
+	MIG   string // --simulate-mig: GPU instance profiles, comma-separated ("3g.40gb,3g.40gb"); "" no MIG
 }
 
 // Simulation is the simulate mode: simulated GPUs, their control API and
@@ -55,7 +56,11 @@ func Start(cfg Config) (*Simulation, error) {
 	if err != nil {
 		return nil, err
 	}
-	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID})
+	var mig []string
+	if cfg.MIG != "" {
+		mig = strings.Split(cfg.MIG, ",")
+	}
+	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID, MIG: mig})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ type Config struct {
 	Load  string
 	Seed  uint64
 	PID   uint32
+	MIG   string
 }
 
 // Simulation is the simulate mode; without cgo there is none.

@@ -1,7 +1,7 @@
 //go:build cgo
 
 // Package nvmlgen writes the Go source of types that answer every method of
-// go-nvml's nvml.Interface and nvml.Device with nvml.ERROR_NOT_SUPPORTED (and
+// go-nvml's nvml.Interface, nvml.Device and nvml.GpuInstance with nvml.ERROR_NOT_SUPPORTED (and
 // zero values), so that gpusim implements only what it simulates and a
 // method added by a later go-nvml needs no hand-written stub. The generated
 // file records no calls and never panics, unlike go-nvml's moq mocks.
@@ -28,6 +28,7 @@ func Generate(pkg string) ([]byte, error) {
 	}{
 		{"unsupportedLib", reflect.TypeFor[nvml.Interface](), "nvml.Interface"},
 		{"unsupportedDevice", reflect.TypeFor[nvml.Device](), "nvml.Device"},
+		{"unsupportedGpuInstance", reflect.TypeFor[nvml.GpuInstance](), "nvml.GpuInstance"},
 	} {
 		fmt.Fprintf(&b, "// %s answers every method of %s with nvml.ERROR_NOT_SUPPORTED\n// (or zero values where a method returns no nvml.Return).\ntype %s struct{}\n\n", t.name, t.doc, t.name)
 		fmt.Fprintf(&b, "var _ %s = %s{}\n\n", t.doc, t.name)

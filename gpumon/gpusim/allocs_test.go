@@ -27,7 +27,7 @@ func TestCollectAllocsIndependentOfGPUs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ch := make(chan prometheus.Metric, 64*64)
+		ch := make(chan prometheus.Metric, 64*1024) // room for every series of 64 GPUs (18 NVLink links each)
 		scrape := func() {
 			c.Collect(ch)
 			for len(ch) > 0 {

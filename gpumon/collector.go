@@ -18,7 +18,8 @@ import (
 // nvmlOptions holds the options that only cgo builds use.
 type nvmlOptions struct {
 	lib      nvml.Interface
-	procRoot string // "" is /proc
+	procRoot string           // "" is /proc
+	now      func() time.Time // nil is time.Now; tests set it (withClock)
 }
 
 // WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
@@ -148,7 +149,7 @@ func New(opts ...Option) (c *Collector, err error) {
 	eventReasons := ext.LookupSymbol("nvmlDeviceGetCurrentClocksEventReasons") == nil
 	memoryV2 := ext.LookupSymbol("nvmlDeviceGetMemoryInfo_v2") == nil
 	c.set = newMetricSet(cfg, eventReasons, memoryV2, isSimulated(lib))
-	if c.set.process != nil {
+	if c.set.proc != nil {
 		root := cfg.procRoot
 		if root == "" {
 			root = "/proc"

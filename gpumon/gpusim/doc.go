@@ -40,8 +40,10 @@
 // energy counter in mJ, SM and memory clocks, gpu_idle at no load, fan speed
 // on models that have a fan (the supported ones are passively cooled, so
 // they answer ERROR_NOT_SUPPORTED, as the real boards do), PCIe replays, ECC
-// counts and remapped rows, and optionally one compute process per busy GPU
-// (Config.ProcessPID).
+// counts and remapped rows, and optionally compute processes on each busy
+// GPU (Config.ProcessPID, Config.Processes: one, or several sharing it as
+// under time-slicing or MPS) with their memory and utilisation samples
+// (nvmlDeviceGetProcessUtilization).
 //
 // Every other NVML call answers ERROR_NOT_SUPPORTED (from a generated base
 // type, zz_unsupported.go), so NVLink, GPM and more field values can be

@@ -20,6 +20,10 @@ type Config struct {
 	Load  string // --simulate-load (see ParsePattern)
 	Seed  uint64 // --simulate-seed
 	PID   uint32 // the pid the busy GPUs list as their compute process (0: none)
+	// Processes is how many compute processes each busy GPU lists
+	// (--simulate-processes; 0: one where PID is set), as under
+	// time-slicing or MPS.
+	Processes int
 }
 
 // Simulation is the simulate mode: simulated GPUs, their control API and
@@ -55,7 +59,7 @@ func Start(cfg Config) (*Simulation, error) {
 	if err != nil {
 		return nil, err
 	}
-	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID})
+	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID, Processes: cfg.Processes})
 	if err != nil {
 		return nil, err
 	}

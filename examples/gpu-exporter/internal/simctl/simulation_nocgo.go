@@ -12,11 +12,12 @@ import (
 
 // Config is the exporter's --simulate flags.
 type Config struct {
-	GPUs  int
-	Model string
-	Load  string
-	Seed  uint64
-	PID   uint32
+	GPUs      int
+	Model     string
+	Load      string
+	Seed      uint64
+	PID       uint32
+	Processes int
 }
 
 // Simulation is the simulate mode; without cgo there is none.

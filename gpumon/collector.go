@@ -155,6 +155,7 @@ func New(opts ...Option) (c *Collector, err error) {
 			root = "/proc"
 		}
 		c.procs = newProcResolver(root)
+		c.set.proc.mps = ext.LookupSymbol("nvmlDeviceGetMPSComputeRunningProcesses") == nil
 	}
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))

@@ -336,6 +336,7 @@ const (
 type procDescs struct {
 	memory *prometheus.Desc
 	util   [numUtil]*prometheus.Desc
+	mps    bool // the driver has nvmlDeviceGetMPSComputeRunningProcesses
 }
 
 func newProcDescs() *procDescs {
@@ -376,6 +377,7 @@ const procUtilHold = 3 * time.Second
 type procState struct {
 	lastSeen uint64 // µs: ask NVML for samples newer than this
 	utilOff  bool   // GetProcessUtilization is not supported: never asked again
+	mpsOff   bool   // GetMPSComputeRunningProcesses is not supported: likewise
 	read     uint64 // counts the reads
 	buf      []nvml.ProcessInfo
 	pids     map[uint32]*procSeries
@@ -391,8 +393,15 @@ type procSeries struct {
 
 // readProcesses appends the per-process series of GPU d to s: memory from
 // GetComputeRunningProcesses (summed over MIG instances, where a pid shows
-// up once per instance), utilisation from GetProcessUtilization, both only
-// for the processes listed now; the others are forgotten.
+// up once per instance) and, for the MPS clients it may not list,
+// GetMPSComputeRunningProcesses; utilisation from GetProcessUtilization;
+// all only for the processes listed now; the others are forgotten.
+//
+// go-nvml v0.13.3-0 also has GetProcessesUtilizationInfo (the _v1 struct
+// API of driver 550 and later, which adds JPEG and OFA use), but its
+// wrapper passes NVML a zeroed struct, with neither the version nor a
+// buffer for the samples, so it cannot return them; gpumon uses
+// GetProcessUtilization, which every driver since Maxwell has.
 func (c *Collector) readProcesses(r *devRead, d *device, s *devResult) {
 	h := d.handle
 	procs, ret := try(r, h.GetComputeRunningProcesses)
@@ -400,6 +409,22 @@ func (c *Collector) readProcesses(r *devRead, d *device, s *devResult) {
 		return
 	}
 	st := &d.procs
+	st.buf = append(st.buf[:0], procs...)
+	if c.set.proc.mps && !st.mpsOff {
+		mps, ret := try(r, h.GetMPSComputeRunningProcesses)
+		switch {
+		case ret == nvml.ERROR_NOT_SUPPORTED:
+			st.mpsOff = true
+		case r.ok("GetMPSComputeRunningProcesses", ret):
+			// A client the compute list has already is not added twice.
+			n := len(st.buf)
+			for _, p := range mps {
+				if !slices.ContainsFunc(st.buf[:n], func(q nvml.ProcessInfo) bool { return q.Pid == p.Pid }) {
+					st.buf = append(st.buf, p)
+				}
+			}
+		}
+	}
 	if st.pids == nil {
 		st.pids = make(map[uint32]*procSeries)
 	}
@@ -424,7 +449,6 @@ func (c *Collector) readProcesses(r *devRead, d *device, s *devResult) {
 		}
 	}
 
-	st.buf = append(st.buf[:0], procs...)
 	slices.SortFunc(st.buf, func(a, b nvml.ProcessInfo) int { return cmp.Compare(a.Pid, b.Pid) })
 	for i := 0; i < len(st.buf); {
 		pid := st.buf[i].Pid

@@ -418,3 +418,39 @@ func TestProcessLabelsCached(t *testing.T) {
 		t.Errorf("pid back on the GPU: %q, want %q", got, want)
 	}
 }
+
+// TestMPSClients: the clients of an MPS server that GetComputeRunningProcesses
+// does not list come from GetMPSComputeRunningProcesses; one in both
+// lists is counted once. A driver without MPS listing is asked once.
+func TestMPSClients(t *testing.T) {
+	b := newBox(t, 2)
+	server := nvml.ProcessInfo{Pid: 50, UsedGpuMemory: 300 << 20}
+	b.devs[0].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{server, {Pid: 100, UsedGpuMemory: gib}}, nvml.SUCCESS
+	}
+	b.devs[0].GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 100, UsedGpuMemory: gib}, {Pid: 200, UsedGpuMemory: 2 * gib}}, nvml.SUCCESS
+	}
+	var asked int
+	b.devs[1].GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 300, UsedGpuMemory: gib}}, nvml.SUCCESS
+	}
+	b.devs[1].GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		asked++ // only GPU 1's reads call it, and they never overlap
+		return nil, nvml.ERROR_NOT_SUPPORTED
+	}
+	c := newCollector(t, b, gpumon.WithProcessMetrics(), gpumon.WithProcRoot(t.TempDir()))
+	for range 3 {
+		got := procValues(t, c, "gpu_process_memory_used_bytes")
+		want := []string{"100=1.073741824e+09", "200=2.147483648e+09", "300=1.073741824e+09", "50=3.145728e+08"}
+		if !equal(got, want) {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if asked != 1 {
+		t.Errorf("GetMPSComputeRunningProcesses asked %d times on a GPU without it, want 1", asked)
+	}
+	if got := procValues(t, c, "gpu_up"); !equal(got, []string{"0=1", "1=1"}) {
+		t.Errorf("gpu_up %q", got)
+	}
+}

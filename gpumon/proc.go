@@ -404,11 +404,14 @@ type procSeries struct {
 // GetProcessUtilization, which every driver since Maxwell has.
 func (c *Collector) readProcesses(r *devRead, d *device, s *devResult) {
 	h := d.handle
+	st := &d.procs
 	procs, ret := try(r, h.GetComputeRunningProcesses)
 	if !r.ok("GetComputeRunningProcesses", ret) {
+		// Which processes left is not known: forget them all, so that a
+		// pid reused meanwhile is read again.
+		clear(st.pids)
 		return
 	}
-	st := &d.procs
 	st.buf = append(st.buf[:0], procs...)
 	if c.set.proc.mps && !st.mpsOff {
 		mps, ret := try(r, h.GetMPSComputeRunningProcesses)

@@ -45,6 +45,7 @@ type procGPU struct {
 	procs   []nvml.ProcessInfo
 	samples []nvml.ProcessUtilizationSample // NVML returns those newer than lastSeen
 	ret     nvml.Return                     // when not SUCCESS, what GetProcessUtilization answers
+	listRet nvml.Return                     // when not SUCCESS, what GetComputeRunningProcesses answers
 	asked   []uint64
 }
 
@@ -55,6 +56,9 @@ func (g *procGPU) install(d interface {
 	d.setProcs(func() ([]nvml.ProcessInfo, nvml.Return) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if g.listRet != nvml.SUCCESS {
+			return nil, g.listRet
+		}
 		return append([]nvml.ProcessInfo(nil), g.procs...), nvml.SUCCESS
 	})
 	d.setUtil(func(last uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
@@ -408,14 +412,31 @@ func TestProcessLabelsCached(t *testing.T) {
 	if got := procValues(t, c, "gpu_process_memory_used_bytes"); !equal(got, first) {
 		t.Errorf("known pid read again: %q", got)
 	}
+	// A read whose process list fails forgets every process: the next one
+	// reads /proc again.
+	g.mu.Lock()
+	g.listRet = nvml.ERROR_UNKNOWN
+	g.mu.Unlock()
+	if n := len(procValues(t, c, "gpu_process_memory_used_bytes")); n != 0 {
+		t.Errorf("%d series from a failed process list", n)
+	}
+	g.mu.Lock()
+	g.listRet = nvml.SUCCESS
+	g.mu.Unlock()
+	if got, want := procValues(t, c, "gpu_process_memory_used_bytes"), []string{"4242=1.073741824e+09 process=bash"}; !equal(got, want) {
+		t.Errorf("after a failed list: %q, want %q", got, want)
+	}
+	proc.Remove(4242)
+	proc.Add(4242, "python3", 11)
+	proc.SetPod(4242, gpumon.PodFiles{Cgroup: podCgroup})
 	// It leaves the GPU, and a process with its pid arrives.
 	g.set(nil)
 	if n := testutil.CollectAndCount(c, "gpu_process_memory_used_bytes"); n != 0 {
 		t.Errorf("%d series after the process left", n)
 	}
 	g.set(on)
-	if got, want := procValues(t, c, "gpu_process_memory_used_bytes"), []string{"4242=1.073741824e+09 process=bash"}; !equal(got, want) {
-		t.Errorf("pid back on the GPU: %q, want %q", got, want)
+	if got := procValues(t, c, "gpu_process_memory_used_bytes"); !equal(got, first) {
+		t.Errorf("pid back on the GPU: %q, want %q", got, first)
 	}
 }
 

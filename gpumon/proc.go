@@ -436,7 +436,7 @@ func (c *Collector) readProcesses(r *devRead, d *device, s *devResult) {
 
 	// Utilisation samples newer than the last one seen.
 	var samples []nvml.ProcessUtilizationSample
-	util := !st.utilOff
+	util := !st.utilOff && !r.lost // lost: the MPS list found the GPU gone
 	if util {
 		v, ret := try(r, func() ([]nvml.ProcessUtilizationSample, nvml.Return) { return h.GetProcessUtilization(st.lastSeen) })
 		switch ret {

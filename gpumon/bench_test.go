@@ -49,10 +49,12 @@ func BenchmarkCollect(b *testing.B) {
 }
 
 // BenchmarkCollectProcesses is BenchmarkCollect with WithProcessMetrics and
-// 4 compute processes on each of the 8 GPUs, named from a fake /proc:
-// "host" in the initial PID namespace (one stat read per process), and
-// "container" outside it (the stat read plus the fd check, cached by pid and
-// start time after the first scrape). BenchmarkCollect is its baseline.
+// 4 compute processes on each of the 8 GPUs, each in a Kubernetes pod of a
+// fake /proc, with a new utilisation sample per process at every read:
+// "host" in the initial PID namespace, "container" outside it (the fd
+// check). /proc is read when a process first shows up, so after the first
+// scrape a scrape reads none: what remains is the two NVML calls per GPU
+// and the 5 series per process. BenchmarkCollect is its baseline.
 func BenchmarkCollectProcesses(b *testing.B) {
 	for _, mode := range []struct {
 		name string
@@ -63,21 +65,38 @@ func BenchmarkCollectProcesses(b *testing.B) {
 			bx := benchBox(b)
 			for i, d := range bx.devs {
 				var ps []nvml.ProcessInfo
+				var us []nvml.ProcessUtilizationSample
 				for k := range 4 {
 					pid := uint32(1000 + 10*i + k)
 					// A realistic fd table: the NVIDIA files come after a few others.
 					proc.Add(pid, "python3", uint64(pid), "/dev/null", "/dev/null", "/dev/null", "socket:[1]",
 						"pipe:[2]", "/dev/nvidiactl", fmt.Sprintf("/dev/nvidia%d", i), "/dev/nvidia-uvm")
+					proc.SetPod(pid, gpumon.PodFiles{
+						Cgroup:    strings.Replace(podCgroup, containerID[:8], fmt.Sprintf("%08x", pid), 1),
+						Mountinfo: podMountinfo,
+						Environ:   fmt.Sprintf("HOSTNAME=train-%d\x00", pid),
+						Namespace: "ml",
+						UTS:       fmt.Sprintf("uts:[%d]", 4026532000+pid),
+					})
 					ps = append(ps, nvml.ProcessInfo{Pid: pid, UsedGpuMemory: gib})
+					us = append(us, nvml.ProcessUtilizationSample{Pid: pid, SmUtil: 40, MemUtil: 10})
 				}
 				d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return ps, nvml.SUCCESS }
+				d.GetProcessUtilizationFunc = func(last uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+					for k := range us { // reads of one GPU never overlap
+						us[k].TimeStamp = last + 1
+					}
+					return us, nvml.SUCCESS
+				}
 			}
 			c := newCollector(b, bx, gpumon.WithProcessMetrics(), gpumon.WithProcRoot(proc.Root()))
 			ch := make(chan prometheus.Metric, 1024)
-			collectOnce(c, ch)
+			if n := collectOnce(c, ch); n < 8*25+32*5 {
+				b.Fatalf("first scrape: %d series", n)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if collectOnce(c, ch) < 8*25+32 {
+				if collectOnce(c, ch) < 8*25+32*5 {
 					b.Fatal("short scrape")
 				}
 			}

@@ -19,8 +19,9 @@ import (
 // nvmlOptions holds the options that only cgo builds use.
 type nvmlOptions struct {
 	lib      nvml.Interface
-	procRoot string // "" is /proc
-	dcgmMIG  bool   // DCGM names and a GPU in MIG mode at New: the MIG labels (mig.go)
+	procRoot string           // "" is /proc
+	now      func() time.Time // nil is time.Now; tests set it (withClock)
+	dcgmMIG  bool             // DCGM names and a GPU in MIG mode at New: the MIG labels (mig.go)
 }
 
 // WithNVML makes New use lib instead of the system's libnvidia-ml. Tests pass
@@ -189,12 +190,13 @@ func New(opts ...Option) (c *Collector, err error) {
 		c.cfg.dcgmMIG = cfg.dcgmMIG
 	}
 	c.set = newMetricSet(cfg, eventReasons, memoryV2, isSimulated(lib))
-	if c.set.process != nil {
+	if c.set.proc != nil {
 		root := cfg.procRoot
 		if root == "" {
 			root = "/proc"
 		}
 		c.procs = newProcResolver(root)
+		c.set.proc.mps = ext.LookupSymbol("nvmlDeviceGetMPSComputeRunningProcesses") == nil
 	}
 	for i := range count {
 		c.devs = append(c.devs, c.openDevice(i, driver, hostname))

@@ -896,9 +896,9 @@ func TestProcessMetrics(t *testing.T) {
 			want := `
 # HELP gpu_process_memory_used_bytes Device memory used by a compute process running on the GPU at scrape time.
 # TYPE gpu_process_memory_used_bytes gauge
-gpu_process_memory_used_bytes{gpu="1",pid="4000000000",process="",uuid="GPU-mock-1"} 1048576
-gpu_process_memory_used_bytes{gpu="1",pid="4242",process="python3",uuid="GPU-mock-1"} 157286400
-gpu_process_memory_used_bytes{gpu="1",pid="77",process="` + tc.unrelatedName + `",uuid="GPU-mock-1"} 2097152
+gpu_process_memory_used_bytes{container="",container_id="",gpu="1",namespace="",pid="4000000000",pod="",pod_uid="",process="",uuid="GPU-mock-1"} 1048576
+gpu_process_memory_used_bytes{container="",container_id="",gpu="1",namespace="",pid="4242",pod="",pod_uid="",process="python3",uuid="GPU-mock-1"} 157286400
+gpu_process_memory_used_bytes{container="",container_id="",gpu="1",namespace="",pid="77",pod="",pod_uid="",process="` + tc.unrelatedName + `",uuid="GPU-mock-1"} 2097152
 `
 			for range 2 { // the second scrape uses the cache
 				if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gpu_process_memory_used_bytes"); err != nil {

@@ -34,9 +34,12 @@
 // gpu_memory_remapped_rows_total{type}, gpu_memory_row_remap_pending and
 // gpu_memory_row_remap_failed.
 // gpu_xid_errors_total{xid} is a counter fed by an NVML event set watched in
-// the background. WithProcessMetrics adds
-// gpu_process_memory_used_bytes{pid,process} for the processes alive at
-// scrape time. WithDCGMNames emits dcgm-exporter's default names, units and
+// the background. WithProcessMetrics adds, for each compute process on a
+// GPU, gpu_process_memory_used_bytes and its share of the time it used the
+// SMs, memory, encoder and decoder since the last scrape
+// (gpu_process_sm_utilization_ratio and so on), labelled with pid, process
+// and, for a process in a Kubernetes container, pod, namespace, container,
+// pod_uid and container_id. WithDCGMNames emits dcgm-exporter's default names, units and
 // labels instead (those of dcgm-exporter's default counters that NVML can
 // give), for existing DCGM dashboards.
 //
@@ -77,6 +80,27 @@
 // pid that collides with a GPU-using process of the container itself can
 // still be misnamed (a driver that reports host pids, a host pid that is
 // also a live pid of the container); run with hostPID to rule it out.
+//
+// The utilisation comes from NVML's process samples
+// (nvmlDeviceGetProcessUtilization), asked for the samples newer than the
+// newest one seen on that GPU, so that each scrape gets the use since the
+// one before; a process on the GPU without a new sample for 3 s has been
+// idle and reads 0. Under time-slicing each process has its own samples;
+// MPS clients are listed as processes too. A GPU that does not support it
+// (before Maxwell, MIG mode) is asked once and has no utilisation series.
+//
+// # Kubernetes attribution
+//
+// A process's labels are read from /proc once, when it first shows up on a
+// GPU, and forgotten when it leaves. pod_uid and container_id come from
+// /proc/<pid>/cgroup (cgroup v1 and v2, cgroupfs and systemd drivers,
+// containerd, CRI-O and Docker), container from the kubelet's
+// /dev/termination-log mount in /proc/<pid>/mountinfo: both readable by
+// any user, so hostPID is all they need. pod (the pod's HOSTNAME, from
+// /proc/<pid>/environ, not for hostNetwork pods) and namespace (the
+// service account namespace file under /proc/<pid>/root) need ptrace
+// read access as well: the process's uid, or CAP_SYS_PTRACE. The kubelet
+// is never asked.
 //
 // # Failures
 //

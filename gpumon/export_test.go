@@ -40,3 +40,23 @@ func SamplerRunning(c *Collector) bool {
 		return true
 	}
 }
+
+// WithClock is withClock for the tests of package gpumon_test.
+var WithClock = withClock
+
+// ProcUtilHold is procUtilHold for the tests of package gpumon_test.
+const ProcUtilHold = procUtilHold
+
+// PodFiles are the files of a process that tell its Kubernetes pod.
+type PodFiles struct {
+	Cgroup, Mountinfo, Environ, Namespace, UTS string
+}
+
+// SetPod writes the pod files of process pid.
+func (f FakeProc) SetPod(pid uint32, p PodFiles) {
+	f.p.setPod(pid, podFiles{p.Cgroup, p.Mountinfo, p.Environ, p.Namespace, p.UTS})
+}
+
+// HostUTS is the host's UTS namespace as readlink shows it (root/1's in a
+// FakeProc with pods).
+const HostUTS = hostUTS

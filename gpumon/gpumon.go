@@ -68,13 +68,19 @@ func WithDCGMNames() Option {
 	return optionFunc(func(c *config) { c.dcgmNames = true })
 }
 
-// WithProcessMetrics enables gpu_process_memory_used_bytes{gpu,uuid,pid,process}
-// for the compute processes running on each GPU at scrape time. Processes that
+// WithProcessMetrics enables the per-process series of the compute
+// processes running on each GPU: gpu_process_memory_used_bytes and
+// gpu_process_{sm,memory,encoder,decoder}_utilization_ratio (NVML process
+// utilisation samples since the previous read), labelled gpu, uuid, pid,
+// process, pod, namespace, container, pod_uid, container_id. Processes that
 // have ended drop out at the next scrape, so the series stay bounded. pid is
-// the pid as NVML reports it; process is its command name (/proc/<pid>/stat),
-// or empty where the Collector cannot be sure that the process at
-// /proc/<pid> is the one NVML means: see "Process metrics" in the package
-// documentation.
+// the pid as NVML reports it; process is its command name
+// (/proc/<pid>/stat), or empty where the Collector cannot be sure that the
+// process at /proc/<pid> is the one NVML means: see "Process metrics" in the
+// package documentation. The pod labels are those of the process's
+// Kubernetes container, read from /proc (no kubelet call), each empty where
+// not known: see "Kubernetes attribution". The names and labels are the
+// same with WithDCGMNames.
 func WithProcessMetrics() Option {
 	return optionFunc(func(c *config) { c.processMetrics = true })
 }

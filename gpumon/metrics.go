@@ -87,7 +87,7 @@ type metricSet struct {
 	clockEvent   *prometheus.Desc // nil with DCGM names
 	ecc          *prometheus.Desc // nil with DCGM names
 	remapped     *prometheus.Desc // gpu_memory_remapped_rows_total; nil with DCGM names
-	process      *prometheus.Desc // nil unless WithProcessMetrics
+	proc         *procDescs       // per-process series; nil unless WithProcessMetrics
 	xidLast      *prometheus.Desc // DCGM_FI_DEV_XID_ERRORS{...,err_code,err_msg}; nil with default names
 	xidCounter   bool             // emit gpu_xid_errors_total
 	simulated    bool             // gpu_info has simulated="true"
@@ -186,18 +186,19 @@ func newMetricSet(cfg config, eventReasons, memoryV2, simulated bool) *metricSet
 		}
 	}
 	if cfg.processMetrics {
-		s.process = prometheus.NewDesc("gpu_process_memory_used_bytes",
-			"Device memory used by a compute process running on the GPU at scrape time.",
-			[]string{"gpu", "uuid", "pid", "process"}, nil)
+		s.proc = newProcDescs()
 	}
 	return s
 }
 
 func (s *metricSet) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.remapped, s.process, s.xidLast} {
+	for _, d := range []*prometheus.Desc{s.up, s.info, s.clockEvent, s.ecc, s.remapped, s.xidLast} {
 		if d != nil {
 			ch <- d
 		}
+	}
+	if s.proc != nil {
+		s.proc.describe(ch)
 	}
 	for i := range s.fields {
 		if d := s.fields[i].desc; d != nil {
@@ -246,6 +247,10 @@ type device struct {
 	// and reads of one device never overlap; a built slice is never changed.
 	xid      uint64
 	xidPairs []*dto.LabelPair
+
+	// procs is the state of the per-process series (WithProcessMetrics);
+	// only readDevice touches it, and reads of one device never overlap.
+	procs procState
 
 	// inflight is the NVML read of this device in progress, if any; a
 	// scrape joins it rather than start another. Guarded by Collector.mu.

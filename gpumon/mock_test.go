@@ -124,6 +124,8 @@ func fillDevice(d *dgxa100.Device, i int) {
 	d.GetEncoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 7, 167000, nvml.SUCCESS }
 	d.GetDecoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 9, 167000, nvml.SUCCESS }
 	d.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
+	d.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
+	d.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) { return nil, nvml.ERROR_NOT_FOUND }
 	d.GetSupportedEventTypesFunc = func() (uint64, nvml.Return) {
 		return nvml.EventTypeXidCriticalError | nvml.EventTypeSingleBitEccError, nvml.SUCCESS
 	}

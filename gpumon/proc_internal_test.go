@@ -272,3 +272,40 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+// podFiles are the files of a process that tell its Kubernetes pod; ""
+// leaves a file out.
+type podFiles struct {
+	cgroup    string // /proc/<pid>/cgroup
+	mountinfo string // /proc/<pid>/mountinfo
+	environ   string // /proc/<pid>/environ, NUL-separated
+	namespace string // <root>/var/run/secrets/kubernetes.io/serviceaccount/namespace
+	uts       string // readlink of ns/uts ("uts:[4026531838]" is the host's, as root/1 has)
+}
+
+// hostUTS is the host's UTS namespace, as readlink shows it.
+const hostUTS = "uts:[4026531838]"
+
+// setPod writes the pod files of process pid (added before) and makes
+// root/1 the host's init, in the host's UTS namespace.
+func (p *fakeProc) setPod(pid uint32, f podFiles) {
+	p.t.Helper()
+	if _, err := os.Lstat(filepath.Join(p.root, "1/ns/uts")); err != nil {
+		p.mkdir("1/ns")
+		p.symlink(hostUTS, "1/ns/uts")
+	}
+	dir := strconv.FormatUint(uint64(pid), 10)
+	for name, text := range map[string]string{"cgroup": f.cgroup, "mountinfo": f.mountinfo, "environ": f.environ} {
+		if text != "" {
+			p.write(dir+"/"+name, text)
+		}
+	}
+	if f.namespace != "" {
+		p.mkdir(dir + "/root/var/run/secrets/kubernetes.io/serviceaccount")
+		p.write(dir+"/root"+saNamespace, f.namespace)
+	}
+	if f.uts != "" {
+		p.mkdir(dir + "/ns")
+		p.symlink(f.uts, dir+"/ns/uts")
+	}
+}

@@ -5,8 +5,6 @@ package gpumon
 import (
 	"encoding/binary"
 	"math"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -226,10 +224,8 @@ func (c *Collector) readDevice(i int, d *device, s *devResult) {
 	if !r.lost && set.xidLast != nil {
 		xidLast = c.xid.lastXID(i)
 	}
-	if !r.lost && set.process != nil {
-		if procs, ret := try(&r, h.GetComputeRunningProcesses); r.ok("GetComputeRunningProcesses", ret) {
-			s.extra = appendProcesses(s.extra, set.process, d, procs, c.procs)
-		}
+	if !r.lost && set.proc != nil {
+		c.readProcesses(&r, d, s)
 	}
 
 	s.health = devHealth{lost: r.lost, uncorrected: ecc[nvml.MEMORY_ERROR_TYPE_UNCORRECTED], remapFailed: remapFailed}
@@ -305,39 +301,4 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// notAvailable is NVML_VALUE_NOT_AVAILABLE for unsigned long long values.
-const notAvailable = ^uint64(0)
-
-// appendProcesses appends one gpu_process_memory_used_bytes per live pid
-// (summed over MIG instances, where one pid can appear more than once),
-// with the pid as NVML reported it and the process name where names can
-// verify it (empty otherwise).
-func appendProcesses(out []prometheus.Metric, desc *prometheus.Desc, d *device, procs []nvml.ProcessInfo, names *procResolver) []prometheus.Metric {
-	if len(procs) == 0 {
-		return out
-	}
-	procs = slices.Clone(procs)
-	slices.SortFunc(procs, func(a, b nvml.ProcessInfo) int { return int(int64(a.Pid) - int64(b.Pid)) })
-	for i := 0; i < len(procs); {
-		pid := procs[i].Pid
-		var used uint64
-		known := false
-		for ; i < len(procs) && procs[i].Pid == pid; i++ {
-			if procs[i].UsedGpuMemory != notAvailable {
-				used += procs[i].UsedGpuMemory
-				known = true
-			}
-		}
-		if !known {
-			continue
-		}
-		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, float64(used),
-			d.idx, d.uuid, strconv.FormatUint(uint64(pid), 10), names.name(pid))
-		if err == nil {
-			out = append(out, m)
-		}
-	}
-	return out
 }

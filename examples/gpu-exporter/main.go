@@ -2,7 +2,7 @@
 // without DCGM: what dcgm-exporter does, with gpumon.
 //
 //	gpu-exporter --listen 127.0.0.1:9400 [--dcgm-names] [--process-metrics] [--cache-ttl 1s]
-//	gpu-exporter --simulate 8 [--simulate-model "H100 SXM"] [--simulate-load sine:0.2:0.9:60s] [other flags]
+//	gpu-exporter --simulate 8 [--simulate-model "H100 SXM"] [--simulate-load sine:0.2:0.9:60s] [--simulate-processes 1] [other flags]
 //
 // It serves /metrics (GPU metrics plus the exporter's own Go and process
 // metrics) and /healthz (200 while every GPU is healthy, 503 on a lost GPU,
@@ -44,7 +44,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	listen := flag.String("listen", "127.0.0.1:9400", "address to serve /metrics and /healthz on")
 	dcgmNames := flag.Bool("dcgm-names", false, "emit dcgm-exporter's metric names, units and labels")
-	processMetrics := flag.Bool("process-metrics", false, "emit gpu_process_memory_used_bytes per running process")
+	processMetrics := flag.Bool("process-metrics", false, "emit per-process memory and utilisation (gpu_process_*) with the process's Kubernetes pod where it has one")
 	cacheTTL := flag.Duration("cache-ttl", 0, "reuse an NVML read for scrapes within this long (0: read on every scrape)")
 	scrapeTimeout := flag.Duration("scrape-timeout", 5*time.Second, "longest a scrape waits for NVML")
 	hostname := flag.String("hostname", "", "Hostname label of the DCGM names (default: $NODE_NAME where set, as dcgm-exporter does, else the host name)")
@@ -53,6 +53,7 @@ func run() int {
 	simLoad := flag.String("simulate-load", "", "load of the simulated GPUs until the API sets it: a constant (0.6) or sine:MIN:MAX:PERIOD (sine:0.2:0.9:60s); default idle")
 	simSeed := flag.Uint64("simulate-seed", 1, "seed of the simulated GPUs' UUIDs and serials")
 	simMIG := flag.String("simulate-mig", "", "put the simulated GPUs in MIG mode with these GPU instance profiles, comma-separated (3g.40gb,2g.20gb,1g.10gb)")
+	simProcs := flag.Int("simulate-processes", 1, "compute processes per busy simulated GPU, sharing it as under time-slicing or MPS (the first is the exporter itself; with --process-metrics)")
 	flag.Parse()
 
 	opts := []gpumon.Option{gpumon.WithCacheTTL(*cacheTTL), gpumon.WithScrapeTimeout(*scrapeTimeout)}
@@ -68,7 +69,7 @@ func run() int {
 	var sim *simctl.Simulation
 	if *simulate != 0 || *simModel != "" || *simLoad != "" || *simMIG != "" {
 		var err error
-		sim, err = simctl.Start(simctl.Config{GPUs: *simulate, Model: *simModel, Load: *simLoad, Seed: *simSeed, PID: uint32(os.Getpid()), MIG: *simMIG})
+		sim, err = simctl.Start(simctl.Config{GPUs: *simulate, Model: *simModel, Load: *simLoad, Seed: *simSeed, PID: uint32(os.Getpid()), MIG: *simMIG, Processes: *simProcs})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "gpu-exporter: %v\n", err)
 			return 2

@@ -23,7 +23,9 @@ func TestCollectAllocsIndependentOfGPUs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := gpumon.New(gpumon.WithNVML(sim.NVML()), gpumon.WithHostname("h"))
+		// The background sampler is off: AllocsPerRun counts every goroutine's
+		// allocations, and its rounds (BenchmarkSamplerRound) are not the scrape's.
+		c, err := gpumon.New(gpumon.WithNVML(sim.NVML()), gpumon.WithHostname("h"), gpumon.WithSampleInterval(-1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +45,10 @@ func TestCollectAllocsIndependentOfGPUs(t *testing.T) {
 	t.Logf("allocations per scrape at %v GPUs: %v", gpus, allocs)
 	// 6 at 8 GPUs: the snapshot and its slice, the scrape's list of reads,
 	// the batch, its reads and its done channel (one fewer with few GPUs).
-	if allocs[2] != allocs[1] || allocs[1] > 8 || allocs[0] > allocs[1] {
+	// One more at 64 is the collector's own background (the XID watcher's
+	// waits), which AllocsPerRun counts too and a slower scrape sees more of
+	// under -race; per-GPU or per-series allocations would add 58 or more.
+	if allocs[2] > allocs[1]+1 || allocs[1] > 8 || allocs[0] > allocs[1] {
 		t.Errorf("allocations per scrape at %v GPUs: %v; want the same few (<= 8) at 8 and 64", gpus, allocs)
 	}
 }

@@ -581,18 +581,7 @@ func (d *device) GetRemappedRows() (int, int, bool, bool, nvml.Return) {
 	return d.remapCorr, d.remapUnc, d.remapPending, false, nvml.SUCCESS
 }
 
-// ---- nvml.Device: processes and events ----
-
-func (d *device) GetComputeRunningProcesses() ([]nvml.ProcessInfo, nvml.Return) {
-	if ret := d.lock(); ret != nvml.SUCCESS {
-		return nil, ret
-	}
-	defer d.mu.Unlock()
-	if d.sim.cfg.ProcessPID == 0 || d.load == 0 {
-		return []nvml.ProcessInfo{}, nvml.SUCCESS
-	}
-	return []nvml.ProcessInfo{{Pid: d.sim.cfg.ProcessPID, UsedGpuMemory: d.memUsed()}}, nvml.SUCCESS
-}
+// ---- nvml.Device: events (processes: process.go) ----
 
 func (d *device) GetGraphicsRunningProcesses() ([]nvml.ProcessInfo, nvml.Return) {
 	if ret := d.lock(); ret != nvml.SUCCESS {

@@ -40,15 +40,17 @@
 // energy counter in mJ, SM and memory clocks, gpu_idle at no load, fan speed
 // on models that have a fan (the supported ones are passively cooled, so
 // they answer ERROR_NOT_SUPPORTED, as the real boards do), PCIe replays, ECC
-// counts and remapped rows, and optionally one compute process per busy GPU
-// (Config.ProcessPID). GPM (the H100 SXM only, so that A100 and L4 exercise a
-// collector's "unsupported" path) gives graphics, SM, tensor and DRAM
-// activity and PCIe and NVLink rates from counters integrated with the load;
-// nvmlDeviceGetPcieThroughput the same PCIe rates (without its 20 ms wait);
-// NVLink has 18 active links on the H100 SXM and 12 on the A100 with data
-// counters (field values, scopeId = link) and error counters; Config.MIG puts
-// every GPU in MIG mode with GPU instances of the given profiles (memory and
-// GPM per instance).
+// counts and remapped rows, and optionally compute processes on each busy
+// GPU (Config.ProcessPID, Config.Processes: one, or several sharing it as
+// under time-slicing or MPS) with their memory and utilisation samples
+// (nvmlDeviceGetProcessUtilization). GPM (the H100 SXM only, so that A100 and
+// L4 exercise a collector's "unsupported" path) gives graphics, SM, tensor and
+// DRAM activity and PCIe and NVLink rates from counters integrated with the
+// load; nvmlDeviceGetPcieThroughput the same PCIe rates (without its 20 ms
+// wait); NVLink has 18 active links on the H100 SXM and 12 on the A100 with
+// data counters (field values, scopeId = link) and error counters; Config.MIG
+// puts every GPU in MIG mode with GPU instances of the given profiles (memory
+// and GPM per instance).
 //
 // Every other NVML call answers ERROR_NOT_SUPPORTED (from a generated base
 // type, zz_unsupported.go), so more of NVML can be added one method at a

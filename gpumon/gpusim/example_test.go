@@ -84,6 +84,38 @@ func ExampleConfig_now() {
 	// 78 °C later
 }
 
+// Several processes sharing a GPU, as under time-slicing: each has its
+// share of the memory and of the utilisation, which gpumon's process
+// metrics show per process.
+func ExampleConfig_processes() {
+	sim, _ := gpusim.New(gpusim.Config{GPUs: 1, Processes: 4})
+	gpus, err := gpumon.New(gpumon.WithNVML(sim.NVML()), gpumon.WithProcessMetrics())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer gpus.Close()
+	_ = sim.SetLoad(0, 0.8)
+	fmt.Println(testutil.CollectAndCount(gpus, "gpu_process_sm_utilization_ratio"), "processes")
+	ch := make(chan prometheus.Metric, 8)
+	only(gpus, "gpu_process_sm_utilization_ratio", "0").Collect(ch)
+	close(ch)
+	for m := range ch {
+		if labelOf(m, "pid") == fmt.Sprint(gpusim.SimPIDBase) {
+			fmt.Println(testutil.ToFloat64(constCollector{m}), "of the SMs' time for the first")
+		}
+	}
+	// Output:
+	// 4 processes
+	// 0.2 of the SMs' time for the first
+}
+
+// constCollector collects one metric.
+type constCollector struct{ m prometheus.Metric }
+
+func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.Desc() }
+func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }
+
 // only is the series name{gpu} of c, as a collector with that one metric.
 func only(c prometheus.Collector, name, gpu string) prometheus.Collector {
 	return filtered{c, name, gpu}

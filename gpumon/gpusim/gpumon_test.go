@@ -6,12 +6,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/modeltel/modeltel/gpumon"
 	"github.com/modeltel/modeltel/gpumon/gpusim"
@@ -30,6 +32,8 @@ var designSeries = map[string]int{
 	"gpu_memory_clock_hertz": 1, "gpu_clock_event_active": 9, "gpu_pcie_replay_errors_total": 1,
 	"gpu_ecc_errors_total": 2, "gpu_memory_remapped_rows_total": 2, "gpu_memory_row_remap_pending": 1,
 	"gpu_memory_row_remap_failed": 1, "gpu_process_memory_used_bytes": 1, "gpu_xid_errors_total": 1,
+	"gpu_process_sm_utilization_ratio": 1, "gpu_process_memory_utilization_ratio": 1,
+	"gpu_process_encoder_utilization_ratio": 1, "gpu_process_decoder_utilization_ratio": 1,
 	"gpu_fan_speed_ratio": 0,
 }
 
@@ -128,6 +132,9 @@ func TestDefaultNames(t *testing.T) {
 			{"gpu_pcie_replay_errors_total", 0, 0},
 			{"gpu_memory_row_remap_failed", 0, 0},
 			{"gpu_process_memory_used_bytes", 1 << 30, float64(m.MemoryTotal)},
+			{"gpu_process_sm_utilization_ratio", 0.7, 0.7},
+			{"gpu_process_memory_utilization_ratio", 0.42, 0.42},
+			{"gpu_process_encoder_utilization_ratio", 0, 0},
 		} {
 			if v := value(t, c, tc.name, gpu); v < tc.min || v > tc.max {
 				t.Errorf("%s{gpu=%s} = %v, want %v to %v", tc.name, gpu, v, tc.min, tc.max)
@@ -328,5 +335,40 @@ func (f timeoutCounter) Collect(ch chan<- prometheus.Metric) {
 		if strings.Contains(m.Desc().String(), `"gpumon_collect_errors_total"`) && labelOf(m, "call") == "timeout" {
 			ch <- m
 		}
+	}
+}
+
+// TestTimeSlicedProcesses: three processes sharing each simulated GPU (as
+// under time-slicing or MPS) give three series per GPU of each
+// per-process family, their memory adding up to the GPU's and their SM
+// utilisation to its utilisation (within rounding); the exporter's own pid
+// is named, the others (pids no Linux has) are not.
+func TestTimeSlicedProcesses(t *testing.T) {
+	sim := newSim(t, gpusim.Config{GPUs: 2, Seed: 1, ProcessPID: uint32(os.Getpid()), Processes: 3})
+	c := collector(t, sim, gpumon.WithProcessMetrics())
+	_ = sim.SetLoad(gpusim.AllGPUs, 0.9)
+	for _, name := range []string{"gpu_process_memory_used_bytes", "gpu_process_sm_utilization_ratio", "gpu_process_memory_utilization_ratio"} {
+		if n := testutil.CollectAndCount(c, name); n != 6 {
+			t.Errorf("%s: %d series, want 3 per GPU", name, n)
+		}
+	}
+	ch := make(chan prometheus.Metric, 64)
+	filtered{c, "gpu_process_sm_utilization_ratio", "1"}.Collect(ch)
+	close(ch)
+	var sum float64
+	named := 0
+	for m := range ch {
+		var out dto.Metric
+		_ = m.Write(&out)
+		sum += out.GetGauge().GetValue()
+		if labelOf(m, "process") != "" {
+			named++
+			if labelOf(m, "pid") != strconv.Itoa(os.Getpid()) {
+				t.Errorf("pid %s named %q", labelOf(m, "pid"), labelOf(m, "process"))
+			}
+		}
+	}
+	if sum < 0.89 || sum > 0.91 || named != 1 {
+		t.Errorf("gpu 1: SM utilisation adds up to %v (want 0.9), %d processes named (want 1)", sum, named)
 	}
 }

@@ -46,8 +46,15 @@ type Config struct {
 	DriverVersion string
 	// ProcessPID, when non-zero, makes every GPU under load list one compute
 	// process with this pid that holds the GPU's used memory
-	// (nvmlDeviceGetComputeRunningProcesses); otherwise GPUs list none.
+	// (nvmlDeviceGetComputeRunningProcesses) and uses all of its SMs
+	// (nvmlDeviceGetProcessUtilization); otherwise GPUs list none.
 	ProcessPID uint32
+	// Processes is how many compute processes each GPU under load lists
+	// (0: one where ProcessPID is set, else none; at most MaxProcesses),
+	// as under time-slicing or MPS: they share the GPU's used memory and
+	// utilisation equally. The first has ProcessPID where it is set; the
+	// others have pids from SimPIDBase up, which no Linux process has.
+	Processes int
 	// TempTimeConstant is how fast the temperature follows the power (the
 	// time to cover 63% of a step; default 20s).
 	TempTimeConstant time.Duration
@@ -88,6 +95,12 @@ func New(cfg Config) (*Sim, error) {
 	}
 	if why := cfg.Model.invalid(); why != "" {
 		return nil, fmt.Errorf("gpusim: model %q: %s", cfg.Model.Name, why)
+	}
+	if cfg.Processes < 0 || cfg.Processes > MaxProcesses {
+		return nil, fmt.Errorf("gpusim: %d processes per GPU: want 0 to %d", cfg.Processes, MaxProcesses)
+	}
+	if cfg.Processes == 0 && cfg.ProcessPID != 0 {
+		cfg.Processes = 1
 	}
 	if cfg.DriverVersion == "" {
 		cfg.DriverVersion = DefaultDriverVersion

@@ -80,6 +80,8 @@ func TestNewBadConfig(t *testing.T) {
 		{"too many GPUs", gpusim.Config{GPUs: gpusim.MaxGPUs + 1}, "GPUs: want 0 to"},
 		{"bad model", gpusim.Config{Model: bad}, "PowerLimitW"},
 		{"unnamed model", gpusim.Config{Model: gpusim.Model{MemoryTotal: 1}}, "no Name"},
+		{"negative processes", gpusim.Config{Processes: -1}, "-1 processes"},
+		{"too many processes", gpusim.Config{Processes: gpusim.MaxProcesses + 1}, "processes per GPU: want 0 to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim, err := gpusim.New(tc.cfg)

@@ -1,11 +1,13 @@
 # shellcheck shell=bash disable=SC2154 # $data, $ebin, $repo, $stack, $bin come from e2e.sh
 # e2e fragment: simulated GPUs (gpumon/gpusim) through the GPU exporter into Prometheus.
 #
-# Starts `gpu-exporter --simulate 8` (H100 SXM, default names, --process-metrics) on 127.0.0.1:9400, the
+# Starts `gpu-exporter --simulate 8` (H100 SXM, default names, --process-metrics with two processes sharing each
+# busy GPU, as under time-slicing) on 127.0.0.1:9400, the
 # job gpu-exporter of examples/stack/prometheus.yml, and a second one with --dcgm-names on 127.0.0.1:9401, then:
 #  - every per-GPU series of the design is in Prometheus for all 8 GPUs (gpu_fan_speed_ratio excepted: the
 #    H100 SXM is passively cooled and NVML reports no fan, so gpumon leaves it out, as for the real board),
-#    gpu_info says simulated="true", and the values follow the load set through the control API;
+#    gpu_info says simulated="true", and the values follow the load set through the control API, the
+#    per-process utilisation of the two processes on a GPU adding up to the GPU's;
 #  - the DCGM names (with err_code/err_msg on DCGM_FI_DEV_XID_ERRORS, Hostname from $NODE_NAME);
 #  - the background sampler's series (GPM, PCIe and NVLink throughput, 18 NVLinks per GPU) in both namings;
 #  - every query of dashboards/gpu.json returns data (the fan panel excepted, as above);
@@ -26,7 +28,8 @@ gs_names="gpu_info gpu_up gpu_utilization_ratio gpu_memory_utilization_ratio gpu
   gpu_power_usage_watts gpu_power_limit_watts gpu_energy_consumed_joules_total gpu_sm_clock_hertz
   gpu_memory_clock_hertz gpu_clock_event_active gpu_pcie_replay_errors_total gpu_ecc_errors_total
   gpu_memory_remapped_rows_total gpu_memory_row_remap_pending gpu_memory_row_remap_failed
-  gpu_process_memory_used_bytes gpu_xid_errors_total
+  gpu_process_memory_used_bytes gpu_process_sm_utilization_ratio gpu_process_memory_utilization_ratio
+  gpu_process_encoder_utilization_ratio gpu_process_decoder_utilization_ratio gpu_xid_errors_total
   gpu_graphics_engine_active_ratio gpu_sm_active_ratio gpu_sm_occupancy_ratio gpu_tensor_pipe_active_ratio
   gpu_dram_active_ratio gpu_pcie_transmit_bytes_per_second gpu_pcie_receive_bytes_per_second
   gpu_nvlink_transmit_bytes_per_second gpu_nvlink_receive_bytes_per_second gpu_nvlink_active
@@ -69,7 +72,8 @@ if [ ! -x "$ebin/gpu-exporter" ]; then
   CGO_ENABLED=1 go build -o "$ebin/gpu-exporter" "$repo/examples/gpu-exporter" || fail "go build ./examples/gpu-exporter"
 fi
 # The scrape timeout stays below Prometheus's (1 s here), so a hung GPU gives gpu_up 0, not a failed scrape.
-start gpu-sim "$ebin/gpu-exporter" --listen 127.0.0.1:9400 --simulate 8 --process-metrics --scrape-timeout 300ms
+start gpu-sim "$ebin/gpu-exporter" --listen 127.0.0.1:9400 --simulate 8 --process-metrics --simulate-processes 2 \
+  --scrape-timeout 300ms
 start gpu-sim-dcgm env NODE_NAME=e2e-node "$ebin/gpu-exporter" --listen 127.0.0.1:9401 --simulate 8 --dcgm-names \
   --simulate-load 0.5 --scrape-timeout 300ms
 wait_http gpu-sim http://127.0.0.1:9400/healthz 30
@@ -117,6 +121,9 @@ ok "gpu_fan_speed_ratio absent, as on a real H100 SXM (no fan)"
 poll 10 "values follow the load: utilisation 0.7 on gpu 0" \
   gs_is 9090 'gpu_utilization_ratio{job="gpu-exporter",gpu="0"}' 0.7 ||
   fail "gpu_utilization_ratio{gpu=\"0\"} = $(gs_value 9090 'gpu_utilization_ratio{job="gpu-exporter",gpu="0"}'), want 0.7"
+poll 10 "two processes per GPU, their SM utilisation adding up to the GPU's (0.7 on gpu 0)" \
+  gs_is 9090 'count(gpu_process_sm_utilization_ratio{job="gpu-exporter"}) * 10 + sum(gpu_process_sm_utilization_ratio{job="gpu-exporter",gpu="0"})' 160.7 ||
+  fail "per-process utilisation: $(prom_query 'gpu_process_sm_utilization_ratio{job="gpu-exporter"}' | jq -c '[.data.result[] | {gpu: .metric.gpu, pid: .metric.pid, v: .value[1]}]')"
 poll 10 "gpu 7 at the power limit with sw_power_cap" \
   gs_is 9090 'gpu_clock_event_active{job="gpu-exporter",gpu="7",reason="sw_power_cap"} * on(gpu) gpu_power_usage_watts{job="gpu-exporter",gpu="7"}' 700 ||
   fail "gpu 7 at load 1 is not power-capped at 700 W"

@@ -21,6 +21,10 @@ type Config struct {
 	Seed  uint64 // --simulate-seed
 	PID   uint32 // the pid the busy GPUs list as their compute process (0: none)
 	MIG   string // --simulate-mig: GPU instance profiles, comma-separated ("3g.40gb,3g.40gb"); "" no MIG
+	// Processes is how many compute processes each busy GPU lists
+	// (--simulate-processes; 0: one where PID is set), as under
+	// time-slicing or MPS.
+	Processes int
 }
 
 // Simulation is the simulate mode: simulated GPUs, their control API and
@@ -60,7 +64,7 @@ func Start(cfg Config) (*Simulation, error) {
 	if cfg.MIG != "" {
 		mig = strings.Split(cfg.MIG, ",")
 	}
-	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID, MIG: mig})
+	sim, err := gpusim.New(gpusim.Config{GPUs: cfg.GPUs, Model: model, Seed: cfg.Seed, ProcessPID: cfg.PID, MIG: mig, Processes: cfg.Processes})
 	if err != nil {
 		return nil, err
 	}

@@ -12,12 +12,13 @@ import (
 
 // Config is the exporter's --simulate flags.
 type Config struct {
-	GPUs  int
-	Model string
-	Load  string
-	Seed  uint64
-	PID   uint32
-	MIG   string
+	GPUs      int
+	Model     string
+	Load      string
+	Seed      uint64
+	PID       uint32
+	MIG       string
+	Processes int
 }
 
 // Simulation is the simulate mode; without cgo there is none.

@@ -28,3 +28,5 @@
 //	./examples/stack/build.sh    # Prometheus, promtool, Jaeger, VictoriaLogs into ~/.cache/modeltel-stack
 //	./examples/stack/e2e.sh      # or: make e2e
 package stack
+
+//go:generate go run ./internal/genslo -config slo.yml -out rules/slo.yml

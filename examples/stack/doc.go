@@ -7,6 +7,9 @@
 //     the gateway (127.0.0.1:8090) and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
 //   - rules/gateway.yml, rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool
 //     unit test file (rules/*_test.yml) holding a firing and a non-firing case for every alert.
+//   - rules/energy.yml: recording rules for joules per output token and GPU-seconds per request and per
+//     million output tokens, per model and node; rules/slo.yml: SLO good ratios, burn rates and burn-rate
+//     alerts, generated from slo.yml by `go generate` (internal/genslo). docs/slo.md explains both.
 //   - jaeger.yaml (Jaeger v2: OTLP in, in-memory store), loopback only. The log backend, VictoriaLogs, needs no
 //     config file: e2e.sh starts it with flags; it receives the Loki push API at /insert/loki/api/v1/push.
 //   - dashboards/gateway.json, dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana
@@ -29,3 +32,5 @@
 //	./examples/stack/build.sh    # Prometheus, promtool, Jaeger, VictoriaLogs into ~/.cache/modeltel-stack
 //	./examples/stack/e2e.sh      # or: make e2e
 package stack
+
+//go:generate go run ./internal/genslo -config slo.yml -out rules/slo.yml

@@ -88,7 +88,8 @@ sed -e 's/group_wait: 30s/group_wait: 2s/' -e 's/group_interval: 5m/group_interv
 # The project's rules and the fleet's, with every `for:` at 10s (NodeDown's at 5s) and the XID window at 1m
 # so that firing and resolving fit in the test; the expressions are otherwise unchanged.
 # NodeDown keeps its lead over the symptoms it inhibits (5s against their 10s, as 30s against 1m).
-for f in "$stack"/rules/gpu.yml "$stack"/rules/serving.yml "$stack"/rules/training.yml; do
+for f in "$stack"/rules/*.yml; do
+  case "$f" in *_test.yml) continue ;; esac
   sed -E -e 's/for: [0-9]+[smh]/for: 10s/' -e 's/\[10m\]/[1m]/g' -e 's/offset 10m/offset 1m/g' "$f" >"$cfg/rules/${f##*/}"
 done
 sed -E -e 's/for: [0-9]+[smh]/for: 5s/' "$stack/fleet/fleet-rules.yml" >"$cfg/rules/fleet-rules.yml"
@@ -157,7 +158,7 @@ start_am 0
 start_am 1
 start_receive
 start thanos-query "$fbin/thanos" query --log.level=warn --grpc-address=127.0.0.1:10903 \
-  --http-address=127.0.0.1:10904 --endpoint=127.0.0.1:10901 --query.auto-downsampling
+  --http-address=127.0.0.1:10904 --endpoint=127.0.0.1:10901 --endpoint=127.0.0.1:10905 --query.auto-downsampling
 rule_args=()
 for f in "$cfg"/rules/*.yml; do rule_args+=("--rule-file=$f"); done
 start thanos-rule "$fbin/thanos" rule --log.level=warn --data-dir="$data/rule" --eval-interval=5s \
@@ -242,6 +243,13 @@ prom_at_least "count(count by (node, gpu) (gpu_power_usage_watts))" $((nodes * 8
 poll 30 "serving series for every node" prom_at_least \
   "count(count by (node) (gen_ai_server_request_duration_seconds_count))" "$nodes" || fail "serving series missing for some nodes"
 poll 30 "series from every agent" prom_at_least "count(count by (agent) (up))" "$agents" || fail "not every agent writes"
+# The dashboards read recorded series too: Thanos rule writes them, and the query reads them from its
+# StoreAPI (--endpoint 127.0.0.1:10905).
+poll 60 "energy per token recorded by Thanos rule for every node" prom_at_least \
+  "count(count by (node) (node_model:inference_joules_per_output_token:ratio5m))" "$nodes" ||
+  fail "node_model:inference_joules_per_output_token:ratio5m missing for some nodes at the global tier"
+poll 60 "SLO good ratios recorded by Thanos rule" prom_at_least "count(gen_ai_slo:good_ratio:rate1h)" 6 ||
+  fail "gen_ai_slo:good_ratio:rate1h missing at the global tier (2 models x 3 SLIs)"
 bad=0; total=0; empty=()
 while IFS= read -r q; do
   total=$((total + 1))

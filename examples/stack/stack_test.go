@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // gatewayPrefix starts the series examples/gateway exports besides the SDK's (dashboards/gateway.json,
@@ -26,7 +28,8 @@ var prometheusSeriesNames = map[string]bool{"up": true}
 
 var dashboardFiles = []string{"dashboards/gateway.json", "dashboards/gpu.json", "dashboards/serving.json", "dashboards/training.json"}
 
-var ruleFiles = []string{"rules/gateway.yml", "rules/gpu.yml", "rules/serving.yml", "rules/training.yml"}
+// ruleFiles are the rule files Prometheus loads (prometheus.yml); rules/slo.yml is generated from slo.yml.
+var ruleFiles = []string{"rules/energy.yml", "rules/gateway.yml", "rules/gpu.yml", "rules/serving.yml", "rules/slo.yml", "rules/training.yml"}
 
 // dashboard is the part of a Grafana dashboard the tests look at.
 type dashboard struct {
@@ -217,11 +220,15 @@ func dashboardExprs(t *testing.T) []exprSource {
 	return out
 }
 
-// rule is an alert read from a rules file; the files are also checked by promtool, so a line reader that
-// knows their shape (alert, then expr on one line or as a "|" block) is enough here.
+// rule is an alert or a recording rule read from a rules file; the files are also checked by promtool, so
+// a line reader that knows their shape (alert or record, then expr on one line or as a "|" block) is enough
+// here. Exactly one of alert and record is set.
 type rule struct {
-	file, alert, expr string
+	file, alert, record, expr string
 }
+
+// name is the alert's or the recorded series' name.
+func (r rule) name() string { return r.alert + r.record }
 
 func readRules(t *testing.T, path string) []rule {
 	t.Helper()
@@ -234,6 +241,7 @@ func readRules(t *testing.T, path string) []rule {
 		rules      []rule
 		lines      []string
 		alertRE    = regexp.MustCompile(`^\s*- alert:\s*(\S+)\s*$`)
+		recordRE   = regexp.MustCompile(`^\s*- record:\s*(\S+)\s*$`)
 		exprRE     = regexp.MustCompile(`^(\s*)expr:\s*(.*)$`)
 		sc         = bufio.NewScanner(f)
 		blockStart = -1
@@ -249,12 +257,16 @@ func readRules(t *testing.T, path string) []rule {
 			rules = append(rules, rule{file: path, alert: m[1]})
 			continue
 		}
+		if m := recordRE.FindStringSubmatch(lines[i]); m != nil {
+			rules = append(rules, rule{file: path, record: m[1]})
+			continue
+		}
 		m := exprRE.FindStringSubmatch(lines[i])
 		if m == nil {
 			continue
 		}
 		if len(rules) == 0 || rules[len(rules)-1].expr != "" {
-			t.Fatalf("%s:%d: expr outside an alert", path, i+1)
+			t.Fatalf("%s:%d: expr outside an alert or recording rule", path, i+1)
 		}
 		if m[2] != "|" && m[2] != "|-" {
 			rules[len(rules)-1].expr = m[2]
@@ -274,22 +286,32 @@ func readRules(t *testing.T, path string) []rule {
 	}
 	for _, r := range rules {
 		if r.expr == "" {
-			t.Errorf("%s: alert %s has no expr", path, r.alert)
+			t.Errorf("%s: rule %s has no expr", path, r.name())
 		}
 	}
 	return rules
 }
 
-// TestMetricNames checks that every series a dashboard or an alert rule selects is one the SDK's real
-// collectors export (see sdkMetricNames) or one Prometheus makes itself. The gpumon names are checked in
-// their own subtest, which skips where gpumon's mock cannot be built (without cgo).
+// TestMetricNames checks that every series a dashboard or a rule selects is one the SDK's real collectors
+// export (see sdkMetricNames), one Prometheus makes itself, or one a recording rule of ruleFiles records
+// (level:metric:operations, always with a colon). The gpumon names are checked in their own subtest, which
+// skips where gpumon's mock cannot be built (without cgo).
 func TestMetricNames(t *testing.T) {
 	sdk := sdkMetricNames(t)
 	var sources []exprSource
 	sources = append(sources, dashboardExprs(t)...)
+	recorded := map[string]bool{}
 	for _, path := range ruleFiles {
 		for _, r := range readRules(t, path) {
-			sources = append(sources, exprSource{fmt.Sprintf("%s alert %s", path, r.alert), r.expr, false})
+			kind := "alert"
+			if r.record != "" {
+				kind = "record"
+				recorded[r.record] = true
+				if !strings.Contains(r.record, ":") {
+					t.Errorf("%s: recorded series %s has no colon: use level:metric:operations", path, r.record)
+				}
+			}
+			sources = append(sources, exprSource{fmt.Sprintf("%s %s %s", path, kind, r.name()), r.expr, false})
 		}
 	}
 	if len(sources) < 50 {
@@ -308,6 +330,9 @@ func TestMetricNames(t *testing.T) {
 		}
 		for _, n := range names {
 			used[n] = true
+			if recorded[n] {
+				continue
+			}
 			if isGPUMetric(n) {
 				gpuUses = append(gpuUses, use{s.where, n})
 			} else {
@@ -344,9 +369,11 @@ func TestMetricNames(t *testing.T) {
 }
 
 // TestEveryAlertIsTested checks that each rules/X.yml has a rules/X_test.yml with at least one case where
-// each of its alerts fires and one where it does not.
+// each of its alerts fires and one where it does not, and a promql_expr_test that selects each series it
+// records.
 func TestEveryAlertIsTested(t *testing.T) {
 	caseRE := regexp.MustCompile(`^\s*alertname:\s*(\S+)\s*$`)
+	exprRE := regexp.MustCompile(`^\s*- expr:\s*(.+)$`)
 	for _, path := range ruleFiles {
 		t.Run(path, func(t *testing.T) {
 			testPath := strings.TrimSuffix(path, ".yml") + "_test.yml"
@@ -354,9 +381,15 @@ func TestEveryAlertIsTested(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			firing, quiet := map[string]int{}, map[string]int{}
+			firing, quiet, selected := map[string]int{}, map[string]int{}, map[string]int{}
 			lines := strings.Split(string(data), "\n")
 			for i, l := range lines {
+				if m := exprRE.FindStringSubmatch(l); m != nil {
+					for _, n := range promqlSeriesNames(m[1]) {
+						selected[n]++
+					}
+					continue
+				}
 				m := caseRE.FindStringSubmatch(l)
 				if m == nil {
 					continue
@@ -376,9 +409,15 @@ func TestEveryAlertIsTested(t *testing.T) {
 			}
 			rules := readRules(t, path)
 			if len(rules) == 0 {
-				t.Fatalf("%s: no alerts", path)
+				t.Fatalf("%s: no rules", path)
 			}
 			for _, r := range rules {
+				if r.record != "" {
+					if selected[r.record] == 0 {
+						t.Errorf("%s: no promql_expr_test selects %s", testPath, r.record)
+					}
+					continue
+				}
 				if firing[r.alert] == 0 {
 					t.Errorf("%s: no case where %s fires", testPath, r.alert)
 				}
@@ -512,4 +551,36 @@ func TestScripts(t *testing.T) {
 			t.Errorf("shellcheck: %v\n%s", err, out)
 		}
 	})
+}
+
+// TestRuleFilesLoaded checks that ruleFiles is every rules/*.yml but the promtool tests, and that
+// prometheus.yml loads each of them, so a new rules file cannot be tested here and missed by Prometheus.
+func TestRuleFilesLoaded(t *testing.T) {
+	matches, err := filepath.Glob("rules/*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, m := range matches {
+		if !strings.HasSuffix(m, "_test.yml") {
+			files = append(files, filepath.ToSlash(m))
+		}
+	}
+	sort.Strings(files)
+	if strings.Join(files, " ") != strings.Join(ruleFiles, " ") {
+		t.Errorf("rules/*.yml = %q, ruleFiles = %q: keep them the same", files, ruleFiles)
+	}
+	data, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		RuleFiles []string `yaml:"rule_files"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	if strings.Join(cfg.RuleFiles, " ") != strings.Join(ruleFiles, " ") {
+		t.Errorf("prometheus.yml rule_files = %q, want %q", cfg.RuleFiles, ruleFiles)
+	}
 }

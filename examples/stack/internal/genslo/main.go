@@ -1,0 +1,254 @@
+// Command genslo writes examples/stack/rules/slo.yml, the serving SLO rules, from the declared SLOs in
+// examples/stack/slo.yml. Run it from examples/stack (go generate does):
+//
+//	go run ./internal/genslo [-config slo.yml] [-out rules/slo.yml]
+//
+// For every model and each of its three SLIs (time to first token, time per output token, errors) it
+// writes the good-request ratio over 5m, 30m, 1h and 6h and the matching error-budget burn rate, and two
+// alerts over all of them: the multi-window, multi-burn-rate pairs of the SRE workbook (1h and 5m at 14.4x,
+// 6h and 30m at 6x). A latency threshold must be a bucket boundary of the SDK's histogram (inference's
+// TTFTBuckets, TPOTBuckets; with buckets: extended also TTFTTailBuckets), read from the SDK itself, so that
+// the good count is one bucket's count, exactly: any other value is refused. docs/slo.md explains the
+// choices.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/modeltel/modeltel/inference"
+)
+
+func main() {
+	config := flag.String("config", "slo.yml", "the declared SLOs")
+	out := flag.String("out", "rules/slo.yml", "the rules file to write; - for stdout")
+	flag.Parse()
+	if err := run(*config, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "genslo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(config, out string) error {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return err
+	}
+	slos, err := parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", config, err)
+	}
+	rules, err := generate(slos)
+	if err != nil {
+		return err
+	}
+	if out == "-" {
+		_, err = os.Stdout.Write(rules)
+		return err
+	}
+	return os.WriteFile(out, rules, 0o644)
+}
+
+// file is slo.yml.
+type file struct {
+	SLOs []slo `yaml:"slos"`
+}
+
+// slo is one model's declared SLO.
+type slo struct {
+	Model string `yaml:"model"`
+	// Buckets names the TTFT bucket set the server uses: "" or "default" (inference.TTFTBuckets) or
+	// "extended" (inference.WithExtendedBuckets: TTFTBuckets then TTFTTailBuckets).
+	Buckets string     `yaml:"buckets"`
+	TTFT    latencySLI `yaml:"ttft"`
+	TPOT    latencySLI `yaml:"tpot"`
+	Errors  errorSLI   `yaml:"errors"`
+}
+
+type latencySLI struct {
+	ThresholdSeconds float64 `yaml:"threshold_seconds"`
+	Objective        float64 `yaml:"objective"`
+}
+
+type errorSLI struct {
+	Objective float64 `yaml:"objective"`
+}
+
+// parse decodes slo.yml strictly (an unknown field is an error) and checks every value.
+func parse(data []byte) ([]slo, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f file
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if len(f.SLOs) == 0 {
+		return nil, errors.New("no slos")
+	}
+	seen := map[string]bool{}
+	for i, s := range f.SLOs {
+		if s.Model == "" {
+			return nil, fmt.Errorf("slos[%d]: no model", i)
+		}
+		if seen[s.Model] {
+			return nil, fmt.Errorf("model %q declared twice", s.Model)
+		}
+		seen[s.Model] = true
+		var ttftBuckets []float64
+		switch s.Buckets {
+		case "", "default":
+			ttftBuckets = inference.TTFTBuckets
+		case "extended":
+			ttftBuckets = append(slices.Clone(inference.TTFTBuckets), inference.TTFTTailBuckets...)
+		default:
+			return nil, fmt.Errorf("model %q: buckets %q: want default or extended", s.Model, s.Buckets)
+		}
+		err := errors.Join(
+			checkLatency("ttft", s.TTFT, "gen_ai_server_time_to_first_token_seconds", ttftBuckets),
+			checkLatency("tpot", s.TPOT, "gen_ai_server_time_per_output_token_seconds", inference.TPOTBuckets),
+			checkObjective("errors", s.Errors.Objective),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("model %q: %w", s.Model, err)
+		}
+	}
+	return f.SLOs, nil
+}
+
+func checkLatency(sli string, l latencySLI, histogram string, buckets []float64) error {
+	if !slices.Contains(buckets, l.ThresholdSeconds) {
+		return fmt.Errorf("%s: threshold_seconds %v is not a bucket boundary of %s (%v): the good count would be an interpolation, not a count",
+			sli, l.ThresholdSeconds, histogram, buckets)
+	}
+	return checkObjective(sli, l.Objective)
+}
+
+func checkObjective(sli string, o float64) error {
+	if !(o > 0 && o < 1) {
+		return fmt.Errorf("%s: objective %v: want a ratio between 0 and 1, both excluded (0.99 for 99%%)", sli, o)
+	}
+	return nil
+}
+
+// windows are the ratio windows: the SRE workbook's long and short window of each alert pair.
+var windows = []string{"5m", "30m", "1h", "6h"}
+
+// alerts are the workbook's two paging pairs: a burn rate of 14.4 spends 2% of a 30-day budget in 1 hour,
+// one of 6 spends 5% in 6 hours. The short window (1/12 of the long) ends the alert soon after the burn does.
+var alerts = []struct {
+	name, long, short, factor, spent, severity string
+}{
+	{"GenAISLOErrorBudgetBurnFast", "1h", "5m", "14.4", "2% of a 30-day error budget in 1 hour", "critical"},
+	{"GenAISLOErrorBudgetBurnSlow", "6h", "30m", "6", "5% of a 30-day error budget in 6 hours", "critical"},
+}
+
+const header = `# Code generated by examples/stack/internal/genslo from examples/stack/slo.yml; DO NOT EDIT.
+# Edit slo.yml, then run ` + "`go generate`" + ` in examples/stack (its test fails until you do). docs/slo.md explains it.
+#
+# Serving SLOs per model, one SLI each for time to first token (ttft), time per output token (tpot) and
+# errors, each with its own objective and error budget (1 - objective):
+#   gen_ai_slo:good_ratio:rateW{job, gen_ai_request_model, sli}  share of good requests over the window W
+#   gen_ai_slo:burn_rate:rateW{job, gen_ai_request_model, sli}   (1 - good ratio) / budget: 1 spends the budget
+#                                                                exactly over the SLO period
+# ttft: of the successful requests with a first token, those whose first token came within the threshold
+# (one bucket of the histogram, the threshold being a boundary); tpot: likewise per request's mean time per
+# output token; errors: requests that ended without error_type. No series without traffic in the window.
+# The alerts are the SRE workbook's multi-window, multi-burn-rate pairs: 1h and 5m above 14.4x, 6h and 30m
+# above 6x, per job, model and SLI.
+`
+
+// generate renders the rules file.
+func generate(slos []slo) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString("groups:\n  - name: modeltel-slo\n    rules:\n")
+	for _, s := range slos {
+		model := strconv.Quote(s.Model)
+		slis := []struct {
+			name, good, total string
+			objective         float64
+		}{
+			{"ttft",
+				fmt.Sprintf("gen_ai_server_time_to_first_token_seconds_bucket{gen_ai_request_model=%s,%s}", model, leMatcher(s.TTFT.ThresholdSeconds)),
+				fmt.Sprintf("gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model=%s}", model),
+				s.TTFT.Objective},
+			{"tpot",
+				fmt.Sprintf("gen_ai_server_time_per_output_token_seconds_bucket{gen_ai_request_model=%s,%s}", model, leMatcher(s.TPOT.ThresholdSeconds)),
+				fmt.Sprintf("gen_ai_server_time_per_output_token_seconds_count{gen_ai_request_model=%s}", model),
+				s.TPOT.Objective},
+			{"errors",
+				fmt.Sprintf(`gen_ai_server_request_duration_seconds_count{gen_ai_request_model=%s,error_type=""}`, model),
+				fmt.Sprintf("gen_ai_server_request_duration_seconds_count{gen_ai_request_model=%s}", model),
+				s.Errors.Objective},
+		}
+		fmt.Fprintf(&b, "      # %s: ttft <= %vs (objective %v), tpot <= %vs (objective %v), errors (objective %v).\n",
+			s.Model, s.TTFT.ThresholdSeconds, s.TTFT.Objective, s.TPOT.ThresholdSeconds, s.TPOT.Objective, s.Errors.Objective)
+		for _, sli := range slis {
+			budget, err := budget(sli.objective)
+			if err != nil {
+				return nil, fmt.Errorf("model %q: %s: %w", s.Model, sli.name, err)
+			}
+			for _, w := range windows {
+				const by = "sum by (job, gen_ai_request_model)"
+				good := fmt.Sprintf("%s (rate(%s[%s]))", by, sli.good, w)
+				if sli.name == "errors" {
+					// No success series yet (every request failed): count 0 good, not no data.
+					good = fmt.Sprintf("(\n            %s\n            or\n            0 * %s (rate(%s[%s]))\n          )", good, by, sli.total, w)
+				}
+				fmt.Fprintf(&b, "      - record: gen_ai_slo:good_ratio:rate%s\n", w)
+				fmt.Fprintf(&b, "        expr: |\n          %s\n          /\n          (%s (rate(%s[%s])) > 0)\n", good, by, sli.total, w)
+				// The labels the value has anyway, made explicit so that each rule records its own series.
+				fmt.Fprintf(&b, "        labels:\n          gen_ai_request_model: %s\n          sli: %s\n", model, sli.name)
+			}
+			for _, w := range windows {
+				fmt.Fprintf(&b, "      - record: gen_ai_slo:burn_rate:rate%s\n", w)
+				fmt.Fprintf(&b, "        expr: (1 - gen_ai_slo:good_ratio:rate%s{gen_ai_request_model=%s,sli=%q}) / %s\n", w, model, sli.name, budget)
+				fmt.Fprintf(&b, "        labels:\n          gen_ai_request_model: %s\n          sli: %s\n", model, sli.name)
+			}
+		}
+	}
+	// The alerts sit in the same group, after the rules they read: a group evaluates its rules in order, so
+	// they see this evaluation's burn rates, not the last one's (groups run independently).
+	for _, a := range alerts {
+		b.WriteString("\n")
+		fmt.Fprintf(&b, "      # Burn rate %sx: %s.\n", a.factor, a.spent)
+		fmt.Fprintf(&b, "      - alert: %s\n", a.name)
+		fmt.Fprintf(&b, "        expr: gen_ai_slo:burn_rate:rate%s > %s and gen_ai_slo:burn_rate:rate%s > %s\n", a.long, a.factor, a.short, a.factor)
+		fmt.Fprintf(&b, "        labels:\n          severity: %s\n", a.severity)
+		b.WriteString("        annotations:\n")
+		fmt.Fprintf(&b, "          summary: \"{{ $labels.gen_ai_request_model }} on {{ $labels.job }} burns its {{ $labels.sli }} error budget {{ printf \\\"%%.1f\\\" $value }}x too fast (%s)\"\n", a.long)
+		fmt.Fprintf(&b, "          description: \"The %s SLI of model {{ $labels.gen_ai_request_model }} on {{ $labels.job }} has burnt its error budget more than %s times too fast over both the last %s and the last %s: at this rate it spends %s (examples/stack/slo.yml, docs/slo.md).\"\n",
+			"{{ $labels.sli }}", a.factor, a.long, a.short, a.spent)
+	}
+	return []byte(b.String()), nil
+}
+
+// budget returns 1 - objective as the shortest decimal (1 - 0.99 is 0.01, not 0.010000000000000009).
+func budget(objective float64) (string, error) {
+	o, ok := new(big.Rat).SetString(strconv.FormatFloat(objective, 'f', -1, 64))
+	if !ok {
+		return "", fmt.Errorf("objective %v", objective)
+	}
+	f, _ := new(big.Rat).Sub(big.NewRat(1, 1), o).Float64()
+	return strconv.FormatFloat(f, 'g', -1, 64), nil
+}
+
+// leMatcher returns the le matcher of a bucket boundary. client_golang writes an integral boundary as "1";
+// Prometheus 3 normalises le to float notation on ingestion ("1.0"), Prometheus 2 kept what the target
+// wrote: the matcher takes both.
+func leMatcher(v float64) string {
+	plain := strconv.FormatFloat(v, 'g', -1, 64)
+	if strings.ContainsAny(plain, ".eE") {
+		return fmt.Sprintf("le=%q", plain)
+	}
+	return fmt.Sprintf(`le=~"%s|%s\\.0"`, plain, plain)
+}

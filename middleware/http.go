@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/exemplar"
 	"github.com/modeltel/modeltel/internal/genai"
 	"github.com/modeltel/modeltel/internal/respwriter"
 )
@@ -66,6 +67,7 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(serverAttrs(r)...))
 	}
+	tid := traceIDOf(ctx, span)
 	logCtx := ctx
 
 	var rec *inference.Recorder
@@ -135,14 +137,15 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		case status >= 400:
 			recErr = statusError(status)
 		}
-		d := m.cfg.now().Sub(start)
+		now := m.cfg.now()
+		d := now.Sub(start)
 		route := m.routeOf(r)
 		reqBytes := r.ContentLength
 		if body != nil {
 			reqBytes = body.n.Load()
 		}
 		s := m.httpSeriesFor(method, uint8(scheme), route, status)
-		s.duration.Observe(d.Seconds())
+		s.duration.Observe(d.Seconds(), tid, now)
 		s.reqSize.Observe(float64(max(reqBytes, 0)))
 		s.respSize.Observe(float64(st.Bytes))
 		active.Dec()
@@ -168,6 +171,15 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	}()
 	next.ServeHTTP(ww, r)
 	panicked = false
+}
+
+// traceIDOf is the exemplar trace id of a request: that of its server span,
+// or without one of the trace context it carried in, when sampled.
+func traceIDOf(ctx context.Context, span trace.Span) trace.TraceID {
+	if span != nil {
+		return exemplar.TraceID(span.SpanContext())
+	}
+	return exemplar.TraceID(trace.SpanContextFromContext(ctx))
 }
 
 // delivered reports whether the response of a handler that returned reached

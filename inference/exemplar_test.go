@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,44 @@ func TestExemplars(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("exemplars on %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkRequestExemplars is BenchmarkRequest's recorder path in one run:
+// no span (the baseline), a sampled span context (exemplars in the steady
+// state, each bucket had one within exemplar.Interval), and a sampled span
+// context with a clock that moves a second per reading, so that the
+// duration, TTFT and TPOT attach an exemplar on every request (the most
+// they cost).
+func BenchmarkRequestExemplars(b *testing.B) {
+	sampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xee, 1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+	var ns atomic.Int64
+	ns.Store(time.Now().UnixNano())
+	secondPerReading := func() time.Time { return time.Unix(0, ns.Add(int64(time.Second))) }
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		opts []Option
+	}{
+		{"baseline-no-span", context.Background(), nil},
+		{"sampled", sampled, nil},
+		{"baseline-no-span-clock-1s", context.Background(), []Option{withClock(secondPerReading)}},
+		{"sampled-exemplars-every-request-clock-1s", sampled, []Option{withClock(secondPerReading)}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m := NewMetrics(c.opts...)
+			req := Request{Model: "llama-3-8b", Operation: "chat"}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, rec := m.Start(c.ctx, req)
+				rec.InputTokens(100)
+				rec.OutputTokens(1)
+				rec.OutputTokens(1)
+				rec.End(nil)
 			}
 		})
 	}

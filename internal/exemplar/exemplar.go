@@ -21,7 +21,7 @@
 package exemplar
 
 import (
-	"sort"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -76,11 +76,27 @@ func (h *Histogram) Observe(v float64, tid trace.TraceID, now time.Time) {
 		h.obs.Observe(v)
 		return
 	}
-	last := &h.last[sort.SearchFloat64s(h.bounds, v)]
+	last := &h.last[bucket(h.bounds, v)]
 	t, ns := last.Load(), now.UnixNano()
 	if (t != 0 && ns-t < int64(Interval) && ns >= t) || !last.CompareAndSwap(t, ns) {
 		h.obs.Observe(v)
 		return
 	}
 	h.ex.ObserveWithExemplar(v, prometheus.Labels{Label: tid.String()})
+}
+
+// bucket returns the index of v's bucket: the first bound not below v, or
+// len(bounds) for the +Inf bucket. A linear scan for the few bounds of a
+// usual histogram, as client_golang does.
+func bucket(bounds []float64, v float64) int {
+	if len(bounds) > 32 {
+		i, _ := slices.BinarySearch(bounds, v)
+		return i
+	}
+	for i, b := range bounds {
+		if v <= b {
+			return i
+		}
+	}
+	return len(bounds)
 }

@@ -135,9 +135,9 @@
 // # Exemplars
 //
 // http_server_request_duration_seconds and grpc_server_handling_seconds carry
-// the trace id of a sampled request (its server span, or with no tracer the
-// sampled trace context it came with) as the exemplar {trace_id="..."}, at
-// most one per bucket per second, as the inference histograms do; an
-// unsampled request attaches none. Serve the registry with
+// the trace id of a sampled request's server span as the exemplar
+// {trace_id="..."}, at most one per bucket per second, as the inference
+// histograms do (with no tracer, an HTTP request's sampled incoming
+// traceparent is used as it came); an unsampled request attaches none. Serve the registry with
 // promhttp.HandlerOpts{EnableOpenMetrics: true} to expose them.
 package middleware

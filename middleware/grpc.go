@@ -219,7 +219,11 @@ func (c *grpcCall) end(err error, panicked bool) {
 	now := c.m.cfg.now()
 	d := now.Sub(c.start)
 	c.s.handledFor(code).Inc()
-	c.s.handling.Observe(d.Seconds(), traceIDOf(c.logCtx, c.span), now)
+	var tid trace.TraceID // the exemplar's: the server span's, when sampled
+	if c.span != nil {
+		tid = exemplar.TraceID(c.span.SpanContext())
+	}
+	c.s.handling.Observe(d.Seconds(), tid, now)
 	c.rec.End(grpcError(err, code))
 	if c.gspan != nil {
 		c.gspan.End()

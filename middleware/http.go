@@ -67,7 +67,14 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(serverAttrs(r)...))
 	}
-	tid := traceIDOf(ctx, span)
+	var tid trace.TraceID // the exemplars' trace_id
+	switch {
+	case span != nil:
+		tid = exemplar.TraceID(span.SpanContext())
+	case ctx != reqCtx:
+		// No tracer, but the request carried a trace context.
+		tid = exemplar.TraceID(trace.SpanContextFromContext(ctx))
+	}
 	logCtx := ctx
 
 	var rec *inference.Recorder
@@ -171,15 +178,6 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 	}()
 	next.ServeHTTP(ww, r)
 	panicked = false
-}
-
-// traceIDOf is the exemplar trace id of a request: that of its server span,
-// or without one of the trace context it carried in, when sampled.
-func traceIDOf(ctx context.Context, span trace.Span) trace.TraceID {
-	if span != nil {
-		return exemplar.TraceID(span.SpanContext())
-	}
-	return exemplar.TraceID(trace.SpanContextFromContext(ctx))
 }
 
 // delivered reports whether the response of a handler that returned reached

@@ -16,9 +16,11 @@ ex_has() { ex_query "$1" | jq -e '[.data[]?.exemplars[]?] | length > 0' >/dev/nu
 # ex_in_jaeger ID: Jaeger returns the trace ID (its traceID may drop leading zeros) with a span of the
 # inference server.
 ex_in_jaeger() {
-  curl -fsS --max-time 5 "http://127.0.0.1:16686/api/traces/$1" 2>/dev/null | jq -e --arg id "$1" '
+  local out
+  out=$(curl -fsS --max-time 5 "http://127.0.0.1:16686/api/traces/$1" 2>/dev/null) || return 1
+  jq -e --arg id "$1" '
     .data[]? | select(((.traceID | length) as $n | ("0" * (32 - $n)) + .traceID) == $id)
-    | .processes[] | select(.serviceName == "inference-server")' >/dev/null
+    | .processes[] | select(.serviceName == "inference-server")' <<<"$out" >/dev/null
 }
 
 ex_checked=0

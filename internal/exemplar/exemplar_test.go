@@ -1,6 +1,8 @@
 package exemplar_test
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,4 +172,42 @@ func BenchmarkObserve(b *testing.B) {
 			h.Observe(0.3, tidA, at)
 		}
 	})
+}
+
+// Concurrent observations of one bucket within the interval attach exactly
+// one exemplar, and every observation is counted.
+func TestObserveConcurrent(t *testing.T) {
+	bounds := []float64{1}
+	ph := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x_seconds", Help: "x", Buckets: bounds})
+	var attached atomic.Int64
+	h := exemplar.New(countingObserver{ph, &attached}, bounds)
+	now := time.Unix(1000, 0)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				h.Observe(0.5, trace.TraceID{byte(g + 1), byte(i)}, now)
+			}
+		})
+	}
+	wg.Wait()
+	var m dto.Metric
+	_ = ph.Write(&m)
+	if n := m.GetHistogram().GetSampleCount(); n != 8000 {
+		t.Errorf("count %d, want 8000", n)
+	}
+	if n := attached.Load(); n != 1 {
+		t.Errorf("%d exemplars attached, want 1", n)
+	}
+}
+
+// countingObserver counts the exemplars it is given.
+type countingObserver struct {
+	prometheus.Histogram
+	n *atomic.Int64
+}
+
+func (c countingObserver) ObserveWithExemplar(v float64, l prometheus.Labels) {
+	c.n.Add(1)
+	c.Histogram.(prometheus.ExemplarObserver).ObserveWithExemplar(v, l)
 }

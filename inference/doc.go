@@ -90,4 +90,14 @@
 // gen_ai.usage.cache_read.input_tokens (when any) and error.type on failure
 // when it ends; [Recorder.SetResponse] sets gen_ai.response.model,
 // gen_ai.response.id and gen_ai.response.finish_reasons.
+//
+// # Exemplars
+//
+// When that context's span context is sampled (a recording span or a remote
+// parent), the request duration, time to first token and time per output
+// token carry its trace id as an exemplar, {trace_id="<32 hex digits>"}, at
+// most one per histogram bucket per second. Exemplars are served only in the
+// OpenMetrics format (promhttp.HandlerOpts{EnableOpenMetrics: true}) and kept
+// by Prometheus only with --enable-feature=exemplar-storage. An unsampled
+// request attaches none.
 package inference

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/internal/cowmap"
+	"github.com/modeltel/modeltel/internal/exemplar"
 	"github.com/modeltel/modeltel/internal/promlist"
 )
 
@@ -82,10 +83,12 @@ type seriesKey struct{ op, model string }
 // series holds the label children of one (operation, model) pair, resolved
 // once.
 type series struct {
-	op, model   string
-	durationOK  prometheus.Observer
-	ttft        prometheus.Observer
-	tpot        prometheus.Observer
+	op, model string
+	// durationOK, ttft, tpot and the error durations carry the trace id of
+	// a sampled request as an exemplar.
+	durationOK  *exemplar.Histogram
+	ttft        *exemplar.Histogram
+	tpot        *exemplar.Histogram
 	tps         prometheus.Observer
 	inTokens    prometheus.Counter
 	outTokens   prometheus.Counter
@@ -96,7 +99,7 @@ type series struct {
 	decode      prometheus.Observer
 	promptLen   prometheus.Observer
 	genLen      prometheus.Observer
-	errDuration sync.Map // error type -> prometheus.Observer
+	errDuration sync.Map // error type -> *exemplar.Histogram
 	// cachedTokens and requests are resolved on first use: a server that
 	// never reports cached tokens exposes no cache_read series, and only the
 	// finish reasons that occur get one.
@@ -267,9 +270,9 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 	s := &series{
 		op:         k.op,
 		model:      k.model,
-		durationOK: m.duration.WithLabelValues(k.op, k.model, ""),
-		ttft:       m.ttft.WithLabelValues(k.op, k.model),
-		tpot:       m.tpot.WithLabelValues(k.op, k.model),
+		durationOK: exemplar.New(m.duration.WithLabelValues(k.op, k.model, ""), m.cfg.durationBuckets),
+		ttft:       exemplar.New(m.ttft.WithLabelValues(k.op, k.model), m.cfg.ttftBuckets),
+		tpot:       exemplar.New(m.tpot.WithLabelValues(k.op, k.model), m.cfg.tpotBuckets),
 		tps:        m.tps.WithLabelValues(k.op, k.model),
 		inTokens:   m.tokens.WithLabelValues(k.op, k.model, tokenTypeInput),
 		outTokens:  m.tokens.WithLabelValues(k.op, k.model, tokenTypeOutput),
@@ -285,12 +288,13 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 	return s
 }
 
-func (s *series) errorDuration(m *Metrics, errType string) prometheus.Observer {
+func (s *series) errorDuration(m *Metrics, errType string) *exemplar.Histogram {
 	if o, ok := s.errDuration.Load(errType); ok {
-		return o.(prometheus.Observer)
+		return o.(*exemplar.Histogram)
 	}
-	o, _ := s.errDuration.LoadOrStore(errType, m.duration.WithLabelValues(s.op, s.model, errType))
-	return o.(prometheus.Observer)
+	o, _ := s.errDuration.LoadOrStore(errType,
+		exemplar.New(m.duration.WithLabelValues(s.op, s.model, errType), m.cfg.durationBuckets))
+	return o.(*exemplar.Histogram)
 }
 
 // Bound returns req with its operation and model as the metrics label them:
@@ -325,9 +329,11 @@ func (m *Metrics) Start(ctx context.Context, req Request) (context.Context, *Rec
 	rc := &recorderCtx{Context: ctx, rec: Recorder{outShard: s.outShards.pick()}}
 	r := &rc.rec
 	r.m, r.s, r.start = m, s, m.cfg.now()
-	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+	sp := trace.SpanFromContext(ctx)
+	if sp.IsRecording() {
 		r.span = sp
 	}
+	r.tid = exemplar.TraceID(sp.SpanContext())
 	s.active.Inc()
 	return rc, r
 }

@@ -46,7 +46,8 @@ func FromContext(ctx context.Context) *Recorder {
 type Recorder struct {
 	m     *Metrics
 	s     *series
-	span  trace.Span // the span of Start's ctx when it was recording, else nil
+	span  trace.Span    // the span of Start's ctx when it was recording, else nil
+	tid   trace.TraceID // the trace id of Start's ctx when sampled: the exemplars' trace_id
 	start time.Time
 
 	in, out, cached atomic.Int64 // token totals
@@ -179,11 +180,12 @@ func (r *Recorder) End(err error) {
 	r.outShard.flushTo(r.s.outTokens) // the request's tokens are in the counter once it ended
 	s := r.s
 	s.active.Dec()
-	d := r.m.cfg.now().Sub(r.start)
+	now := r.m.cfg.now()
+	d := now.Sub(r.start)
 	in, out, first := r.in.Load(), r.out.Load(), time.Duration(r.first.Load())
 	var errType string
 	if err == nil {
-		s.durationOK.Observe(d.Seconds())
+		s.durationOK.Observe(d.Seconds(), r.tid, now)
 		s.promptLen.Observe(float64(in))
 		s.genLen.Observe(float64(out))
 		sched := time.Duration(r.sched.Load())
@@ -195,15 +197,15 @@ func (r *Recorder) End(err error) {
 		}
 		if first > 0 {
 			s.decode.Observe(max(d-first, 0).Seconds())
-			s.ttft.Observe(first.Seconds())
+			s.ttft.Observe(first.Seconds(), r.tid, now)
 			if decode := d - first; out > 1 && out > r.firstN.Load() && decode > 0 {
-				s.tpot.Observe(decode.Seconds() / float64(out-1))
+				s.tpot.Observe(decode.Seconds()/float64(out-1), r.tid, now)
 				s.tps.Observe(float64(out-1) / decode.Seconds())
 			}
 		}
 	} else {
 		errType = ErrorType(err)
-		s.errorDuration(r.m, errType).Observe(d.Seconds())
+		s.errorDuration(r.m, errType).Observe(d.Seconds(), r.tid, now)
 	}
 	s.requestsFor(r.m, r.finishReason(err)).Inc()
 	if r.span != nil {

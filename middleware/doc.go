@@ -131,4 +131,13 @@
 // line's "model" carry the model as the inference metrics bound it
 // ([inference.Metrics.Bound]): "other" beyond the allowlist or cap, never an
 // unbounded set of span names. With no provider set, tracing costs nothing.
+//
+// # Exemplars
+//
+// http_server_request_duration_seconds and grpc_server_handling_seconds carry
+// the trace id of a sampled request's server span as the exemplar
+// {trace_id="..."}, at most one per bucket per second, as the inference
+// histograms do (with no tracer, an HTTP request's sampled incoming
+// traceparent is used as it came); an unsampled request attaches none. Serve the registry with
+// promhttp.HandlerOpts{EnableOpenMetrics: true} to expose them.
 package middleware

@@ -19,6 +19,7 @@ import (
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/cowmap"
+	"github.com/modeltel/modeltel/internal/exemplar"
 	"github.com/modeltel/modeltel/internal/genai"
 )
 
@@ -42,6 +43,7 @@ type grpcMetrics struct {
 	// only admit touches it, under the lock of series.
 	methods map[string]struct{}
 	max     int
+	buckets []float64 // of handling
 }
 
 type grpcKey struct{ typ, fullMethod string }
@@ -50,7 +52,7 @@ type grpcSeries struct {
 	m                       *grpcMetrics
 	typ, service, method    string
 	started, received, sent prometheus.Counter
-	handling                prometheus.Observer
+	handling                *exemplar.Histogram            // with the trace id of a sampled call
 	handled                 [17]atomic.Pointer[counterBox] // by codes.Code, resolved on first use
 }
 
@@ -81,6 +83,7 @@ func newGRPCMetrics(c config) *grpcMetrics {
 		}, l),
 		methods: make(map[string]struct{}),
 		max:     c.maxRoutes,
+		buckets: c.grpcBuckets,
 	}
 	return g
 }
@@ -116,7 +119,7 @@ func (g *grpcMetrics) newSeries(k grpcKey) *grpcSeries {
 		started:  g.started.WithLabelValues(typ, service, method),
 		received: g.received.WithLabelValues(typ, service, method),
 		sent:     g.sent.WithLabelValues(typ, service, method),
-		handling: g.handling.WithLabelValues(typ, service, method),
+		handling: exemplar.New(g.handling.WithLabelValues(typ, service, method), g.buckets),
 	}
 }
 
@@ -223,9 +226,14 @@ func (c *grpcCall) end(err error, panicked bool) {
 	if panicked {
 		code = codes.Internal
 	}
-	d := c.m.cfg.now().Sub(c.start)
+	now := c.m.cfg.now()
+	d := now.Sub(c.start)
 	c.s.handledFor(code).Inc()
-	c.s.handling.Observe(d.Seconds())
+	var tid trace.TraceID // the exemplar's: the server span's, when sampled
+	if c.span != nil {
+		tid = exemplar.TraceID(c.span.SpanContext())
+	}
+	c.s.handling.Observe(d.Seconds(), tid, now)
 	c.rec.End(grpcError(err, code))
 	if c.gspan != nil {
 		c.gspan.End()

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/exemplar"
 	"github.com/modeltel/modeltel/internal/genai"
 	"github.com/modeltel/modeltel/internal/respwriter"
 )
@@ -65,6 +66,14 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		ctx, span = tracer.Start(ctx, spanMethod(method, r.Method),
 			trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(serverAttrs(r)...))
+	}
+	var tid trace.TraceID // the exemplars' trace_id
+	switch {
+	case span != nil:
+		tid = exemplar.TraceID(span.SpanContext())
+	case ctx != reqCtx:
+		// No tracer, but the request carried a trace context.
+		tid = exemplar.TraceID(trace.SpanContextFromContext(ctx))
 	}
 	logCtx := ctx
 
@@ -135,14 +144,15 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		case status >= 400:
 			recErr = statusError(status)
 		}
-		d := m.cfg.now().Sub(start)
+		now := m.cfg.now()
+		d := now.Sub(start)
 		route := m.routeOf(r)
 		reqBytes := r.ContentLength
 		if body != nil {
 			reqBytes = body.n.Load()
 		}
 		s := m.httpSeriesFor(method, uint8(scheme), route, status)
-		s.duration.Observe(d.Seconds())
+		s.duration.Observe(d.Seconds(), tid, now)
 		s.reqSize.Observe(float64(max(reqBytes, 0)))
 		s.respSize.Observe(float64(st.Bytes))
 		active.Dec()

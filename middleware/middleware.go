@@ -17,6 +17,7 @@ import (
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/cowmap"
+	"github.com/modeltel/modeltel/internal/exemplar"
 	"github.com/modeltel/modeltel/internal/genai"
 	"github.com/modeltel/modeltel/internal/promlist"
 )
@@ -58,7 +59,8 @@ type httpKey struct {
 }
 
 type httpSeries struct {
-	duration, reqSize, respSize prometheus.Observer
+	duration          *exemplar.Histogram // with the trace id of a sampled request
+	reqSize, respSize prometheus.Observer
 }
 
 // New returns a Middleware configured by opts. It cannot fail.
@@ -155,7 +157,7 @@ func (m *Middleware) httpSeriesFor(method, scheme uint8, route string, status in
 			errType = code
 		}
 		return &httpSeries{
-			duration: m.duration.WithLabelValues(mn, route, code, sn, errType),
+			duration: exemplar.New(m.duration.WithLabelValues(mn, route, code, sn, errType), m.cfg.durBuckets),
 			reqSize:  m.reqSize.WithLabelValues(mn, route, code, sn, errType),
 			respSize: m.respSize.WithLabelValues(mn, route, code, sn, errType),
 		}

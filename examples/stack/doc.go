@@ -14,7 +14,9 @@
 //     config file: e2e.sh starts it with flags; it receives the Loki push API at /insert/loki/api/v1/push.
 //   - dashboards/gateway.json, dashboards/gpu.json, dashboards/serving.json, dashboards/training.json: Grafana
 //     dashboards whose data source is the variable ${datasource}, with no fixed uid, so they import into any
-//     Grafana.
+//     Grafana. The latency panels show exemplars (the trace_id of a sampled request).
+//   - grafana/datasources.yaml: Grafana data source provisioning for Prometheus, Jaeger and VictoriaLogs that
+//     links exemplar and log trace ids to Jaeger, and Jaeger's spans to their log lines.
 //   - build.sh: builds Prometheus, promtool, Jaeger and VictoriaLogs from the Go module proxy at pinned versions into
 //     a cache outside the repository.
 //   - e2e.sh: starts the three servers on 127.0.0.1, runs the examples against them, drives load and checks

@@ -72,8 +72,9 @@ mkdir -p "$data/prometheus" "$data/victorialogs" "$logs" "$ebin"
 ok "ports free, data in ${data#"$repo"/}, logs in ${logs#"$repo"/}"
 
 step "start Prometheus, Jaeger and VictoriaLogs on 127.0.0.1"
+# exemplar-storage: Prometheus keeps the trace ids the SDK's histograms carry (e2e.d/50-exemplars.sh).
 start prometheus "$bin/prometheus" --config.file="$stack/prometheus.yml" --storage.tsdb.path="$data/prometheus" \
-  --web.listen-address=127.0.0.1:9090 --log.level=warn
+  --web.listen-address=127.0.0.1:9090 --log.level=warn --enable-feature=exemplar-storage
 start jaeger "$bin/jaeger" --config="$stack/jaeger.yaml"
 start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
   -loggerLevel=WARN

@@ -73,7 +73,7 @@ func run(args []string) int {
 	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio, engine: inf.Engine(served[0])}
 	api.HandleFunc("POST /v1/chat/completions", m.chat)
 	root := http.NewServeMux()
-	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	root.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	root.Handle("/", mw.Handler(api))
 
 	ln, err := net.Listen("tcp", *listen)

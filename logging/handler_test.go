@@ -61,6 +61,38 @@ func TestNewHandlerSlogtest(t *testing.T) {
 	})
 }
 
+// withSpan hands every record on with a span in its ctx, so that slogtest's
+// records, logged without one, take NewHandler's paths that add the ids.
+type withSpan struct{ h slog.Handler }
+
+func (w withSpan) Enabled(ctx context.Context, l slog.Level) bool { return w.h.Enabled(ctx, l) }
+func (w withSpan) Handle(_ context.Context, r slog.Record) error  { return w.h.Handle(spanCtx(), r) }
+func (w withSpan) WithAttrs(as []slog.Attr) slog.Handler          { return withSpan{w.h.WithAttrs(as)} }
+func (w withSpan) WithGroup(name string) slog.Handler             { return withSpan{w.h.WithGroup(name)} }
+
+// slogtest again, every record in a span: the ids are added (inline for the
+// JSON handler when the record has more than 3 attributes), and the
+// handler's rules still hold.
+func TestNewHandlerSlogtestInSpan(t *testing.T) {
+	var buf bytes.Buffer
+	slogtest.Run(t, func(*testing.T) slog.Handler {
+		buf.Reset()
+		return withSpan{NewHandler(slog.NewJSONHandler(&buf, nil))}
+	}, func(t *testing.T) map[string]any {
+		lines := parseLines(t, buf.Bytes())
+		if len(lines) != 1 {
+			t.Fatalf("got %d lines, want 1", len(lines))
+		}
+		m := lines[0]
+		if m[TraceIDKey] != testTraceID || m[SpanIDKey] != testSpanID {
+			t.Errorf("ids %v/%v in %v", m[TraceIDKey], m[SpanIDKey], m)
+		}
+		delete(m, TraceIDKey)
+		delete(m, SpanIDKey)
+		return m
+	})
+}
+
 func TestNewHandlerTraceIDsTopLevel(t *testing.T) {
 	tests := []struct {
 		name string

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -32,7 +33,17 @@ func NewHandler(next slog.Handler) slog.Handler {
 	if next == nil {
 		next = defaultHandler()
 	}
-	return &traceHandler{next: next, ids: new(idCache)}
+	return &traceHandler{next: next, ids: new(idCache), std: isStdHandler(next)}
+}
+
+// isStdHandler reports whether h is slog's JSON or text handler, which
+// format a record while Handle runs and keep nothing of it.
+func isStdHandler(h slog.Handler) bool {
+	switch h.(type) {
+	case *slog.JSONHandler, *slog.TextHandler:
+		return true
+	}
+	return false
 }
 
 type traceHandler struct {
@@ -41,6 +52,9 @@ type traceHandler struct {
 	// on, outermost first; each entry is a group name or a list of attrs.
 	goas []groupOrAttrs
 	ids  *idCache // shared by the WithAttrs/WithGroup copies
+	// std: next is slog's JSON or text handler (see isStdHandler), which
+	// is handed a record whose attributes lie in a pooled array.
+	std bool
 }
 
 // idCache remembers the hex form of recently seen span contexts, so that the
@@ -78,6 +92,45 @@ func (c *idCache) get(sc trace.SpanContext) (traceID, spanID string) {
 	return e.tid, e.sid
 }
 
+// inlineAttrs is the number of attributes a slog.Record holds without
+// allocating; past it, AddAttrs grows a slice of its own.
+const inlineAttrs = 5
+
+// attrBuf holds a record's attributes and the ids for handleInline.
+type attrBuf struct{ as []slog.Attr }
+
+// maxPooledAttrs is the largest attrBuf kept in attrBufs.
+const maxPooledAttrs = 64
+
+var attrBufs = sync.Pool{New: func() any { return new(attrBuf) }}
+
+// handleInline hands next (slog's JSON or text handler) a new record whose
+// one attribute is a group with an empty key, which those handlers inline:
+// r's attributes followed by the ids, in a pooled array. The output is the
+// same as that of r with the ids added, without the allocation of adding
+// them: r's own inline slots are full, and the slice the slog.Logger made
+// for the rest is exactly as long as those attributes. The array goes back
+// to the pool once next.Handle returns: those handlers keep no part of the
+// record.
+func (h *traceHandler) handleInline(ctx context.Context, r slog.Record, tid, sid string) error {
+	b := attrBufs.Get().(*attrBuf)
+	as := b.as[:0]
+	r.Attrs(func(a slog.Attr) bool {
+		as = append(as, a)
+		return true
+	})
+	as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	nr.AddAttrs(slog.Attr{Value: slog.GroupValue(as...)})
+	err := h.next.Handle(ctx, nr)
+	clear(as) // let go of what the attributes point to
+	if cap(as) <= maxPooledAttrs {
+		b.as = as[:0]
+		attrBufs.Put(b)
+	}
+	return err
+}
+
 type groupOrAttrs struct {
 	group string
 	attrs []slog.Attr
@@ -92,16 +145,17 @@ func (h *traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
 		return h
 	}
 	if len(h.goas) == 0 {
-		return &traceHandler{next: h.next.WithAttrs(as), ids: h.ids}
+		next := h.next.WithAttrs(as)
+		return &traceHandler{next: next, ids: h.ids, std: isStdHandler(next)}
 	}
-	return &traceHandler{next: h.next, ids: h.ids, goas: append(slices.Clip(h.goas), groupOrAttrs{attrs: slices.Clone(as)})}
+	return &traceHandler{next: h.next, ids: h.ids, std: h.std, goas: append(slices.Clip(h.goas), groupOrAttrs{attrs: slices.Clone(as)})}
 }
 
 func (h *traceHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	return &traceHandler{next: h.next, ids: h.ids, goas: append(slices.Clip(h.goas), groupOrAttrs{group: name})}
+	return &traceHandler{next: h.next, ids: h.ids, std: h.std, goas: append(slices.Clip(h.goas), groupOrAttrs{group: name})}
 }
 
 func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -110,13 +164,17 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 		sc = trace.SpanContextFromContext(ctx)
 	}
 	if len(h.goas) == 0 {
-		if sc.IsValid() {
-			// Clone so that adding to a record that shares its attribute
-			// array with other copies (a fan-out) cannot overwrite theirs.
-			r = r.Clone()
-			tid, sid := h.ids.get(sc)
-			r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+		if !sc.IsValid() {
+			return h.next.Handle(ctx, r)
 		}
+		tid, sid := h.ids.get(sc)
+		if h.std && r.NumAttrs() > inlineAttrs-2 {
+			return h.handleInline(ctx, r, tid, sid)
+		}
+		// Clone so that adding to a record that shares its attribute
+		// array with other copies (a fan-out) cannot overwrite theirs.
+		r = r.Clone()
+		r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 		return h.next.Handle(ctx, r)
 	}
 

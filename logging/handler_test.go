@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/slogtest"
@@ -57,6 +58,39 @@ func TestNewHandlerSlogtest(t *testing.T) {
 			t.Fatalf("got %d lines, want 1", len(lines))
 		}
 		return lines[0]
+	})
+}
+
+// withSpan hands every record on with a span in its ctx, so that slogtest's
+// records, logged without one, take NewHandler's paths that add the ids.
+type withSpan struct{ h slog.Handler }
+
+func (w withSpan) Enabled(ctx context.Context, l slog.Level) bool { return w.h.Enabled(ctx, l) }
+func (w withSpan) Handle(_ context.Context, r slog.Record) error  { return w.h.Handle(spanCtx(), r) }
+func (w withSpan) WithAttrs(as []slog.Attr) slog.Handler          { return withSpan{w.h.WithAttrs(as)} }
+func (w withSpan) WithGroup(name string) slog.Handler             { return withSpan{w.h.WithGroup(name)} }
+
+// slogtest again, every record in a span: the ids are added and the
+// handler's rules still hold. slogtest's records have at most 3 attributes,
+// so this covers the clone and the group paths; the inline one (more than 3)
+// is TestNewHandlerInlineSameOutput's.
+func TestNewHandlerSlogtestInSpan(t *testing.T) {
+	var buf bytes.Buffer
+	slogtest.Run(t, func(*testing.T) slog.Handler {
+		buf.Reset()
+		return withSpan{NewHandler(slog.NewJSONHandler(&buf, nil))}
+	}, func(t *testing.T) map[string]any {
+		lines := parseLines(t, buf.Bytes())
+		if len(lines) != 1 {
+			t.Fatalf("got %d lines, want 1", len(lines))
+		}
+		m := lines[0]
+		if m[TraceIDKey] != testTraceID || m[SpanIDKey] != testSpanID {
+			t.Errorf("ids %v/%v in %v", m[TraceIDKey], m[SpanIDKey], m)
+		}
+		delete(m, TraceIDKey)
+		delete(m, SpanIDKey)
+		return m
 	})
 }
 
@@ -186,6 +220,106 @@ func TestNewHandlerIDCache(t *testing.T) {
 	}
 }
 
+// hiddenHandler hides the type of the handler it wraps, so that NewHandler
+// adds the ids to a clone of the record, as for any other handler.
+type hiddenHandler struct{ slog.Handler }
+
+type resolver struct{}
+
+func (resolver) LogValue() slog.Value { return slog.IntValue(42) }
+
+// For slog's own handlers, NewHandler hands on the record's attributes and
+// the ids as one inlined group in a pooled array (see handleInline): the
+// output, and what ReplaceAttr sees, must be what adding the ids to the
+// record gives, whatever the attributes and the handler's options.
+func TestNewHandlerInlineSameOutput(t *testing.T) {
+	attrs := []slog.Attr{
+		slog.String("s", "x y"), {}, slog.Group("g", slog.Int("a", 1), slog.String("drop", "z")),
+		slog.Any("lv", resolver{}), slog.String("drop", "gone"), slog.Group("", slog.Int("inl", 2)),
+		slog.Group("alldropped", slog.String("drop", "")), slog.Duration("d", time.Second), slog.Bool("b", true),
+		slog.Float64("f", 1.5), slog.Any("err", io.EOF),
+	}
+	type variant struct {
+		name string
+		make func(w io.Writer, o *slog.HandlerOptions) slog.Handler
+	}
+	variants := []variant{
+		{"json", func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewJSONHandler(w, o) }},
+		{"text", func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }},
+		{"json with group and attrs", func(w io.Writer, o *slog.HandlerOptions) slog.Handler {
+			return slog.NewJSONHandler(w, o).WithAttrs([]slog.Attr{slog.Int("pre", 0)}).WithGroup("pg")
+		}},
+		{"text with group", func(w io.Writer, o *slog.HandlerOptions) slog.Handler {
+			return slog.NewTextHandler(w, o).WithGroup("pg")
+		}},
+	}
+	for _, v := range variants {
+		for n := 0; n <= len(attrs); n++ {
+			for _, source := range []bool{false, true} {
+				// out logs one record with n attributes through NewHandler
+				// over h (or over h hidden) and returns the line and the
+				// ReplaceAttr calls.
+				out := func(hide bool) (string, []string) {
+					var buf bytes.Buffer
+					var calls []string
+					o := &slog.HandlerOptions{AddSource: source, ReplaceAttr: func(gs []string, a slog.Attr) slog.Attr {
+						calls = append(calls, strings.Join(gs, ".")+"/"+a.Key)
+						if a.Key == slog.TimeKey || a.Key == "drop" {
+							return slog.Attr{}
+						}
+						return a
+					}}
+					h := v.make(&buf, o)
+					if hide {
+						h = hiddenHandler{h}
+					}
+					r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
+					if source {
+						r = slog.NewRecord(time.Now(), slog.LevelInfo, "m", callerPC())
+					}
+					r.AddAttrs(attrs[:n]...)
+					if err := NewHandler(h).Handle(spanCtx(), r); err != nil {
+						t.Fatal(err)
+					}
+					return buf.String(), calls
+				}
+				got, gotCalls := out(false)
+				want, wantCalls := out(true)
+				if got != want {
+					t.Errorf("%s, %d attrs, source %v:\ngot  %s\nwant %s", v.name, n, source, got, want)
+				}
+				if strings.Join(gotCalls, " ") != strings.Join(wantCalls, " ") {
+					t.Errorf("%s, %d attrs: ReplaceAttr saw %v, want %v", v.name, n, gotCalls, wantCalls)
+				}
+				if !strings.Contains(got, testTraceID) {
+					t.Errorf("%s, %d attrs: no trace id in %s", v.name, n, got)
+				}
+			}
+		}
+	}
+}
+
+func callerPC() uintptr {
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:])
+	return pcs[0]
+}
+
+// The middleware's request line (7 attributes, more than a record holds
+// inline) costs no allocation beyond the JSON handler's own.
+func TestNewHandlerRequestLineAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not exact under -race")
+	}
+	ctx := spanCtx()
+	base := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	withIDs := slog.New(NewHandler(slog.NewJSONHandler(io.Discard, nil)))
+	want := testing.AllocsPerRun(200, func() { logRequestLine(ctx, base) })
+	if got := testing.AllocsPerRun(200, func() { logRequestLine(ctx, withIDs) }); got > want {
+		t.Errorf("request line through NewHandler: %v allocs, JSON handler alone %v", got, want)
+	}
+}
+
 func TestNewHandlerNil(t *testing.T) {
 	if !NewHandler(nil).Enabled(context.Background(), slog.LevelInfo) {
 		t.Error("NewHandler(nil) not enabled at info")
@@ -249,6 +383,23 @@ func BenchmarkHandler(b *testing.B) {
 		requestLog(b, NewHandler(slog.NewJSONHandler(io.Discard, nil)))
 		// Both timed again in the same run, for the ratio (goal <= 1.15).
 		b.ReportMetric(ratio(b.N, NewHandler(slog.NewJSONHandler(io.Discard, nil)), slog.NewJSONHandler(io.Discard, nil)), "x-JSONHandler")
+		// And against the same output with the ids passed as attributes:
+		// this package's own cost, without the JSON handler's for the ids.
+		withIDs := slog.New(NewHandler(slog.NewJSONHandler(io.Discard, nil)))
+		floor := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		ctx := spanCtx()
+		b.ReportMetric(ratioFunc(b.N, func() { logRequestLine(ctx, withIDs) }, func() { logRequestLineIDs(ctx, floor) }), "x-ids-as-attrs")
+	})
+	// The floor of NewHandler's request line: the same output, the ids
+	// passed by the caller as attributes, already encoded (9 attributes:
+	// the record's slice holds 4, still one allocation).
+	b.Run("baseline/JSONHandler/request-log+ids-as-attrs", func(b *testing.B) {
+		l := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		b.ReportAllocs()
+		for b.Loop() {
+			logRequestLineIDs(ctx, l)
+		}
+		b.ReportMetric(ratioFunc(b.N, func() { logRequestLineIDs(ctx, l) }, func() { logRequestLine(ctx, l) }), "x-JSONHandler")
 	})
 	b.Run("baseline/JSONHandler/group", func(b *testing.B) {
 		run(b, slog.NewJSONHandler(io.Discard, nil).WithGroup("g").WithAttrs([]slog.Attr{slog.Int("x", 1)}))
@@ -267,22 +418,39 @@ func logRequestLine(ctx context.Context, l *slog.Logger) {
 		slog.String("model", "llama-3-8b-instruct"))
 }
 
+// logRequestLineIDs logs the same line with the ids, already encoded, as
+// attributes (9 attributes).
+func logRequestLineIDs(ctx context.Context, l *slog.Logger) {
+	l.LogAttrs(ctx, slog.LevelInfo, "http request",
+		slog.String("method", "POST"), slog.String("route", "/v1/chat/completions"),
+		slog.Int("status", 200), slog.Duration("duration", 1234567*time.Microsecond),
+		slog.Int64("request_bytes", 182), slog.Int64("response_bytes", 4711),
+		slog.String("model", "llama-3-8b-instruct"),
+		slog.String(TraceIDKey, testTraceID), slog.String(SpanIDKey, testSpanID))
+}
+
 // ratio times n request lines through h and through base, in turns of 1000,
 // and returns h's time over base's.
 func ratio(n int, h, base slog.Handler) float64 {
 	ctx := spanCtx()
 	lh, lb := slog.New(h), slog.New(base)
-	var dh, db time.Duration
+	return ratioFunc(n, func() { logRequestLine(ctx, lh) }, func() { logRequestLine(ctx, lb) })
+}
+
+// ratioFunc times n calls of f and of base, in turns of 1000, and returns
+// f's time over base's.
+func ratioFunc(n int, f, base func()) float64 {
+	var df, db time.Duration
 	for done := 0; done < n; done += 1000 {
 		t0 := time.Now()
 		for range 1000 {
-			logRequestLine(ctx, lh)
+			f()
 		}
 		t1 := time.Now()
 		for range 1000 {
-			logRequestLine(ctx, lb)
+			base()
 		}
-		dh, db = dh+t1.Sub(t0), db+time.Since(t1)
+		df, db = df+t1.Sub(t0), db+time.Since(t1)
 	}
-	return float64(dh) / float64(db)
+	return float64(df) / float64(db)
 }

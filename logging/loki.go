@@ -245,10 +245,36 @@ type fmtOp struct {
 	attrs []slog.Attr
 }
 
-type bufWriter struct{ buf *[]byte }
+// lineWriter receives the line a shard's JSON handler writes for a record
+// (slog's handlers write each record in one Write) and keeps it, without the
+// newline, in line: lines up to slabLine bytes go straight into a slab, back
+// to back (one allocation for many lines, not zeroed, and no copy through a
+// buffer of its own), longer ones into a string of their own. A line longer
+// than max is not kept: tooLarge is set instead.
+type lineWriter struct {
+	max      int
+	slab     strings.Builder // only appended to: the lines taken from it stay valid
+	line     string
+	tooLarge bool
+}
 
-func (w bufWriter) Write(p []byte) (int, error) {
-	*w.buf = append(*w.buf, p...)
+func (w *lineWriter) Write(p []byte) (int, error) {
+	b := bytes.TrimSuffix(p, []byte{'\n'})
+	switch n := len(b); {
+	case n > w.max:
+		w.line, w.tooLarge = "", true
+	case n > slabLine:
+		w.line = string(b)
+	default:
+		if w.slab.Cap()-w.slab.Len() < n {
+			// A full slab is left to the GC once its lines are pushed.
+			w.slab = strings.Builder{}
+			w.slab.Grow(slabSize)
+		}
+		off := w.slab.Len()
+		w.slab.Write(b)
+		w.line = w.slab.String()[off:]
+	}
 	return len(p), nil
 }
 
@@ -260,12 +286,8 @@ func (w bufWriter) Write(p []byte) (int, error) {
 // at once.
 type qshard struct {
 	fmu  sync.Mutex
-	buf  []byte       // under fmu: the line being formatted
-	root slog.Handler // under fmu: the JSON handler writing into buf
-	// slab, under fmu, holds the lines copied out of buf, back to back:
-	// one allocation for many lines instead of one each. Only appended to;
-	// a full slab is left to the GC once its lines are pushed.
-	slab []byte
+	root slog.Handler // under fmu: the JSON handler writing into w
+	w    lineWriter   // under fmu
 
 	mu     sync.Mutex
 	chunks [][]lokiEntry
@@ -315,13 +337,14 @@ type lokiCore struct {
 	all        promlist.Collectors // the four above: what Describe and Collect send
 }
 
+// lokiEntry is one queued line: 64 bytes, one cache line.
 type lokiEntry struct {
 	seq      uint64
-	ts       time.Time
+	ts       int64 // Unix nanoseconds
 	line     string
-	level    slog.Level
 	traceID  trace.TraceID
 	spanID   trace.SpanID
+	level    int32 // a slog.Level
 	hasTrace bool
 }
 
@@ -357,7 +380,8 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	}
 	for i := range c.shards {
 		q := &c.shards[i]
-		q.root = slog.NewJSONHandler(bufWriter{&q.buf}, c.jsonOpt)
+		q.w.max = cfg.BatchBytes
+		q.root = slog.NewJSONHandler(&q.w, c.jsonOpt)
 	}
 	c.initMetrics()
 	for range cfg.MaxInFlight {
@@ -476,27 +500,12 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	}
 	shard := c.lockFormatter()
 	q := &c.shards[shard]
-	q.buf = q.buf[:0]
+	q.w.line, q.w.tooLarge = "", false
 	err := l.handler(shard).Handle(ctx, r)
-	var line string
-	switch n := len(bytes.TrimSuffix(q.buf, []byte{'\n'})); {
-	case n > c.cfg.BatchBytes:
-		line, err = "", errTooLarge
-	case n > slabLine:
-		line = string(q.buf[:n])
-	case n > 0:
-		if cap(q.slab)-len(q.slab) < n {
-			q.slab = make([]byte, 0, slabSize)
-		}
-		off := len(q.slab)
-		q.slab = append(q.slab, q.buf[:n]...)
-		line = unsafe.String(&q.slab[off], n)
-	}
-	if cap(q.buf) > maxKeptLineBuf {
-		q.buf = nil // do not keep a huge record's buffer for good
-	}
+	line, tooLarge := q.w.line, q.w.tooLarge
+	q.w.line = "" // the slab is the shard's; the line is on its way
 	q.fmu.Unlock()
-	if err == errTooLarge {
+	if tooLarge {
 		c.drop(DropTooLarge, 1)
 		c.warn("logging: loki line too large, dropping it", "batch_bytes", c.cfg.BatchBytes)
 		return nil
@@ -504,10 +513,11 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 	if err != nil {
 		return fmt.Errorf("logging: loki: %w", err)
 	}
-	e := lokiEntry{ts: r.Time, line: line, level: r.Level}
-	if e.ts.IsZero() {
-		e.ts = time.Now()
+	ts := r.Time
+	if ts.IsZero() {
+		ts = time.Now()
 	}
+	e := lokiEntry{ts: ts.UnixNano(), line: line, level: int32(r.Level)}
 	if ctx != nil {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			e.traceID, e.spanID, e.hasTrace = sc.TraceID(), sc.SpanID(), true
@@ -657,11 +667,6 @@ const (
 	queueChunk    = 256
 	maxFreeChunks = 64
 )
-
-// maxKeptLineBuf is the largest formatting buffer Handle keeps for reuse.
-const maxKeptLineBuf = 64 << 10
-
-var errTooLarge = errors.New("line longer than BatchBytes")
 
 // Close stops accepting lines, pushes what is queued and stops the pushing
 // goroutines. When ctx ends first, the pushes in flight are abandoned, the
@@ -943,7 +948,7 @@ func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, co
 	sc.hex = slices.Grow(sc.hex[:0], 48*len(batch))
 	streams := sc.streams[:0]
 	for _, e := range batch {
-		labels := c.streamLabels(e.level)
+		labels := c.streamLabels(slog.Level(e.level))
 		i := slices.IndexFunc(streams, func(s push.Stream) bool { return s.Labels == labels })
 		if i < 0 {
 			i = len(streams)
@@ -954,7 +959,7 @@ func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, co
 				streams = append(streams, push.Stream{Labels: labels})
 			}
 		}
-		pe := push.Entry{Timestamp: e.ts, Line: e.line}
+		pe := push.Entry{Timestamp: time.Unix(0, e.ts), Line: e.line}
 		if e.hasTrace {
 			off := len(sc.hex)
 			sc.hex = hex.AppendEncode(sc.hex, e.traceID[:])
@@ -999,7 +1004,7 @@ func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
 	for _, e := range batch {
 		var key slog.Level
 		if c.cfg.LevelLabel {
-			key = e.level
+			key = slog.Level(e.level)
 		}
 		s, ok := index[key]
 		if !ok {
@@ -1011,7 +1016,7 @@ func (c *lokiCore) encodeJSON(batch []lokiEntry) ([]byte, string, error) {
 			index[key] = s
 			streams = append(streams, s)
 		}
-		v := []any{strconv.FormatInt(e.ts.UnixNano(), 10), e.line}
+		v := []any{strconv.FormatInt(e.ts, 10), e.line}
 		if e.hasTrace {
 			v = append(v, map[string]string{
 				TraceIDKey: hex.EncodeToString(e.traceID[:]),

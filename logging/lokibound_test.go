@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -33,6 +34,44 @@ func TestLokiLineOverBatchBytes(t *testing.T) {
 	}
 	if !strings.Contains(warnings.String(), "too large") {
 		t.Errorf("no warning: %q", warnings.String())
+	}
+}
+
+// TestLokiLineSizes: lines of every size up to BatchBytes arrive whole and
+// unchanged, whether they fill a slab, cross into the next one or are too
+// long for a slab (slabLine) and kept on their own, in a mix that runs
+// through several slabs of one shard.
+func TestLokiLineSizes(t *testing.T) {
+	f := newFakeLoki(t, nil)
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchBytes = 4 * slabSize
+	cfg.MaxInFlight = 1 // the batches in order
+	l := mustLoki(t, cfg)
+	sizes := []int{0, 1, 100, slabLine - 60, slabLine, slabLine + 1, 3000, slabSize - 100, slabSize, 2 * slabSize}
+	var want []string
+	for round := range 3 {
+		for i, n := range sizes {
+			body := strings.Repeat(string(rune('a'+i)), n)
+			slog.New(l).Info("m", "round", round, "body", body)
+			want = append(want, body)
+		}
+	}
+	closeLoki(t, l)
+	lines := f.lines()
+	if len(lines) != len(want) {
+		t.Fatalf("received %d lines, want %d", len(lines), len(want))
+	}
+	for i, line := range lines {
+		var m struct{ Body string }
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %d: %v (%.100q)", i, err, line)
+		}
+		if m.Body != want[i] {
+			t.Errorf("line %d: body of %d bytes, want %d", i, len(m.Body), len(want[i]))
+		}
+		if strings.HasSuffix(line, "\n") {
+			t.Errorf("line %d ends with a newline", i)
+		}
 	}
 }
 

@@ -68,9 +68,6 @@ type Metrics struct {
 	// was admitted under its own name, to its resolved children. Copy on
 	// write: readers never lock.
 	series cowmap.Map[seriesKey, *series]
-	// list is every series of series, for Collect to flush the output
-	// tokens counted in their shards.
-	list seriesList
 
 	// models and ops are the names admitted under the bounds; only admit
 	// touches them, under the lock of series.
@@ -221,7 +218,12 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if m == nil {
 		return
 	}
-	m.list.flushTokens()
+	// Every series ever created is in m.series (a redirected name's lives
+	// under the name it shares): add their sharded output tokens to the
+	// counters before they are sent.
+	for _, s := range m.series.All() {
+		s.outShards.flushTo(s.outTokens)
+	}
 	m.all.Collect(ch)
 }
 
@@ -284,7 +286,6 @@ func (m *Metrics) newSeries(k seriesKey) *series {
 		genLen:     m.genLen.WithLabelValues(k.op, k.model),
 		outShards:  new(tokenShards),
 	}
-	m.list.add(s)
 	return s
 }
 

@@ -1,7 +1,6 @@
 package inference
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,28 +49,5 @@ func (s *tokenShard) flushTo(c prometheus.Counter) {
 	}
 	if n := s.n.Swap(0); n > 0 {
 		c.Add(float64(n))
-	}
-}
-
-// seriesList is every series a Metrics has created, for Collect to flush
-// their token shards.
-type seriesList struct {
-	mu  sync.Mutex
-	all []*series
-}
-
-func (l *seriesList) add(s *series) {
-	l.mu.Lock()
-	l.all = append(l.all, s)
-	l.mu.Unlock()
-}
-
-// flushTokens adds every series' sharded output tokens to its counter.
-func (l *seriesList) flushTokens() {
-	l.mu.Lock()
-	all := l.all
-	l.mu.Unlock()
-	for _, s := range all {
-		s.outShards.flushTo(s.outTokens)
 	}
 }

@@ -17,6 +17,7 @@
 package cowmap
 
 import (
+	"iter"
 	"sync"
 	"sync/atomic"
 )
@@ -45,6 +46,22 @@ func (m *Map[K, V]) Len() int {
 		return len(*p)
 	}
 	return 0
+}
+
+// All returns the keys and values stored when it is called, without
+// locking: the map it ranges over is never written once published.
+func (m *Map[K, V]) All() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		p := m.m.Load()
+		if p == nil {
+			return
+		}
+		for k, v := range *p {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // LoadOrCreate returns the value stored under k. On a miss it takes the

@@ -188,3 +188,40 @@ func BenchmarkHit(b *testing.B) {
 		})
 	})
 }
+
+func TestAll(t *testing.T) {
+	var m Map[string, int]
+	for range m.All() {
+		t.Fatal("zero Map yields")
+	}
+	admit := func(k string) (string, bool) {
+		if k == "x" {
+			return "other", true // redirected: lives under "other" only
+		}
+		return k, k != "refused"
+	}
+	for i, k := range []string{"a", "b", "x", "refused", "a"} {
+		m.LoadOrAdmit(k, admit, func(string) int { return i })
+	}
+	got := map[string]int{}
+	for k, v := range m.All() {
+		got[k] = v
+	}
+	want := map[string]int{"a": 0, "b": 1, "other": 2}
+	if len(got) != len(want) {
+		t.Fatalf("All = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("All = %v, want %v", got, want)
+		}
+	}
+	n := 0
+	for range m.All() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Fatalf("All went on after break: %d", n)
+	}
+}

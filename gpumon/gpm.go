@@ -69,7 +69,7 @@ type gpmSource struct {
 
 // probeGPM returns the GPM source of h, or nil where the GPU (or driver)
 // has no GPM or the samples cannot be allocated.
-func probeGPM(lib nvml.Interface, h nvml.Device, _ *extSet) *gpmSource {
+func probeGPM(lib nvml.Interface, h nvml.Device) *gpmSource {
 	sup, ret := probe(h.GpmQueryDeviceSupport)
 	if ret != nvml.SUCCESS || sup.IsSupportedDevice == 0 {
 		return nil

@@ -77,7 +77,8 @@ const (
 
 // startSampler probes every GPU and starts the goroutine. It returns nil,
 // and starts nothing, when the sampler is disabled (a negative
-// WithSampleInterval) or no GPU has anything for it.
+// WithSampleInterval). It starts even where no GPU has GPM, NVLink or MIG:
+// PCIe throughput is found only in the first round.
 func startSampler(c *Collector) *sampler {
 	if c.cfg.sampleInterval < 0 {
 		return nil
@@ -99,7 +100,7 @@ func startSampler(c *Collector) *sampler {
 			sd.pcie = pcieNone
 			continue
 		}
-		sd.gpm = probeGPM(c.lib, d.handle, s.set)
+		sd.gpm = probeGPM(c.lib, d.handle)
 		if sd.gpm == nil {
 			noGPM++
 		}

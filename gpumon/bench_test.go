@@ -227,33 +227,13 @@ func mockReads(bx *box) uint64 {
 }
 
 // BenchmarkMockReads is the baseline: the NVML calls of one scrape of the
-// same 8 mocked GPUs, made directly, without building any metric.
+// same 8 mocked GPUs (mockReads), made directly, without building any metric.
 func BenchmarkMockReads(b *testing.B) {
 	bx := benchBox(b)
 	var sink uint64
-	var fv [1]nvml.FieldValue // gpumon keeps one such buffer per device
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, d := range bx.devs {
-			u, _ := d.GetUtilizationRates()
-			m, _ := d.GetMemoryInfo()
-			t, _ := d.GetTemperature(nvml.TEMPERATURE_GPU)
-			p, _ := d.GetPowerUsage()
-			l, _ := d.GetEnforcedPowerLimit()
-			e, _ := d.GetTotalEnergyConsumption()
-			sm, _ := d.GetClockInfo(nvml.CLOCK_SM)
-			mc, _ := d.GetClockInfo(nvml.CLOCK_MEM)
-			f, _ := d.GetFanSpeed()
-			r, _ := d.GetPcieReplayCounter()
-			cr, _ := d.GetCurrentClocksEventReasons()
-			e1, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
-			e2, _ := d.GetTotalEccErrors(nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
-			fv[0] = nvml.FieldValue{FieldId: nvml.FI_DEV_MEMORY_TEMP}
-			_ = d.GetFieldValues(fv[:])
-			rc, ru, _, _, _ := d.GetRemappedRows()
-			sink += uint64(u.Gpu) + m.Used + uint64(t+p+l+sm+mc+f) + e + uint64(r) + cr + e1 + e2
-			sink += uint64(fv[0].Value[0]) + uint64(rc+ru)
-		}
+		sink += mockReads(bx)
 	}
 	_ = sink
 }

@@ -822,32 +822,42 @@ gpumon_collect_errors_total{call="timeout"} 0
 
 // onlyGPU is c without the per-GPU series of the other GPUs.
 func onlyGPU(c prometheus.Collector, gpu string) prometheus.Collector {
-	return filtered{c, gpu}
+	return filtered{c, func(m prometheus.Metric) bool {
+		var out dto.Metric
+		if err := m.Write(&out); err != nil {
+			return false
+		}
+		for _, l := range out.GetLabel() {
+			if l.GetName() == "gpu" && l.GetValue() != gpu {
+				return false
+			}
+		}
+		return true
+	}}
 }
 
+// filteredName is c with only the series named name.
+func filteredName(c prometheus.Collector, name string) prometheus.Collector {
+	return filtered{c, func(m prometheus.Metric) bool {
+		return strings.Contains(m.Desc().String(), `fqName: "`+name+`"`)
+	}}
+}
+
+// filtered is c with only the series keep accepts. It collects c on its
+// own goroutine, so a collector with more series than a buffer holds does
+// not block.
 type filtered struct {
-	c   prometheus.Collector
-	gpu string
+	c    prometheus.Collector
+	keep func(prometheus.Metric) bool
 }
 
 func (f filtered) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
 
 func (f filtered) Collect(ch chan<- prometheus.Metric) {
-	all := make(chan prometheus.Metric, 1024)
-	f.c.Collect(all)
-	close(all)
+	all := make(chan prometheus.Metric, 256)
+	go func() { f.c.Collect(all); close(all) }()
 	for m := range all {
-		var out dto.Metric
-		if err := m.Write(&out); err != nil {
-			continue
-		}
-		keep := true
-		for _, l := range out.GetLabel() {
-			if l.GetName() == "gpu" && l.GetValue() != f.gpu {
-				keep = false
-			}
-		}
-		if keep {
+		if f.keep(m) {
 			ch <- m
 		}
 	}

@@ -663,28 +663,6 @@ gpumon_collect_errors_total{call="timeout"} 0
 	}
 }
 
-// filteredName is c with only the series named name.
-func filteredName(c prometheus.Collector, name string) prometheus.Collector {
-	return nameFilter{c, name}
-}
-
-type nameFilter struct {
-	c    prometheus.Collector
-	name string
-}
-
-func (f nameFilter) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
-
-func (f nameFilter) Collect(ch chan<- prometheus.Metric) {
-	all := make(chan prometheus.Metric, 4096)
-	go func() { f.c.Collect(all); close(all) }()
-	for m := range all {
-		if strings.Contains(m.Desc().String(), `fqName: "`+f.name+`"`) {
-			ch <- m
-		}
-	}
-}
-
 // TestSamplerSkipsHungGPU: a GPU whose scrape read hangs past the scrape
 // timeout is left out of the sampler's rounds (its values go stale), so the
 // other GPUs' values go on.

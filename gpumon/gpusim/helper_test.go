@@ -9,7 +9,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// filtered is the metrics of c named name, of GPU gpu ("" for any).
+// filtered is the metrics of c named name, of GPU gpu ("" for any). It
+// collects c on its own goroutine, so any number of series fits.
 type filtered struct {
 	c         prometheus.Collector
 	name, gpu string
@@ -18,9 +19,8 @@ type filtered struct {
 func (f filtered) Describe(ch chan<- *prometheus.Desc) { f.c.Describe(ch) }
 
 func (f filtered) Collect(ch chan<- prometheus.Metric) {
-	all := make(chan prometheus.Metric, 4096)
-	f.c.Collect(all)
-	close(all)
+	all := make(chan prometheus.Metric, 256)
+	go func() { f.c.Collect(all); close(all) }()
 	for m := range all {
 		if !strings.Contains(m.Desc().String(), `fqName: "`+f.name+`"`) {
 			continue

@@ -207,3 +207,10 @@ dashboard_queries() {
   jq -r '.panels[] | .targets[]? | .expr
     | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' "$@"
 }
+
+# dashboard_row FILE TITLE: the panels of the row titled TITLE in the dashboard FILE (those after it, up to
+# the next row), as a dashboard that dashboard_queries reads.
+dashboard_row() {
+  jq --arg title "$2" '.panels | (map(.title) | index($title)) as $i | .[$i + 1:]
+    | (map(.type) | index("row") // length) as $j | {panels: .[:$j]}' "$1"
+}

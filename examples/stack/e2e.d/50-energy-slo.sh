@@ -70,8 +70,6 @@ while IFS= read -r q; do
   es_total=$((es_total + 1))
   if [ "${gpu_running:-0}" != 1 ] && [[ "$q" != *gen_ai_slo:* ]]; then continue; fi
   poll 10 "data: ${q:0:90}" es_check "$q" 'true' || fail "dashboard query returns no data: $q"
-done < <(jq -r '.panels | (map(.title) | index("Energy, GPU time and SLOs")) as $i | .[$i + 1:]
-  | (map(.type) | index("row") // length) as $j | .[:$j][] | .targets[]? | .expr
-  | gsub("\\$__rate_interval"; "1m") | gsub("\\$[A-Za-z_]+"; ".*")' "$stack/dashboards/serving.json")
+done < <(dashboard_row "$stack/dashboards/serving.json" "Energy, GPU time and SLOs" | dashboard_queries /dev/stdin)
 [ "$es_total" -ge 8 ] || fail "found only $es_total queries in the \"Energy, GPU time and SLOs\" row of serving.json"
 ok "$es_total queries of the energy and SLO row return data"

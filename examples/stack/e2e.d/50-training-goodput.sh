@@ -22,9 +22,7 @@ while IFS= read -r q; do
     gp_empty=$((gp_empty + 1))
     info "no data: $q"
   fi
-done < <(jq '(.panels[] | select(.type == "row" and .title == "Goodput") | .gridPos.y) as $y
-  | {panels: [.panels[] | select(.type != "row" and .gridPos.y > $y)]}' "$stack"/dashboards/training.json |
-  dashboard_queries /dev/stdin)
+done < <(dashboard_row "$stack/dashboards/training.json" Goodput | dashboard_queries /dev/stdin)
 [ "$gp_total" -ge 6 ] || fail "found only $gp_total queries in the training dashboard's Goodput row"
 [ "$gp_empty" -eq 0 ] || fail "$gp_empty of the $gp_total Goodput row queries return no data"
 ok "all $gp_total Goodput row queries return data"

@@ -255,24 +255,13 @@ poll 60 "energy per token recorded by Thanos rule for every node" prom_at_least 
   fail "node_model:inference_joules_per_output_token:ratio5m missing for some nodes at the global tier"
 poll 60 "SLO good ratios recorded by Thanos rule" prom_at_least "count(gen_ai_slo:good_ratio:rate1h)" 6 ||
   fail "gen_ai_slo:good_ratio:rate1h missing at the global tier (2 models x 3 SLIs)"
-bad=0; total=0; empty=()
-while IFS= read -r q; do
-  total=$((total + 1))
-  ans=$(prom_query "$q" 2>&1) || { bad=$((bad + 1)); info "query failed: $q: $ans"; continue; }
-  [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ] || empty+=("$q")
-done < <(dashboard_queries "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json)
-[ $bad -eq 0 ] || fail "$bad of $total dashboard queries failed at the global tier"
 # Some panels may be empty here, for reasons the test knows: XIDs (none yet; the alerting step injects one and
 # checks the panel then), fans (the simulated models are passively cooled, as the real boards are) and the
 # per-process and per-pod panels (opt-in, --process-metrics, which the fleet's exporters leave off as
 # dcgm-exporter's defaults do; e2e.d/20-gpu-sim.sh checks those panels with it on).
-for q in "${empty[@]}"; do
-  case "$q" in
-    *gpu_xid_errors_total*|*gpu_fan_speed_ratio*|*gpu_process_*) info "no data, as expected here: $q" ;;
-    *) fail "dashboard query returns no data at the global tier: $q" ;;
-  esac
-done
-ok "$total GPU and serving dashboard queries run at the global tier; $(( total - ${#empty[@]} )) return data, the rest are XIDs, fans and the opt-in per-process panels"
+dashboard_check 'gpu_xid_errors_total|gpu_fan_speed_ratio|gpu_process_' "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json
+for q in "${dq_empty[@]}"; do info "no data, as expected here: $q"; done
+ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_total - ${#dq_empty[@]} )) return data, the rest are XIDs, fans and the opt-in per-process panels"
 
 # ---------------------------------------------------------------------------------------------------------
 notifications() { curl -fsS --max-time 5 http://127.0.0.1:9197/notifications; }

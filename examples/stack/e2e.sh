@@ -200,14 +200,9 @@ else
 fi
 
 # Every dashboard query, with Grafana's variables filled in, must run on the real Prometheus without error.
-bad=0; total=0; withdata=0
-while IFS= read -r q; do
-  total=$((total + 1))
-  ans=$(prom_query "$q" 2>&1) || { bad=$((bad + 1)); info "query failed: $q: $ans"; continue; }
-  if [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ]; then withdata=$((withdata + 1)); fi
-done < <(dashboard_queries "$stack"/dashboards/*.json)
-[ $bad -eq 0 ] || fail "$bad of $total dashboard queries failed on Prometheus"
-ok "all $total dashboard queries run on Prometheus ($withdata return data now)"
+# Not all have data yet (the fragments below make the traffic that fills them, and check their panels).
+dashboard_check . "$stack"/dashboards/*.json
+ok "all $dq_total dashboard queries run on Prometheus ($((dq_total - ${#dq_empty[@]})) return data now)"
 
 step "Jaeger: the request trace"
 trace_id=""

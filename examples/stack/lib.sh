@@ -208,6 +208,28 @@ dashboard_queries() {
     | gsub("\\$__rate_interval"; "1m") | gsub("\\$__range"; "1h") | gsub("\\$[A-Za-z_]+"; ".*")' "$@"
 }
 
+# dashboard_check ALLOWED DASHBOARD.json...: runs every panel query of the dashboards (dashboard_queries) once.
+# A query that fails fails the test; so does one that returns no data, unless it matches the extended regular
+# expression ALLOWED (empty: every query must return data). Sets dq_total (the queries run) and dq_empty (the
+# allowed queries without data) for the caller's own report. Pass a row as a file: <(dashboard_row FILE TITLE).
+dashboard_check() {
+  local allowed=$1 q ans
+  shift
+  dq_total=0
+  dq_empty=()
+  while IFS= read -r q; do
+    dq_total=$((dq_total + 1))
+    ans=$(prom_query "$q" 2>&1) || fail "dashboard query failed ($*): $q: $ans"
+    [ "$(jq -r '.data.result | length' <<<"$ans")" -gt 0 ] && continue
+    if [ -n "$allowed" ] && [[ $q =~ $allowed ]]; then
+      dq_empty+=("$q")
+    else
+      fail "dashboard query returns no data ($*): $q"
+    fi
+  done < <(dashboard_queries "$@")
+  [ "$dq_total" -gt 0 ] || fail "no dashboard queries found in $*"
+}
+
 # dashboard_row FILE TITLE: the panels of the row titled TITLE in the dashboard FILE (those after it, up to
 # the next row), as a dashboard that dashboard_queries reads.
 dashboard_row() {

@@ -64,15 +64,8 @@ poll 30 "inference_requests_active and the upstream's active requests back to 0"
   fail "active gauges of the gateway not back to 0"
 
 # The gateway dashboard: every query returns data now (the traffic above is within the 1m rate windows).
-gw_dash_empty=()
-gw_dash_total=0
-while IFS= read -r q; do
-  gw_dash_total=$((gw_dash_total + 1))
-  n=$(prom_query "$q" | jq -r '.data.result | length') || fail "gateway dashboard query failed: $q"
-  [ "$n" -gt 0 ] || gw_dash_empty+=("$q")
-done < <(dashboard_queries "$stack/dashboards/gateway.json")
-[ ${#gw_dash_empty[@]} -eq 0 ] || fail "gateway dashboard queries with no data: ${gw_dash_empty[*]}"
-ok "all $gw_dash_total queries of dashboards/gateway.json return data"
+dashboard_check '' "$stack/dashboards/gateway.json"
+ok "all $dq_total queries of dashboards/gateway.json return data"
 
 gw_trace_ok() {
   jaeger_traces gateway 50 | jq -e '[.data[] | select(any(.spans[]; .operationName | startswith("upstream POST")))

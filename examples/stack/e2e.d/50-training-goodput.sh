@@ -13,16 +13,6 @@ gp_reasons=$(prom_value 'count(training_badput_seconds_total{job="training-launc
   fail "training_badput_seconds_total has '$gp_reasons' reasons in Prometheus, want 6 (startup, data_wait, checkpoint, restart, recompute, other)"
 ok "training_goodput_ratio $gp_ratio, 6 badput reasons"
 
-gp_total=0
-gp_empty=0
-while IFS= read -r q; do
-  gp_total=$((gp_total + 1))
-  ans=$(prom_query "$q") || fail "Goodput row query failed on Prometheus: $q"
-  if [ "$(jq -r '.data.result | length' <<<"$ans")" -eq 0 ]; then
-    gp_empty=$((gp_empty + 1))
-    info "no data: $q"
-  fi
-done < <(dashboard_row "$stack/dashboards/training.json" Goodput | dashboard_queries /dev/stdin)
-[ "$gp_total" -ge 6 ] || fail "found only $gp_total queries in the training dashboard's Goodput row"
-[ "$gp_empty" -eq 0 ] || fail "$gp_empty of the $gp_total Goodput row queries return no data"
-ok "all $gp_total Goodput row queries return data"
+dashboard_check '' <(dashboard_row "$stack/dashboards/training.json" Goodput)
+[ "$dq_total" -ge 6 ] || fail "found only $dq_total queries in the training dashboard's Goodput row"
+ok "all $dq_total Goodput row queries return data"

@@ -271,6 +271,24 @@ func BenchmarkCollectSampled(b *testing.B) {
 	}
 }
 
+// BenchmarkCollectSampledNVLinkPerGPU is BenchmarkCollectSampled with
+// WithNVLinkPerLink(false): each GPU's 3 links' 21 NVLink series become 7
+// per-GPU sums.
+func BenchmarkCollectSampledNVLinkPerGPU(b *testing.B) {
+	bx, _ := hopperize(benchBox(b))
+	c := newCollector(b, bx, gpumon.WithSampleInterval(time.Hour), gpumon.WithNVLinkPerLink(false))
+	if err := gpumon.SampleNow(c); err != nil {
+		b.Fatal(err)
+	}
+	ch := make(chan prometheus.Metric, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		if collectOnce(c, ch) < 8*(25+9+7) {
+			b.Fatal("short scrape")
+		}
+	}
+}
+
 // BenchmarkSamplerRound is one round of the background sampler over the
 // same 8 mocked H100s (GPM samples and metrics, NVLink state, counters and
 // errors, MIG memory and GPM): its cost per second is this times the

@@ -53,7 +53,9 @@
 // per second; DCGM_FI_PROF_* with DCGM names), PCIe throughput from
 // nvmlDeviceGetPcieThroughput where GPM has none, NVLink per link
 // (gpu_nvlink_active, gpu_nvlink_transmit_bytes_total,
-// gpu_nvlink_errors_total{link,type}) and, on a GPU in MIG mode, memory and
+// gpu_nvlink_errors_total{link,type}; WithNVLinkPerLink(false) serves each
+// GPU's sums over its links and gpu_nvlink_active_links instead, 7 series a
+// GPU rather than 7 a link) and, on a GPU in MIG mode, memory and
 // activity per GPU instance (gpu_mig_*{gpu_instance,gpu_instance_profile};
 // GPU_I_ID and GPU_I_PROFILE with DCGM names). A scrape sends the last
 // values without waiting; a GPU without a feature has none of its series

@@ -46,3 +46,21 @@ func ExampleWithSampleInterval() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(gpus)
 }
+
+// ExampleWithNVLinkPerLink serves each GPU's NVLink traffic and errors summed
+// over its links, and the number of links that are up, instead of 7 series
+// per link (126 on an 18-link H100 SXM): gpu_nvlink_transmit_bytes_total,
+// gpu_nvlink_receive_bytes_total, gpu_nvlink_errors_total{type} without a
+// link label, and gpu_nvlink_active_links. Queries written as
+// sum by (instance, gpu) (rate(gpu_nvlink_transmit_bytes_total[5m])) work
+// in both modes.
+func ExampleWithNVLinkPerLink() {
+	gpus, err := gpumon.New(gpumon.WithNVLinkPerLink(false))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no GPU metrics:", err)
+		return
+	}
+	defer gpus.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(gpus)
+}

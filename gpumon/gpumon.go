@@ -46,6 +46,7 @@ type config struct {
 	hostnameSet    bool
 	xidWait        time.Duration
 	sampleInterval time.Duration // 0: defaultSampleInterval; < 0: no sampler
+	nvlinkPerGPU   bool          // WithNVLinkPerLink(false): NVLink summed per GPU
 }
 
 func newConfig(opts []Option) config {

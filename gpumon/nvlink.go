@@ -24,6 +24,15 @@ var linkErrs = [...]struct {
 
 const numLinkErr = len(linkErrs)
 
+// Counters of a link that the per-GPU sums add up: the data counters (KiB),
+// then linkErrs' error counters.
+const (
+	ctrTX = iota
+	ctrRX
+	ctrErr     // + the index in linkErrs
+	numLinkCtr = ctrErr + numLinkErr
+)
+
 // nvlinkSource reads the NVLinks of one GPU: per link the state
 // (nvmlDeviceGetNvLinkState), the data throughput counters (field values
 // NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX/RX with the link as scopeId, in KiB)
@@ -39,6 +48,14 @@ type nvlinkSource struct {
 	// and the field values' timestamp (µs), for DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL.
 	prevKiB, prevUs int64
 	prevLinks       int // active links summed; a change restarts the rate
+
+	// The per-GPU sums of the links' counters (the native series with
+	// WithNVLinkPerLink(false), the DCGM error totals), made of each link's
+	// increases as read, so that they never go backwards: see add.
+	sum     [numLinkCtr]uint64
+	has     [numLinkCtr]bool // some link's counter has answered
+	served  [numLinkCtr]bool // the sum was served in an earlier round
+	errPair [numLinkErr][]*dto.LabelPair
 }
 
 type nvLink struct {
@@ -46,6 +63,33 @@ type nvLink struct {
 	active []*dto.LabelPair // label pairs of the native per-link series
 	tx, rx []*dto.LabelPair
 	err    [numLinkErr][]*dto.LabelPair
+
+	last [numLinkCtr]uint64 // the counters' last readings, for the sums
+	seen [numLinkCtr]bool
+}
+
+// add counts reading v of counter c of link l into the GPU's sum: the
+// increase since the link's last reading. A counter lower than its last
+// reading restarted (a reset of the link's counters) and counts from zero,
+// as Prometheus takes a counter reset. A link's first reading counts whole
+// when the sum has not been served yet (the sum then starts as the sum of
+// the counters, since the driver loaded), and only from then on for a link
+// that first answers later (it is the baseline, as rate takes a new
+// series' first sample), so that the sum does not jump by what the link
+// counted before.
+func (n *nvlinkSource) add(l *nvLink, c int, v uint64) {
+	switch {
+	case !l.seen[c]:
+		if !n.served[c] {
+			n.sum[c] += v
+		}
+	case v >= l.last[c]:
+		n.sum[c] += v - l.last[c]
+	default:
+		n.sum[c] += v
+	}
+	l.last[c], l.seen[c] = v, true
+	n.has[c] = true
 }
 
 // probeNVLink returns the NVLink source of d, or nil where the GPU has no
@@ -76,31 +120,83 @@ func probeNVLink(d *device, set *extSet) *nvlinkSource {
 	if len(src.links) == 0 {
 		return nil
 	}
+	if set.linkPerGPU {
+		for e, le := range linkErrs {
+			src.errPair[e] = labelPairs(set.linkErr, d.idx, d.uuid, le.name)
+		}
+	}
 	return &src
 }
 
-// sample appends the NVLink series of one round.
+// sample appends the NVLink series of one round: per link, or the GPU's
+// sums (per GPU with WithNVLinkPerLink(false); DCGM's totals).
 func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample) []sample {
 	h := r.h
 	var active [nvml.NVLINK_MAX_LINKS]bool
 	anyActive := false
+	nActive, stateOK := 0, true
 	for k, l := range n.links {
 		if r.lost {
 			return out
 		}
 		st, ret := h.GetNvLinkState(l.id)
 		if !r.ok("GetNvLinkState", ret) {
+			stateOK = false
 			continue
 		}
 		active[k] = st == nvml.FEATURE_ENABLED
 		anyActive = anyActive || active[k]
+		if active[k] {
+			nActive++
+		}
 		if set.linkActive != nil {
 			out = append(out, sample{set.linkActive, l.active, prometheus.GaugeValue, b2f(active[k])})
 		}
 	}
-	if !anyActive {
+	if set.linkActiveLinks != nil && stateOK {
+		// A link whose state did not answer is neither up nor down: no
+		// count rather than a count one short.
+		out = append(out, sample{set.linkActiveLinks, d.base, prometheus.GaugeValue, float64(nActive)})
+	}
+	if anyActive {
+		out = n.read(r, set, d, &active, out)
+	}
+	if r.lost {
 		return out
 	}
+	// The sums, also in a round where no link is up or a read failed: a
+	// counter that stays where it was rather than one that disappears.
+	if set.linkPerGPU {
+		for c, desc := range [2]*prometheus.Desc{set.linkTX, set.linkRX} {
+			if n.has[c] {
+				out = append(out, sample{desc, d.base, prometheus.CounterValue, float64(n.sum[c]) * 1024})
+			}
+		}
+	}
+	for e := range numLinkErr {
+		if !n.has[ctrErr+e] {
+			continue
+		}
+		v := float64(n.sum[ctrErr+e])
+		switch {
+		case set.linkPerGPU:
+			out = append(out, sample{set.linkErr, n.errPair[e], prometheus.CounterValue, v})
+		case set.linkErrTotal[e] != nil:
+			out = append(out, sample{set.linkErrTotal[e], d.base, prometheus.CounterValue, v})
+		}
+	}
+	for c := range n.served {
+		n.served[c] = n.served[c] || n.has[c]
+	}
+	return out
+}
+
+// read reads the counters of the active links, appends the per-link series
+// (native names, per link) and DCGM's bandwidth, and adds the readings to
+// the GPU's sums.
+func (n *nvlinkSource) read(r *sampRead, set *extSet, d *device, active *[nvml.NVLINK_MAX_LINKS]bool, out []sample) []sample {
+	h := r.h
+	perLink := set.linkActive != nil
 	for k := range n.fields {
 		n.fields[k].NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
 	}
@@ -108,9 +204,8 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 	var bwTotal uint64 // KiB, all active links, TX and RX
 	var bwUs int64     // the latest timestamp of those values
 	var bwLinks int    // link directions summed
-	var errTotal [numLinkErr]uint64
-	var hasErr [numLinkErr]bool
-	for k, l := range n.links {
+	for k := range n.links {
+		l := &n.links[k]
 		if !active[k] || r.lost {
 			continue
 		}
@@ -124,10 +219,11 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 				if !ok {
 					continue
 				}
+				n.add(l, ctrTX+dir, v)
 				bwTotal += v
 				bwUs = max(bwUs, fv.Timestamp)
 				bwLinks++
-				if set.linkTX != nil {
+				if perLink {
 					desc := set.linkTX
 					if dir == 1 {
 						desc = set.linkRX
@@ -148,9 +244,8 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 			if !r.ok("GetNvLinkErrorCounter", ret) {
 				continue
 			}
-			errTotal[e] += v
-			hasErr[e] = true
-			if set.linkErr != nil {
+			n.add(l, ctrErr+e, v)
+			if perLink {
 				out = append(out, sample{set.linkErr, l.err[e], prometheus.CounterValue, float64(v)})
 			}
 		}
@@ -166,11 +261,6 @@ func (n *nvlinkSource) sample(r *sampRead, set *extSet, d *device, out []sample)
 			out = append(out, sample{set.linkBW, d.base, prometheus.CounterValue, mbps})
 		}
 		n.prevKiB, n.prevUs, n.prevLinks = cur, bwUs, bwLinks
-	}
-	for e := range numLinkErr {
-		if set.linkErrTotal[e] != nil && hasErr[e] {
-			out = append(out, sample{set.linkErrTotal[e], d.base, prometheus.CounterValue, float64(errTotal[e])})
-		}
 	}
 	return out
 }

@@ -14,8 +14,12 @@ type extSet struct {
 	dcgm bool
 	prof [numProf]*prometheus.Desc // per GPU
 
-	// NVLink, native names: per link.
-	linkActive, linkTX, linkRX, linkErr *prometheus.Desc
+	// NVLink, native names: per link (linkActive; linkTX, linkRX, linkErr
+	// with a link label), or with linkPerGPU summed per GPU (linkActiveLinks;
+	// linkTX, linkRX, linkErr without it).
+	linkPerGPU                  bool
+	linkActive, linkActiveLinks *prometheus.Desc
+	linkTX, linkRX, linkErr     *prometheus.Desc
 	// NVLink, DCGM names: per GPU, summed over its links.
 	linkBW       *prometheus.Desc
 	linkErrTotal [numLinkErr]*prometheus.Desc
@@ -87,12 +91,21 @@ func newExtSet(cfg config, set *metricSet) *extSet {
 		profNVLRX:  d("gpu_nvlink_receive_bytes_per_second", "NVLink traffic to the GPU over all its links (GPM)."),
 	}
 	e.vgpuLicense = d("gpu_vgpu_licensed", "1 when the GPU's vGPU licence is active, else 0 (only where NVML reports vGPU licensing).")
-	link := []string{"gpu", "uuid", "link"}
-	e.linkActive = prometheus.NewDesc("gpu_nvlink_active", "1 when the NVLink link is active, else 0 (links the GPU has).", link, nil)
-	e.linkTX = prometheus.NewDesc("gpu_nvlink_transmit_bytes_total", "Data sent over the NVLink link, payload only (NVML counter, active links).", link, nil)
-	e.linkRX = prometheus.NewDesc("gpu_nvlink_receive_bytes_total", "Data received over the NVLink link, payload only (NVML counter, active links).", link, nil)
-	e.linkErr = prometheus.NewDesc("gpu_nvlink_errors_total", "NVLink data-link errors on the link by type: crc_flit, crc_data, replay, recovery (active links).",
-		[]string{"gpu", "uuid", "link", "type"}, nil)
+	if cfg.nvlinkPerGPU {
+		e.linkPerGPU = true
+		e.linkActiveLinks = d("gpu_nvlink_active_links", "NVLink links of the GPU that are active.")
+		e.linkTX = d("gpu_nvlink_transmit_bytes_total", "Data sent over the GPU's NVLink links, payload only, summed over its links (NVML counters).")
+		e.linkRX = d("gpu_nvlink_receive_bytes_total", "Data received over the GPU's NVLink links, payload only, summed over its links (NVML counters).")
+		e.linkErr = prometheus.NewDesc("gpu_nvlink_errors_total", "NVLink data-link errors of the GPU by type, summed over its links: crc_flit, crc_data, replay, recovery.",
+			[]string{"gpu", "uuid", "type"}, nil)
+	} else {
+		link := []string{"gpu", "uuid", "link"}
+		e.linkActive = prometheus.NewDesc("gpu_nvlink_active", "1 when the NVLink link is active, else 0 (links the GPU has).", link, nil)
+		e.linkTX = prometheus.NewDesc("gpu_nvlink_transmit_bytes_total", "Data sent over the NVLink link, payload only (NVML counter, active links).", link, nil)
+		e.linkRX = prometheus.NewDesc("gpu_nvlink_receive_bytes_total", "Data received over the NVLink link, payload only (NVML counter, active links).", link, nil)
+		e.linkErr = prometheus.NewDesc("gpu_nvlink_errors_total", "NVLink data-link errors on the link by type: crc_flit, crc_data, replay, recovery (active links).",
+			[]string{"gpu", "uuid", "link", "type"}, nil)
+	}
 	e.migLabels = prometheus.NewDesc("gpumon_mig_labels", "template", migNativeLabels, nil)
 	m := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, migNativeLabels, nil) }
 	e.migProf = [numActivity]*prometheus.Desc{
@@ -124,7 +137,7 @@ func (e *extSet) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range e.prof {
 		ch <- d
 	}
-	for _, d := range []*prometheus.Desc{e.linkActive, e.linkTX, e.linkRX, e.linkErr, e.linkBW, e.vgpuLicense} {
+	for _, d := range []*prometheus.Desc{e.linkActive, e.linkActiveLinks, e.linkTX, e.linkRX, e.linkErr, e.linkBW, e.vgpuLicense} {
 		if d != nil {
 			ch <- d
 		}

@@ -1,7 +1,7 @@
 // Command gpu-exporter serves NVIDIA GPU metrics for Prometheus from NVML,
 // without DCGM: what dcgm-exporter does, with gpumon.
 //
-//	gpu-exporter --listen 127.0.0.1:9400 [--dcgm-names] [--process-metrics] [--cache-ttl 1s]
+//	gpu-exporter --listen 127.0.0.1:9400 [--dcgm-names] [--process-metrics] [--cache-ttl 1s] [--nvlink-per-link=false]
 //	gpu-exporter --simulate 8 [--simulate-model "H100 SXM"] [--simulate-load sine:0.2:0.9:60s] [--simulate-processes 1] [other flags]
 //
 // It serves /metrics (GPU metrics plus the exporter's own Go and process
@@ -47,6 +47,7 @@ func run() int {
 	processMetrics := flag.Bool("process-metrics", false, "emit per-process memory and utilisation (gpu_process_*) with the process's Kubernetes pod where it has one")
 	cacheTTL := flag.Duration("cache-ttl", 0, "reuse an NVML read for scrapes within this long (0: read on every scrape)")
 	scrapeTimeout := flag.Duration("scrape-timeout", 5*time.Second, "longest a scrape waits for NVML")
+	nvlinkPerLink := flag.Bool("nvlink-per-link", true, "serve NVLink per link (gpu_nvlink_active, gpu_nvlink_*_total with a link label: 7 series a link); =false serves each GPU's sums over its links and gpu_nvlink_active_links instead (7 series a GPU)")
 	hostname := flag.String("hostname", "", "Hostname label of the DCGM names (default: $NODE_NAME where set, as dcgm-exporter does, else the host name)")
 	simulate := flag.Int("simulate", 0, "serve this many simulated GPUs (gpumon/gpusim) instead of NVML's, with a control API on the same listener:\n"+simctl.Usage)
 	simModel := flag.String("simulate-model", "", "model of the simulated GPUs: "+simctl.ModelNames()+" (default \"H100 SXM\")")
@@ -56,7 +57,7 @@ func run() int {
 	simProcs := flag.Int("simulate-processes", 1, "compute processes per busy simulated GPU, sharing it as under time-slicing or MPS (the first is the exporter itself; with --process-metrics)")
 	flag.Parse()
 
-	opts := []gpumon.Option{gpumon.WithCacheTTL(*cacheTTL), gpumon.WithScrapeTimeout(*scrapeTimeout)}
+	opts := []gpumon.Option{gpumon.WithCacheTTL(*cacheTTL), gpumon.WithScrapeTimeout(*scrapeTimeout), gpumon.WithNVLinkPerLink(*nvlinkPerLink)}
 	if *dcgmNames {
 		opts = append(opts, gpumon.WithDCGMNames())
 	}
@@ -116,7 +117,7 @@ func run() int {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	slog.Info("serving GPU metrics", "addr", *listen, "dcgm_names", *dcgmNames, "process_metrics", *processMetrics, "simulated_gpus", *simulate)
+	slog.Info("serving GPU metrics", "addr", *listen, "dcgm_names", *dcgmNames, "process_metrics", *processMetrics, "nvlink_per_link", *nvlinkPerLink, "simulated_gpus", *simulate)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(os.Stderr, "gpu-exporter: %v\n", err)
 		return 1

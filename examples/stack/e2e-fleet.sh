@@ -2,7 +2,8 @@
 # The large-cluster topology on one machine (`make e2e-fleet`), everything on 127.0.0.1:
 #
 #   nodes (FLEET_NODES, default 50): per node a GPU exporter over 8 simulated GPUs (gpu-exporter --simulate,
-#     models rotating H100 SXM / A100 / L4) and a serving process (fleetnode: modeltel's HTTP middleware and
+#     models rotating H100 SXM / A100 / L4; NVLink summed per GPU, --nvlink-per-link=false, as a fleet that
+#     does not need links one by one runs it) and a serving process (fleetnode: modeltel's HTTP middleware and
 #     GenAI recorder under a steady light load), labelled node / region / rack / team through file_sd
 #   collection tier: FLEET_AGENTS (default 2) Prometheus servers in agent mode, each keeping its hashmod
 #     shard of the nodes, remote-writing to the global tier with an external label
@@ -122,7 +123,7 @@ start_node() {
   name=$(node_name "$i")
   start "gpu-$name" "$ebin/gpu-exporter" --listen "127.0.0.1:$(gpu_port "$i")" --simulate 8 \
     --simulate-model "${gpu_models[$(( i % 3 ))]}" --simulate-seed "$((i + 1))" \
-    --simulate-load "sine:0.2:0.9:$((60 + i))s" --hostname "$name"
+    --simulate-load "sine:0.2:0.9:$((60 + i))s" --hostname "$name" --nvlink-per-link=false
   start "serve-$name" "$ebin/fleetnode" --listen "127.0.0.1:$(serve_port "$i")" \
     --grpc-listen "127.0.0.1:$(grpc_port "$i")" --seed "$i" --rps 1 \
     --models "fake-llama-3-8b,fake-mistral-7b"
@@ -248,6 +249,10 @@ prom_at_least "count(count by (node, gpu) (gpu_power_usage_watts))" $((nodes * 8
 poll 30 "serving series for every node" prom_at_least \
   "count(count by (node) (gen_ai_server_request_duration_seconds_count))" "$nodes" || fail "serving series missing for some nodes"
 poll 30 "series from every agent" prom_at_least "count(count by (agent) (up))" "$agents" || fail "not every agent writes"
+# NVLink per GPU (--nvlink-per-link=false): each H100 of node-00 has its 18 links up, and no per-link series.
+prom_at_least 'count(gpu_nvlink_active_links{node="node-00"} == 18)' 8 || fail "gpu_nvlink_active_links: want 18 on each GPU of node-00"
+[ "$(prom_value 'count(gpu_nvlink_active or gpu_nvlink_transmit_bytes_total{link!=""}) or vector(0)')" = 0 ] ||
+  fail "per-link NVLink series at the global tier, with --nvlink-per-link=false"
 # The dashboards read recorded series too: Thanos rule writes them, and the query reads them from its
 # StoreAPI (--endpoint 127.0.0.1:10905).
 poll 60 "energy per token recorded by Thanos rule for every node" prom_at_least \

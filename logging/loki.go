@@ -390,7 +390,7 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	for i := range c.hintIdx {
 		c.hintIdx[i] = i
 	}
-	c.hints.New = func() any { return &c.hintIdx[int(c.nextHint.Add(1)-1)%len(c.hintIdx)] }
+	c.hints.New = func() any { return &c.hintIdx[(c.nextHint.Add(1)-1)%uint32(len(c.hintIdx))] }
 	for i := range c.shards {
 		q := &c.shards[i]
 		q.w.max = cfg.BatchBytes

@@ -279,11 +279,11 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 // qshard is one part of the queue, with a formatter of its own. Handle
-// formats a record in the first shard whose fmu it can take (so that
-// records are formatted in parallel, not one at a time behind a shared
-// buffer), then appends it to the last of that shard's chunks, fixed-size
-// so that no append copies a long queue under the lock; run takes them all
-// at once.
+// formats a record in its P's shard, or the first other one whose fmu it
+// can take when that one is busy (so that records are formatted in
+// parallel, not one at a time behind a shared buffer), then appends it
+// to the last of that shard's chunks, fixed-size so that no append copies
+// a long queue under the lock; run takes them all at once.
 type qshard struct {
 	fmu  sync.Mutex
 	root slog.Handler // under fmu: the JSON handler writing into w
@@ -313,6 +313,14 @@ type lokiCore struct {
 	wake     chan struct{} // cap 1: the queue went from empty to not empty
 	batches  chan []lokiEntry
 	inFlight sync.WaitGroup // the push goroutines
+
+	// hints holds, per P in practice, a pointer into hintIdx: the shard
+	// lockFormatter tries first. hintIdx[i] == i, never written after
+	// NewLoki, so that a hint costs no allocation; nextHint spreads the
+	// new ones over the shards.
+	hints    sync.Pool
+	hintIdx  []int
+	nextHint atomic.Uint32
 
 	// baseStream is the label string of the stream; with LevelLabel,
 	// levelStreams holds those of the four standard levels.
@@ -378,6 +386,11 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 			c.levelStreams[lv] = labelString(cfg.Labels, levelName(lv))
 		}
 	}
+	c.hintIdx = make([]int, len(c.shards))
+	for i := range c.hintIdx {
+		c.hintIdx[i] = i
+	}
+	c.hints.New = func() any { return &c.hintIdx[(c.nextHint.Add(1)-1)%uint32(len(c.hintIdx))] }
 	for i := range c.shards {
 		q := &c.shards[i]
 		q.w.max = cfg.BatchBytes
@@ -419,19 +432,27 @@ func (l *Loki) handler(i int) slog.Handler {
 	return h
 }
 
-// lockFormatter takes the fmu of a free shard, trying them all from a
-// random one before it waits for that one, and returns its index.
+// lockFormatter takes the fmu of a free shard and returns its index. It
+// tries the shard of its P's hint first, so that each P keeps to a shard
+// whose lock, slab and queue chunk stay in its core's cache; when that one
+// is busy it tries the others in turn, waits for the hinted one when all
+// are, and leaves the shard it took as the P's hint.
 func (c *lokiCore) lockFormatter() int {
-	n := len(c.shards)
-	start := int(rand.Uint32() % uint32(n))
-	for k := range n {
-		i := (start + k) % n
-		if c.shards[i].fmu.TryLock() {
-			return i
+	i := *c.hints.Get().(*int)
+	if !c.shards[i].fmu.TryLock() {
+		n := len(c.shards)
+		got := false
+		for k := 1; k < n && !got; k++ {
+			if j := (i + k) % n; c.shards[j].fmu.TryLock() {
+				i, got = j, true
+			}
+		}
+		if !got {
+			c.shards[i].fmu.Lock()
 		}
 	}
-	c.shards[start].fmu.Lock()
-	return start
+	c.hints.Put(&c.hintIdx[i])
+	return i
 }
 
 // labelString renders labels in Loki's stream selector form, sorted by name,

@@ -61,7 +61,6 @@ const parallelTurn = 8192
 // logging through one slog.JSONHandler to io.Discard, timed in the same run
 // in alternating turns; x-JSONHandler is the ratio (goal <= 1.2).
 func BenchmarkLokiHandleParallel(b *testing.B) {
-	ctx := spanCtx()
 	release := make(chan struct{})
 	f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
 		select {
@@ -76,22 +75,7 @@ func BenchmarkLokiHandleParallel(b *testing.B) {
 	cfg.QueueSize = b.N + 1
 	cfg.QueueBytes = (b.N + 1) << 10 // the lines are well under 1 KiB
 	l := mustLoki(b, cfg)
-	logger := slog.New(l)
-	base := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	b.ReportAllocs()
-	b.ResetTimer()
-	// In turns of parallelTurn lines each, so that the ratio compares the
-	// two on the same machine state (this machine's load moves by tens of
-	// per cent within a second); ns/op and B/op are Loki's alone.
-	var d, d0 time.Duration
-	for done := 0; done < b.N; done += parallelTurn {
-		k := min(parallelTurn, b.N-done)
-		d += inParallel(k, func() { logRequestDone(ctx, logger) })
-		b.StopTimer()
-		d0 += inParallel(k, func() { logRequestDone(ctx, base) })
-		b.StartTimer()
-	}
-	b.StopTimer()
+	alternate(b, slog.New(l), nil, nil)
 	if n := testutil.ToFloat64(l.core.drops[DropQueueFull]); n != 0 {
 		b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
 	}
@@ -99,8 +83,139 @@ func BenchmarkLokiHandleParallel(b *testing.B) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = l.Close(done)
+}
+
+// alternate times b.N lines through logger and b.N through a
+// slog.JSONHandler to io.Discard, 16 goroutines each, in alternating turns
+// of parallelTurn lines, and reports JSONHandler-ns/op and x-JSONHandler.
+// settle, when not nil, is called at the end of each of the logger's turns,
+// on its clock, with the lines logged so far; between, after it and off
+// the clock.
+func alternate(b *testing.B, logger *slog.Logger, settle func(logged int), between func()) {
+	ctx := spanCtx()
+	base := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	b.ReportAllocs()
+	b.ResetTimer()
+	// In turns of parallelTurn lines each, so that the ratio compares the
+	// two on the same machine state (this machine's load moves by tens of
+	// per cent within a second); ns/op and B/op are the logger's alone.
+	var d, d0 time.Duration
+	for done := 0; done < b.N; done += parallelTurn {
+		k := min(parallelTurn, b.N-done)
+		start := time.Now()
+		inParallel(k, func() { logRequestDone(ctx, logger) })
+		if settle != nil {
+			settle(done + k)
+		}
+		d += time.Since(start)
+		b.StopTimer()
+		if between != nil {
+			between()
+		}
+		d0 += inParallel(k, func() { logRequestDone(ctx, base) })
+		b.StartTimer()
+	}
+	b.StopTimer()
 	b.ReportMetric(float64(d0.Nanoseconds())/float64(b.N), "JSONHandler-ns/op")
 	b.ReportMetric(float64(d)/float64(d0), "x-JSONHandler")
+}
+
+// discardTransport answers every push 204 at once, without reading it.
+type discardTransport struct{}
+
+func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+}
+
+// BenchmarkLokiHandleParallelDrained is BenchmarkLokiHandleParallel with
+// the queue emptied as it would be by a pusher that keeps up, so that the
+// lines are freed and Handle writes into memory the heap has had before,
+// not into pages new to the process as with the stuck pusher (which the
+// kernel must zero: most of what Handle costs over the JSON handler there).
+//
+// discarded: after each of Loki's turns, off the clock, the benchmark takes
+// the queue as the pusher does and drops it: Handle's cost alone.
+// pushed: a working pusher, batches of 64 KiB encoded and handed to a
+// transport that answers 204 at once, on Loki's clock (each of its turns
+// ends when every full batch has been pushed): what the process pays.
+//
+// The queue is large enough that nothing is dropped.
+func BenchmarkLokiHandleParallelDrained(b *testing.B) {
+	b.Run("discarded", func(b *testing.B) {
+		release := make(chan struct{})
+		f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return true
+		})
+		defer close(release)
+		cfg := testLokiConfig(f.srv.URL)
+		cfg.BatchLines = 1
+		cfg.QueueSize = b.N + 6
+		cfg.QueueBytes = (b.N + 6) << 10
+		l := mustLoki(b, cfg)
+		c := l.core
+		// Five lines, and run is stuck handing on the fifth batch (four
+		// pushes waiting for their answers): from then on only the
+		// benchmark takes the queue.
+		for range 5 {
+			slog.New(l).Info("stuck")
+		}
+		for f.attemptCount() < c.cfg.MaxInFlight {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
+		var done [][][]lokiEntry
+		alternate(b, slog.New(l), nil, func() {
+			got := c.take(done, false)
+			var lines, n int
+			for _, cs := range got {
+				for _, ch := range cs {
+					lines += len(ch)
+					for _, e := range ch {
+						n += len(e.line)
+					}
+				}
+			}
+			c.handedOff(lines, int64(n))
+			done = got
+		})
+		if n := testutil.ToFloat64(c.drops[DropQueueFull]); n != 0 {
+			b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = l.Close(ctx)
+	})
+	b.Run("pushed", func(b *testing.B) {
+		const batchBytes = 64 << 10
+		l, err := NewLoki(LokiConfig{URL: "http://loki.invalid", Labels: map[string]string{"service_name": "bench"},
+			Client: &http.Client{Transport: discardTransport{}}, Fallback: slog.NewTextHandler(io.Discard, nil),
+			BatchBytes: batchBytes, BatchWait: time.Hour, QueueSize: b.N + 1, QueueBytes: (b.N + 1) << 10})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := l.core
+		alternate(b, slog.New(l), func(logged int) {
+			// Left: less than a batch, waiting in run for more, and no
+			// push in flight (every line handed off has been sent).
+			for c.queueBytes() >= batchBytes || int(testutil.ToFloat64(c.sentLines))+c.queueLength() < logged {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}, nil)
+		if err := l.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		var dropped float64
+		for _, c := range c.drops {
+			dropped += testutil.ToFloat64(c)
+		}
+		if dropped != 0 {
+			b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", dropped)
+		}
+	})
 }
 
 // slowLoki is a Loki push endpoint that takes delay to answer every push

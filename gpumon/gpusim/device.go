@@ -25,13 +25,18 @@ type device struct {
 	bus    uint8
 	domain uint32
 
-	mu     sync.Mutex
-	last   time.Time     // the time the state below was advanced to
-	load   float64       // 0..1
-	tempC  float64       // GPU temperature
-	energy float64       // mJ since the driver loaded
-	lost   bool          // off the bus: calls answer ERROR_GPU_IS_LOST
-	hung   chan struct{} // non-nil while hung: calls wait for it to close
+	mu   sync.Mutex
+	last time.Time // the time the state below was advanced to
+	// elapsed is the sum of the intervals advance integrated over: GPM's
+	// sample time, so that its rates divide the counters by the time they
+	// were integrated over (Sub reads the monotonic clock; UnixNano the
+	// wall clock, which NTP may slew against it by some ppm).
+	elapsed time.Duration
+	load    float64       // 0..1
+	tempC   float64       // GPU temperature
+	energy  float64       // mJ since the driver loaded
+	lost    bool          // off the bus: calls answer ERROR_GPU_IS_LOST
+	hung    chan struct{} // non-nil while hung: calls wait for it to close
 
 	eccCorr, eccUnc       uint64 // volatile ECC counts (reset by Clear)
 	eccAggCorr, eccAggUnc uint64 // aggregate ECC counts
@@ -91,10 +96,12 @@ func (d *device) lock() nvml.Return {
 // first), so the energy and the temperature's exponential approach are
 // exact. A clock that goes back changes nothing.
 func (d *device) advance(now time.Time) {
-	dt := now.Sub(d.last).Seconds()
-	if !(dt > 0) {
+	el := now.Sub(d.last)
+	if el <= 0 {
 		return
 	}
+	dt := el.Seconds()
+	d.elapsed += el
 	p := d.powerW()
 	d.energy += p * dt * 1000
 	d.advanceProf(dt)

@@ -122,7 +122,7 @@ func (s *Sim) InjectNVLinkErrors(gpu, link int, n uint64) error {
 // gpmSample is a simulated nvml.GpmSample: a copy of the GPU's (or MIG
 // instance's) counters at one moment, and its rates then.
 type gpmSample struct {
-	t              int64 // ns (the Sim's clock)
+	t              int64 // ns: the GPU's elapsed (device.go) when taken
 	act            [numAct]float64
 	pcieTX, pcieRX float64
 	nvlTX, nvlRX   float64
@@ -257,7 +257,7 @@ func (d *device) GpmSampleGet(s nvml.GpmSample) nvml.Return {
 // gpmSnapshot fills g with the GPU's counters and rates now; d.mu is held.
 func (d *device) gpmSnapshot(g *gpmSample) {
 	p := &d.prof
-	*g = gpmSample{t: d.last.UnixNano(), act: p.act, pcieTX: p.pcieTX, pcieRX: p.pcieRX, taken: true}
+	*g = gpmSample{t: int64(d.elapsed), act: p.act, pcieTX: p.pcieTX, pcieRX: p.pcieRX, taken: true}
 	for k := range p.linkTX {
 		g.nvlTX += p.linkTX[k]
 		g.nvlRX += p.linkRX[k]

@@ -200,6 +200,19 @@ func holdFirst(arrived, release chan struct{}) func(w http.ResponseWriter, r *ht
 	}
 }
 
+// holdAll holds the answer to every push until release is closed (or the
+// client gives up), then answers 200 without recording it: a stuck
+// backend, behind which every line stays queued.
+func holdAll(release chan struct{}) func(w http.ResponseWriter, r *http.Request, n int) bool {
+	return func(_ http.ResponseWriter, r *http.Request, _ int) bool {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	}
+}
+
 // hangUp drops the connection of the first n attempts: a network error.
 func hangUp(n int) func(w http.ResponseWriter, r *http.Request, i int) bool {
 	return func(w http.ResponseWriter, _ *http.Request, i int) bool {

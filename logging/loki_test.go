@@ -451,13 +451,7 @@ func BenchmarkLokiHandle(b *testing.B) {
 	}
 	b.Run("Loki", func(b *testing.B) {
 		release := make(chan struct{})
-		f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			return true
-		})
+		f := newFakeLoki(b, holdAll(release))
 		cfg := testLokiConfig(f.srv.URL)
 		cfg.BatchLines = 1
 		cfg.QueueSize = b.N + 1

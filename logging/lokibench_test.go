@@ -62,13 +62,7 @@ const parallelTurn = 8192
 // in alternating turns; x-JSONHandler is the ratio (goal <= 1.2).
 func BenchmarkLokiHandleParallel(b *testing.B) {
 	release := make(chan struct{})
-	f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		return true
-	})
+	f := newFakeLoki(b, holdAll(release))
 	defer close(release)
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1
@@ -143,13 +137,7 @@ func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func BenchmarkLokiHandleParallelDrained(b *testing.B) {
 	b.Run("discarded", func(b *testing.B) {
 		release := make(chan struct{})
-		f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			return true
-		})
+		f := newFakeLoki(b, holdAll(release))
 		defer close(release)
 		cfg := testLokiConfig(f.srv.URL)
 		cfg.BatchLines = 1
@@ -451,13 +439,7 @@ func BenchmarkLokiWithPerRequest(b *testing.B) {
 	b.Run("Loki", func(b *testing.B) {
 		release := make(chan struct{})
 		defer close(release)
-		f := newFakeLoki(b, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-			}
-			return true
-		})
+		f := newFakeLoki(b, holdAll(release))
 		cfg := testLokiConfig(f.srv.URL)
 		cfg.QueueSize = 1 << 18 // run with -benchtime=100000x or less
 		cfg.QueueBytes = 1 << 30

@@ -3,7 +3,6 @@ package logging
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -88,13 +87,7 @@ func TestLokiHandleAllocs(t *testing.T) {
 	}
 	release := make(chan struct{})
 	defer close(release)
-	f := newFakeLoki(t, func(_ http.ResponseWriter, r *http.Request, _ int) bool {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-		return true
-	})
+	f := newFakeLoki(t, holdAll(release))
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1
 	cfg.QueueSize = 1 << 20

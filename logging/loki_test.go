@@ -43,6 +43,35 @@ func mustLoki(t testing.TB, cfg LokiConfig) *Loki {
 	return l
 }
 
+// stuckLoki is a Loki whose pushes are held until release is closed (see
+// holdAll), one line a batch, with room for lines lines of up to 1 KiB:
+// every line logged stays queued.
+func stuckLoki(tb testing.TB, release chan struct{}, lines int) (*Loki, *fakeLoki) {
+	tb.Helper()
+	f := newFakeLoki(tb, holdAll(release))
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchLines = 1
+	cfg.QueueSize = lines
+	cfg.QueueBytes = lines << 10
+	return mustLoki(tb, cfg), f
+}
+
+// dropQueue closes l with a context already done: what is queued is
+// dropped, not pushed line by line.
+func dropQueue(l *Loki) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = l.Close(ctx)
+}
+
+// noQueueFull fails a benchmark of enqueues that dropped lines instead.
+func noQueueFull(tb testing.TB, l *Loki) {
+	tb.Helper()
+	if n := testutil.ToFloat64(l.core.drops[DropQueueFull]); n != 0 {
+		tb.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
+	}
+}
+
 func closeLoki(t *testing.T, l *Loki) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -451,12 +480,7 @@ func BenchmarkLokiHandle(b *testing.B) {
 	}
 	b.Run("Loki", func(b *testing.B) {
 		release := make(chan struct{})
-		f := newFakeLoki(b, holdAll(release))
-		cfg := testLokiConfig(f.srv.URL)
-		cfg.BatchLines = 1
-		cfg.QueueSize = b.N + 1
-		cfg.QueueBytes = (b.N + 1) << 10 // the lines are well under 1 KiB
-		l := mustLoki(b, cfg)
+		l, _ := stuckLoki(b, release, b.N+1)
 		logger := slog.New(l)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -465,9 +489,7 @@ func BenchmarkLokiHandle(b *testing.B) {
 		}
 		b.StopTimer()
 		close(release)
-		if n := testutil.ToFloat64(l.core.drops[DropQueueFull]); n != 0 {
-			b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
-		}
+		noQueueFull(b, l)
 	})
 	b.Run("baseline/JSONHandler", func(b *testing.B) {
 		logger := slog.New(slog.NewJSONHandler(io.Discard, nil))

@@ -62,21 +62,11 @@ const parallelTurn = 8192
 // in alternating turns; x-JSONHandler is the ratio (goal <= 1.2).
 func BenchmarkLokiHandleParallel(b *testing.B) {
 	release := make(chan struct{})
-	f := newFakeLoki(b, holdAll(release))
 	defer close(release)
-	cfg := testLokiConfig(f.srv.URL)
-	cfg.BatchLines = 1
-	cfg.QueueSize = b.N + 1
-	cfg.QueueBytes = (b.N + 1) << 10 // the lines are well under 1 KiB
-	l := mustLoki(b, cfg)
+	l, _ := stuckLoki(b, release, b.N+1)
 	alternate(b, slog.New(l), nil, nil)
-	if n := testutil.ToFloat64(l.core.drops[DropQueueFull]); n != 0 {
-		b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
-	}
-	// Drop the queue rather than push it line by line.
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = l.Close(done)
+	noQueueFull(b, l)
+	dropQueue(l)
 }
 
 // alternate times b.N lines through logger and b.N through a
@@ -137,13 +127,8 @@ func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func BenchmarkLokiHandleParallelDrained(b *testing.B) {
 	b.Run("discarded", func(b *testing.B) {
 		release := make(chan struct{})
-		f := newFakeLoki(b, holdAll(release))
 		defer close(release)
-		cfg := testLokiConfig(f.srv.URL)
-		cfg.BatchLines = 1
-		cfg.QueueSize = b.N + 6
-		cfg.QueueBytes = (b.N + 6) << 10
-		l := mustLoki(b, cfg)
+		l, f := stuckLoki(b, release, b.N+6)
 		c := l.core
 		// Five lines, and run is stuck handing on the fifth batch (four
 		// pushes waiting for their answers): from then on only the
@@ -159,23 +144,12 @@ func BenchmarkLokiHandleParallelDrained(b *testing.B) {
 		alternate(b, slog.New(l), nil, func() {
 			got := c.take(done, false)
 			var lines, n int
-			for _, cs := range got {
-				for _, ch := range cs {
-					lines += len(ch)
-					for _, e := range ch {
-						n += len(e.line)
-					}
-				}
-			}
+			merge(got, func(e lokiEntry) { lines, n = lines+1, n+len(e.line) })
 			c.handedOff(lines, int64(n))
 			done = got
 		})
-		if n := testutil.ToFloat64(c.drops[DropQueueFull]); n != 0 {
-			b.Fatalf("%v lines dropped: the benchmark measured drops, not enqueues", n)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = l.Close(ctx)
+		noQueueFull(b, l)
+		dropQueue(l)
 	})
 	b.Run("pushed", func(b *testing.B) {
 		const batchBytes = 64 << 10
@@ -445,9 +419,7 @@ func BenchmarkLokiWithPerRequest(b *testing.B) {
 		cfg.QueueBytes = 1 << 30
 		l := mustLoki(b, cfg)
 		run(b, l)
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = l.Close(done)
+		dropQueue(l)
 	})
 	b.Run("baseline/JSONHandler", func(b *testing.B) { run(b, slog.NewJSONHandler(io.Discard, nil)) })
 }

@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -87,19 +86,12 @@ func TestLokiHandleAllocs(t *testing.T) {
 	}
 	release := make(chan struct{})
 	defer close(release)
-	f := newFakeLoki(t, holdAll(release))
-	cfg := testLokiConfig(f.srv.URL)
-	cfg.BatchLines = 1
-	cfg.QueueSize = 1 << 20
-	cfg.QueueBytes = 1 << 30
-	l := mustLoki(t, cfg)
+	l, _ := stuckLoki(t, release, 1<<20)
 	logger := slog.New(l)
 	ctx := spanCtx()
 	logRequestDone(ctx, logger)
 	if n := testing.AllocsPerRun(1000, func() { logRequestDone(ctx, logger) }); n != 0 {
 		t.Errorf("%v allocs per line, want 0", n)
 	}
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = l.Close(done)
+	dropQueue(l)
 }

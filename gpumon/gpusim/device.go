@@ -28,9 +28,10 @@ type device struct {
 	mu   sync.Mutex
 	last time.Time // the time the state below was advanced to
 	// elapsed is the sum of the intervals advance integrated over: GPM's
-	// sample time, so that its rates divide the counters by the time they
-	// were integrated over (Sub reads the monotonic clock; UnixNano the
-	// wall clock, which NTP may slew against it by some ppm).
+	// sample time, so that its rates divide the counters by exactly the
+	// time they were integrated over. (Sub reads the monotonic clock,
+	// UnixNano the wall clock; time.Now takes the two readings tens of ns
+	// apart, and NTP may slew one against the other.)
 	elapsed time.Duration
 	load    float64       // 0..1
 	tempC   float64       // GPU temperature

@@ -493,13 +493,21 @@ func (b *timedBody) done(err error) {
 
 // bufferPool recycles the proxy's copy buffers: 8 KiB, not httputil's
 // 32 KiB, as each open stream holds one and SSE events are small (97 -> 70
-// KiB per open stream, BenchmarkOpenStreamMemory).
+// KiB per open stream, BenchmarkOpenStreamMemory). It pools the arrays
+// themselves, so that neither Get nor Put allocates.
 type bufferPool struct{}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+const copyBufSize = 8 << 10
 
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+var buffers = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+func (bufferPool) Get() []byte { return buffers.Get().(*[copyBufSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		buffers.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

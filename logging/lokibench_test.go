@@ -142,7 +142,7 @@ func BenchmarkLokiHandleParallelDrained(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 		var done [][][]lokiEntry
 		alternate(b, slog.New(l), nil, func() {
-			got := c.take(done, false)
+			got, _ := c.take(done, false)
 			var lines, n int
 			merge(got, func(e lokiEntry) { lines, n = lines+1, n+len(e.line) })
 			c.handedOff(lines, int64(n))

@@ -78,7 +78,7 @@ func TestLokiQueueBoundsUnderParallelLoggers(t *testing.T) {
 }
 
 // TestLokiHandleAllocs: a record costs Handle no allocation of its own: the
-// line goes into the shard's slab (one allocation per 8 KiB of lines) and
+// line goes into the shard's slab (one allocation per 32 KiB of lines) and
 // the entry into the shard's chunk (one per 256 entries).
 func TestLokiHandleAllocs(t *testing.T) {
 	if raceEnabled {

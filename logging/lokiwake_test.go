@@ -1,0 +1,82 @@
+package logging
+
+import (
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLineWriterSpareSlab: the line that does not fit in the slab goes
+// into the spare made ahead (by run), which is then used up; with no spare,
+// into a slab of its own making; lines already taken stay as they were.
+func TestLineWriterSpareSlab(t *testing.T) {
+	w := &lineWriter{max: 1 << 20}
+	line := strings.Repeat("x", 999) + "\n" // 999 bytes kept
+	var kept []string
+	write := func() {
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, w.line)
+	}
+	write() // no slab yet, no spare: one is made
+	first := w.slab
+	if first == nil || first.Cap() < slabSize {
+		t.Fatalf("first slab: %v", first)
+	}
+	spare := newSlab()
+	w.spare.Store(spare)
+	for w.slab == first {
+		write()
+	}
+	if w.slab != spare {
+		t.Fatal("the full slab was not replaced by the spare")
+	}
+	if w.spare.Load() != nil {
+		t.Fatal("the spare is still there after it was used")
+	}
+	for w.slab == spare {
+		write()
+	}
+	if w.slab == nil || w.slab == first {
+		t.Fatal("with no spare left, no new slab was made")
+	}
+	for i, s := range kept {
+		if s != line[:999] {
+			t.Fatalf("line %d changed after later writes: %q", i, s[:min(len(s), 20)])
+		}
+	}
+}
+
+// TestLokiWakesAfterIdle logs one line at a time, each after a pause around
+// the time after which run stops taking the queue on its own and waits to
+// be woken (idleTakes takes of takeInterval), and wants each line pushed
+// before the next is logged: a wake-up lost between run's last take and its
+// wait would leave a line queued until Close.
+func TestLokiWakesAfterIdle(t *testing.T) {
+	f := newFakeLoki(t, nil)
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchWait = 5 * time.Millisecond
+	l := mustLoki(t, cfg)
+	idleAfter := time.Duration(idleTakes) * l.core.takeInterval()
+	pauses := []time.Duration{0, idleAfter / 2, idleAfter - time.Millisecond, idleAfter, idleAfter + time.Millisecond,
+		idleAfter + 2*time.Millisecond, 2 * idleAfter, 3 * time.Millisecond}
+	logger := slog.New(l)
+	n := 0
+	for round := range 4 {
+		for _, p := range pauses {
+			time.Sleep(p + time.Duration(round)*100*time.Microsecond)
+			logger.Info("line " + strconv.Itoa(n))
+			n++
+			deadline := time.Now().Add(5 * time.Second)
+			for len(f.lines()) < n {
+				if time.Now().After(deadline) {
+					t.Fatalf("line %d (after a %v pause) not pushed in 5 s; %d lines pushed", n-1, p, len(f.lines()))
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}
+}

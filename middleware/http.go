@@ -155,9 +155,11 @@ func (m *Middleware) serveHTTP(next http.Handler, w http.ResponseWriter, r *http
 		s.duration.Observe(d.Seconds(), tid, now)
 		s.reqSize.Observe(float64(max(reqBytes, 0)))
 		s.respSize.Observe(float64(st.Bytes))
-		active.Dec()
 
 		rec.End(recErr)
+		// After the request's GenAI series too: once the gauge is back
+		// to 0, everything the requests record in metrics is there.
+		active.Dec()
 		if gspan != nil {
 			// gen_ai.response.time_to_first_chunk: "time to first chunk in
 			// a streaming response", for streaming requests only.

@@ -180,9 +180,12 @@ func sum(mfs []*dto.MetricFamily, name string, labels map[string]string) float64
 					continue metrics
 				}
 			}
-			if h := m.GetHistogram(); h != nil {
-				n += float64(h.GetSampleCount())
-			} else {
+			switch {
+			case m.GetHistogram() != nil:
+				n += float64(m.GetHistogram().GetSampleCount())
+			case m.GetGauge() != nil:
+				n += m.GetGauge().GetValue()
+			default:
 				n += m.GetCounter().GetValue()
 			}
 		}

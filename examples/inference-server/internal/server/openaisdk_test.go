@@ -10,6 +10,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestOfficialOpenAISDK calls the server, wired as main wires it, with the
@@ -133,10 +134,21 @@ func TestOfficialOpenAISDK(t *testing.T) {
 	})
 
 	// Each endpoint under its own operation: 2 text completions, 2
-	// embeddings requests, 1 chat.
-	mfs, err := st.tel.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
+	// embeddings requests, 1 chat. The SDK returns once it has read the
+	// stream's [DONE], which can be before the handler has returned and its
+	// request been recorded: wait for no request to be active first.
+	var mfs []*dto.MetricFamily
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		var err error
+		if mfs, err = st.tel.Registry().Gather(); err != nil {
+			t.Fatal(err)
+		}
+		if sum(mfs, "http_server_active_requests", nil) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("requests still active 5 s after the last answer")
+		}
 	}
 	for op, want := range map[string]float64{"text_completion": 2, "embeddings": 2, "chat": 1} {
 		if n := sum(mfs, "gen_ai_server_request_duration_seconds", map[string]string{"gen_ai_operation_name": op, "gen_ai_request_model": model}); n != want {

@@ -105,7 +105,8 @@ type LokiConfig struct {
 	// counted with reason queue_full. Memory grows with use, not up front:
 	// at most QueueBytes of lines, about 90 bytes more for each, two 32 KiB
 	// slabs of lines per queue shard in use (the one being filled and the
-	// next), and MaxInFlight batches being pushed.
+	// next), and MaxInFlight batches being pushed, each push goroutine
+	// keeping its encoding buffers (about twice BatchBytes) for the next.
 	QueueSize  int
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
@@ -331,7 +332,7 @@ type lokiCore struct {
 	// interval short.
 	idle     atomic.Bool
 	wake     chan struct{}
-	batches  chan []lokiEntry
+	batches  chan pushBatch
 	inFlight sync.WaitGroup // the push goroutines
 
 	// hints holds, per P in practice, a pointer into hintIdx: the shard
@@ -393,7 +394,7 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 		pushURL: u.String(),
 		jsonOpt: &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource},
 		wake:    make(chan struct{}, 1),
-		batches: make(chan []lokiEntry),
+		batches: make(chan pushBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		shards:  make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
@@ -421,7 +422,10 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 		c.inFlight.Go(func() {
 			var sc encodeScratch // this push goroutine's own
 			for b := range c.batches {
-				c.push(b, &sc)
+				// Off the queue's counts as soon as it is received, before
+				// anything of the push can be seen.
+				c.handedOff(len(b.entries), int64(b.bytes))
+				c.push(b.entries, &sc)
 			}
 		})
 	}
@@ -771,14 +775,22 @@ func (l *Loki) Close(ctx context.Context) error {
 	}
 }
 
+// pushBatch is what run hands to a push goroutine: the entries and the bytes of
+// their lines, which the push goroutine takes off the queue's counts.
+type pushBatch struct {
+	entries []lokiEntry
+	bytes   int
+}
+
 // run batches the queue and hands the batches to the push goroutines, until
 // Close.
 func (c *lokiCore) run() {
 	defer close(c.done)
 	defer c.cancel()
 	var (
-		batch      []lokiEntry
+		entries    []lokiEntry // the batch being made
 		batchBytes int
+		lastLen    int // of the last batch: the next one starts that big
 		done       [][][]lokiEntry
 	)
 	timer := time.NewTimer(c.cfg.BatchWait)
@@ -788,28 +800,33 @@ func (c *lokiCore) run() {
 	pause.Stop()
 	flush := func() {
 		timer.Stop()
-		if len(batch) == 0 {
+		if len(entries) == 0 {
 			return
 		}
-		b, n := batch, batchBytes
-		batch, batchBytes = nil, 0
+		b := pushBatch{entries: entries, bytes: batchBytes}
+		entries, batchBytes, lastLen = nil, 0, len(entries)
 		select {
-		case c.batches <- b:
+		case c.batches <- b: // the push goroutine takes it off the counts
 		case <-c.ctx.Done():
-			c.drop(DropClosed, len(b))
+			c.drop(DropClosed, len(b.entries))
+			c.handedOff(len(b.entries), int64(b.bytes))
 		}
-		c.handedOff(len(b), int64(n))
 	}
 	add := func(e lokiEntry) {
-		if len(batch) > 0 && batchBytes+len(e.line) > c.cfg.BatchBytes {
+		if len(entries) > 0 && batchBytes+len(e.line) > c.cfg.BatchBytes {
 			flush()
 		}
-		if len(batch) == 0 {
+		if len(entries) == 0 {
 			timer.Reset(c.cfg.BatchWait)
+			if entries == nil {
+				// Sized like the last one, rather than grown from
+				// nothing: growing made as much garbage again.
+				entries = make([]lokiEntry, 0, min(max(lastLen, 64), c.cfg.BatchLines))
+			}
 		}
-		batch = append(batch, e)
+		entries = append(entries, e)
 		batchBytes += len(e.line)
-		if len(batch) >= c.cfg.BatchLines || batchBytes >= c.cfg.BatchBytes {
+		if len(entries) >= c.cfg.BatchLines || batchBytes >= c.cfg.BatchBytes {
 			flush()
 		}
 	}
@@ -1037,6 +1054,7 @@ type encodeScratch struct {
 	meta    []push.LabelAdapter // every entry's structured metadata, back to back
 	hex     []byte              // the ids in hex, back to back
 	raw     []byte              // the marshalled request, before snappy
+	comp    []byte              // raw compressed, before it is copied out
 }
 
 func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, contentType string, err error) {
@@ -1089,7 +1107,14 @@ func (c *lokiCore) encode(batch []lokiEntry, sc *encodeScratch) (body []byte, co
 	if err != nil {
 		return nil, "", err
 	}
-	return snappy.Encode(nil, sc.raw[:n]), "application/x-protobuf", nil
+	// snappy.Encode wants room for its worst case, 117 % of the input:
+	// encode into the goroutine's scratch and keep an exact copy (log lines
+	// compress to a third or so), which no later batch overwrites while
+	// the HTTP client may still read it.
+	if m := snappy.MaxEncodedLen(n); cap(sc.comp) < m {
+		sc.comp = make([]byte, m)
+	}
+	return bytes.Clone(snappy.Encode(sc.comp[:cap(sc.comp)], sc.raw[:n])), "application/x-protobuf", nil
 }
 
 type jsonStream struct {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -78,5 +79,46 @@ func TestLokiWakesAfterIdle(t *testing.T) {
 				time.Sleep(200 * time.Microsecond)
 			}
 		}
+	}
+}
+
+// TestLokiParallelIdleBursts: 8 goroutines log bursts of 1 to 4 lines at
+// once, rounds apart by pauses around the idle threshold, so that run goes
+// idle and several Handles race to wake it; every line must reach Loki
+// without Close pushing it.
+func TestLokiParallelIdleBursts(t *testing.T) {
+	f := newFakeLoki(t, nil)
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchWait = 5 * time.Millisecond
+	l := mustLoki(t, cfg)
+	idleAfter := time.Duration(idleTakes) * l.core.takeInterval()
+	pauses := []time.Duration{idleAfter - time.Millisecond, idleAfter, idleAfter + time.Millisecond, 2 * idleAfter}
+	logger := slog.New(l)
+	const loggers, rounds = 8, 16
+	logged := 0
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for g := range loggers {
+			n := 1 + (g+r)%4
+			logged += n
+			wg.Go(func() {
+				time.Sleep(time.Duration(g*25) * time.Microsecond)
+				for range n {
+					logger.Info("burst", "g", g, "round", r)
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(pauses[r%len(pauses)])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.lines()) < logged {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d lines pushed 5 s after the last was logged", len(f.lines()), logged)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := len(f.lines()); got != logged {
+		t.Fatalf("%d lines pushed, %d logged", got, logged)
 	}
 }

@@ -320,7 +320,8 @@ type lokiCore struct {
 	// shards so that concurrent Handles seldom wait for one another.
 	// qlines and qbytes count both the lines in the shards and those run
 	// is still batching, and are what QueueSize and QueueBytes bound:
-	// Handle reserves before it appends, run releases at hand-off.
+	// Handle reserves before it appends, the push goroutine that receives
+	// a batch releases its lines.
 	shards []qshard
 	qlines atomic.Int64
 	qbytes atomic.Int64

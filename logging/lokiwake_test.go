@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -57,27 +58,16 @@ func TestLineWriterSpareSlab(t *testing.T) {
 // before the next is logged: a wake-up lost between run's last take and its
 // wait would leave a line queued until Close.
 func TestLokiWakesAfterIdle(t *testing.T) {
-	f := newFakeLoki(t, nil)
-	cfg := testLokiConfig(f.srv.URL)
-	cfg.BatchWait = 5 * time.Millisecond
-	l := mustLoki(t, cfg)
-	idleAfter := time.Duration(idleTakes) * l.core.takeInterval()
+	logger, f, idleAfter := idleLoki(t)
 	pauses := []time.Duration{0, idleAfter / 2, idleAfter - time.Millisecond, idleAfter, idleAfter + time.Millisecond,
 		idleAfter + 2*time.Millisecond, 2 * idleAfter, 3 * time.Millisecond}
-	logger := slog.New(l)
 	n := 0
 	for round := range 4 {
 		for _, p := range pauses {
 			time.Sleep(p + time.Duration(round)*100*time.Microsecond)
 			logger.Info("line " + strconv.Itoa(n))
 			n++
-			deadline := time.Now().Add(5 * time.Second)
-			for len(f.lines()) < n {
-				if time.Now().After(deadline) {
-					t.Fatalf("line %d (after a %v pause) not pushed in 5 s; %d lines pushed", n-1, p, len(f.lines()))
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
+			waitLines(t, f, n, fmt.Sprintf("line %d, after a %v pause,", n-1, p))
 		}
 	}
 }
@@ -87,13 +77,8 @@ func TestLokiWakesAfterIdle(t *testing.T) {
 // idle and several Handles race to wake it; every line must reach Loki
 // without Close pushing it.
 func TestLokiParallelIdleBursts(t *testing.T) {
-	f := newFakeLoki(t, nil)
-	cfg := testLokiConfig(f.srv.URL)
-	cfg.BatchWait = 5 * time.Millisecond
-	l := mustLoki(t, cfg)
-	idleAfter := time.Duration(idleTakes) * l.core.takeInterval()
+	logger, f, idleAfter := idleLoki(t)
 	pauses := []time.Duration{idleAfter - time.Millisecond, idleAfter, idleAfter + time.Millisecond, 2 * idleAfter}
-	logger := slog.New(l)
 	const loggers, rounds = 8, 16
 	logged := 0
 	for r := range rounds {
@@ -111,14 +96,30 @@ func TestLokiParallelIdleBursts(t *testing.T) {
 		wg.Wait()
 		time.Sleep(pauses[r%len(pauses)])
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(f.lines()) < logged {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d lines pushed 5 s after the last was logged", len(f.lines()), logged)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLines(t, f, logged, "the last burst")
 	if got := len(f.lines()); got != logged {
 		t.Fatalf("%d lines pushed, %d logged", got, logged)
+	}
+}
+
+// idleLoki is a Loki that pushes each line within 5 ms (BatchWait) and goes
+// idle after idleAfter without lines, with its fake backend.
+func idleLoki(t *testing.T) (logger *slog.Logger, f *fakeLoki, idleAfter time.Duration) {
+	t.Helper()
+	f = newFakeLoki(t, nil)
+	cfg := testLokiConfig(f.srv.URL)
+	cfg.BatchWait = 5 * time.Millisecond
+	l := mustLoki(t, cfg)
+	return slog.New(l), f, time.Duration(idleTakes) * l.core.takeInterval()
+}
+
+// waitLines waits up to 5 s for f to have received n lines, and fails the
+// test, naming what, when it has not.
+func waitLines(t *testing.T, f *fakeLoki, n int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(f.lines()) < n; time.Sleep(200 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not pushed in 5 s: %d of %d lines pushed", what, len(f.lines()), n)
+		}
 	}
 }

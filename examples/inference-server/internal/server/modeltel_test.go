@@ -180,12 +180,9 @@ func sum(mfs []*dto.MetricFamily, name string, labels map[string]string) float64
 					continue metrics
 				}
 			}
-			switch {
-			case m.GetHistogram() != nil:
-				n += float64(m.GetHistogram().GetSampleCount())
-			case m.GetGauge() != nil:
-				n += m.GetGauge().GetValue()
-			default:
+			if h := m.GetHistogram(); h != nil {
+				n += float64(h.GetSampleCount())
+			} else {
 				n += m.GetCounter().GetValue()
 			}
 		}

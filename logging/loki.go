@@ -99,10 +99,15 @@ type LokiConfig struct {
 	// QueueBytes bounds the bytes of the lines accepted and not yet handed
 	// to a push (default 16 MiB, and never less than BatchBytes), and
 	// QueueSize their number (default 100000, which leaves QueueBytes the
-	// bound that counts for lines over ~170 bytes). Handle never
-	// blocks: when either bound would be passed the new line is dropped
-	// (the older lines are kept, they are already on their way) and
-	// counted with reason queue_full. Memory grows with use, not up front:
+	// bound that counts for lines over ~170 bytes). Handle never waits
+	// for the network: when either bound would be passed the new line is
+	// dropped (the older lines are kept, they are already on their way)
+	// and counted with reason queue_full. Past half of either bound while
+	// Loki takes pushes quickly, the lines pile up because the process
+	// gives its pusher too little CPU (loggers that never wait); a Handle
+	// then yields its processor (runtime.Gosched) until the queue is back
+	// under half, for 1 ms at most, so that a Loki that keeps up loses no
+	// lines (see Loki). Memory grows with use, not up front:
 	// at most QueueBytes of lines, about 90 bytes more for each, two 32 KiB
 	// slabs of lines per queue shard in use (the one being filled and the
 	// next), and MaxInFlight batches being pushed, each push goroutine
@@ -227,6 +232,16 @@ func (c *LokiConfig) setDefaults() {
 // once, which retry 429, 5xx and network errors with exponential backoff and
 // jitter, never other 4xx. What cannot be sent is dropped and counted.
 //
+// When the queue is more than half full while Loki answers quickly (a push
+// accepted within 50 ms in the last second, and the pusher taking lines in
+// the last 100 ms), the lines pile up for want of CPU in this process, not
+// of Loki: goroutines that log without ever waiting take their whole time
+// slices while the pusher queues for a processor. A Handle then yields its
+// processor until the queue is back under half, for at most 1 ms, holding
+// the loggers to the pusher's pace instead of dropping lines. A slow, stuck
+// or failing Loki gets no yields: its lines are dropped when the queue is
+// full.
+//
 // *Loki is also a prometheus.Collector of its own metrics (see Describe). The
 // handlers returned by WithAttrs and WithGroup share the queue, the pusher and
 // the metrics; Close on any of them closes them all. All methods are safe for
@@ -335,6 +350,18 @@ type lokiCore struct {
 	wake     chan struct{}
 	batches  chan pushBatch
 	inFlight sync.WaitGroup // the push goroutines
+	// Past yieldLines or yieldBytes queued, a Handle yields its P to the
+	// pusher (see yield) while the pusher moves and Loki answers quickly:
+	// moved is when run last took lines or a push goroutine received a
+	// batch or had one accepted, quickAt when one was last accepted within
+	// quickPush; both in nanoseconds since epoch on the monotonic clock (0:
+	// at NewLoki).
+	yieldLines int64
+	yieldBytes int64
+	epoch      time.Time
+	moved      atomic.Int64
+	quickAt    atomic.Int64
+	yields     atomic.Int64 // the Handles that yielded (for the tests)
 
 	// hints holds, per P in practice, a pointer into hintIdx: the shard
 	// lockFormatter tries first. hintIdx[i] == i, never written after
@@ -401,6 +428,8 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 		shards:  make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.yieldLines, c.yieldBytes = int64(cfg.QueueSize/2), int64(cfg.QueueBytes/2)
+	c.epoch = time.Now()
 	c.baseStream = labelString(cfg.Labels, "")
 	if cfg.LevelLabel {
 		c.levelStreams = map[slog.Level]string{}
@@ -426,6 +455,7 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 				// Off the queue's counts as soon as it is received, before
 				// anything of the push can be seen.
 				c.handedOff(len(b.entries), int64(b.bytes))
+				c.moved.Store(int64(time.Since(c.epoch)))
 				c.push(b.entries, &sc)
 			}
 		})
@@ -582,6 +612,7 @@ func (c *lokiCore) enqueue(q *qshard, e lokiEntry) {
 		c.handedOff(1, n)
 		c.drop(DropQueueFull, 1)
 		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
+		c.yield() // the next lines may then find room
 		return
 	}
 	var fresh []lokiEntry // a new chunk, made outside the lock when needed
@@ -621,10 +652,57 @@ again:
 	// lines are taken while still in cache rather than a whole interval
 	// later. Waking a parked goroutine cost the caller 10-20 µs (a futex
 	// call to start a thread for it); it used to be paid once per take.
-	if full || (c.idle.Load() && c.idle.CompareAndSwap(true, false)) {
+	// Past half the queue, wake it too, before yielding to it.
+	overload := lines > c.yieldLines || bytes > c.yieldBytes
+	if overload || full || (c.idle.Load() && c.idle.CompareAndSwap(true, false)) {
 		select {
 		case c.wake <- struct{}{}:
 		default:
+		}
+	}
+	if overload {
+		c.yield()
+	}
+}
+
+// One Handle yields at most maxYield; it yields only while the pusher
+// moved in the last yieldRecent and a push was accepted within quickPush in
+// the last quickRecent (one, not the last: a push that waited for a P in
+// this starved process, not for Loki, takes longer too).
+const (
+	maxYield    = time.Millisecond
+	yieldRecent = 100 * time.Millisecond
+	quickPush   = 50 * time.Millisecond
+	quickRecent = time.Second
+)
+
+// yield is called by a Handle whose line, queued or dropped as queue_full,
+// found the queue past half its bounds. While Loki takes pushes quickly,
+// the lines then pile up because the pusher cannot keep pace with the
+// loggers in this process: goroutines that log without ever waiting (16 of
+// them on 2 cores, flat out) take their whole time slices, while the
+// batching and push goroutines, which wait for one another and for the
+// HTTP client at every batch, queue for a P behind them at every step and
+// deliver a fraction of what Loki would take (BenchmarkLokiFastSink: 25-80 %
+// of the lines dropped). So the caller gives up its P (runtime.Gosched),
+// again and again, until the queue is back under half or maxYield has
+// passed: the loggers are held to the pusher's pace, by at most maxYield a
+// line, rather than losing lines to a Loki that keeps up. It does not yield
+// when the time goes to Loki instead: a slow Loki (no push accepted within
+// quickPush for quickRecent), or one that is stuck or down (its pushes hang
+// or back off and take no new batch, and run, unable to hand on its batch,
+// takes no lines: no move for yieldRecent). There the lines are dropped when
+// the queue is full, as before; Handle never waits for the network.
+func (c *lokiCore) yield() {
+	since := time.Since(c.epoch)
+	if since-time.Duration(c.moved.Load()) > yieldRecent || since-time.Duration(c.quickAt.Load()) > quickRecent {
+		return
+	}
+	c.yields.Add(1)
+	for start := time.Now(); ; {
+		runtime.Gosched()
+		if (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) || time.Since(start) >= maxYield {
+			return
 		}
 	}
 }
@@ -834,6 +912,9 @@ func (c *lokiCore) run() {
 	for empty := 0; ; {
 		closing := c.isClosing()
 		got, n := c.take(done, closing)
+		if n > 0 {
+			c.moved.Store(int64(time.Since(c.epoch)))
+		}
 		merge(got, add)
 		done = got
 		if closing {
@@ -894,9 +975,15 @@ func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
+		posted := time.Now()
 		status, retryAfter, hasRetryAfter, err := c.post(body, contentType)
 		closing := c.isClosing()
 		if err == nil && status/100 == 2 {
+			now := time.Now()
+			if now.Sub(posted) < quickPush {
+				c.quickAt.Store(int64(now.Sub(c.epoch)))
+			}
+			c.moved.Store(int64(now.Sub(c.epoch)))
 			c.sentLines.Add(float64(len(batch)))
 			return
 		}

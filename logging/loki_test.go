@@ -45,14 +45,16 @@ func mustLoki(t testing.TB, cfg LokiConfig) *Loki {
 
 // stuckLoki is a Loki whose pushes are held until release is closed (see
 // holdAll), one line a batch, with room for lines lines of up to 1 KiB:
-// every line logged stays queued.
+// every line logged stays queued. The queue is twice that, so that it stays
+// under half full, where a Handle would yield to the pusher for its first
+// 100 ms (see yield): what the benchmarks built on it measure is Handle.
 func stuckLoki(tb testing.TB, release chan struct{}, lines int) (*Loki, *fakeLoki) {
 	tb.Helper()
 	f := newFakeLoki(tb, holdAll(release))
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 1
-	cfg.QueueSize = lines
-	cfg.QueueBytes = lines << 10
+	cfg.QueueSize = 2 * lines
+	cfg.QueueBytes = 2 * lines << 10
 	return mustLoki(tb, cfg), f
 }
 

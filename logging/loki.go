@@ -106,7 +106,7 @@ type LokiConfig struct {
 	// Loki takes pushes quickly, the lines pile up because the process
 	// gives its pusher too little CPU (loggers that never wait); a Handle
 	// then yields its processor (runtime.Gosched) until the queue is back
-	// under half, for 1 ms at most, so that a Loki that keeps up loses no
+	// under half, for about 1 ms at most, so that a Loki that keeps up loses no
 	// lines (see Loki). Memory grows with use, not up front:
 	// at most QueueBytes of lines, about 90 bytes more for each, two 32 KiB
 	// slabs of lines per queue shard in use (the one being filled and the
@@ -237,7 +237,7 @@ func (c *LokiConfig) setDefaults() {
 // the last 100 ms), the lines pile up for want of CPU in this process, not
 // of Loki: goroutines that log without ever waiting take their whole time
 // slices while the pusher queues for a processor. A Handle then yields its
-// processor until the queue is back under half, for at most 1 ms, holding
+// processor until the queue is back under half, for about 1 ms at most, holding
 // the loggers to the pusher's pace instead of dropping lines. A slow, stuck
 // or failing Loki gets no yields: its lines are dropped when the queue is
 // full.
@@ -668,9 +668,14 @@ again:
 // One Handle yields at most maxYield; it yields only while the pusher
 // moved in the last yieldRecent and a push was accepted within quickPush in
 // the last quickRecent (one, not the last: a push that waited for a P in
-// this starved process, not for Loki, takes longer too).
+// this starved process, not for Loki, takes longer too). After fastYields
+// Goscheds in a row that came back within fastYield (the P had nothing
+// else to run), it sleeps yieldSleep instead of spinning.
 const (
 	maxYield    = time.Millisecond
+	fastYield   = time.Microsecond
+	fastYields  = 4
+	yieldSleep  = 50 * time.Microsecond
 	yieldRecent = 100 * time.Millisecond
 	quickPush   = 50 * time.Millisecond
 	quickRecent = time.Second
@@ -686,24 +691,41 @@ const (
 // deliver a fraction of what Loki would take (BenchmarkLokiFastSink: 25-80 %
 // of the lines dropped). So the caller gives up its P (runtime.Gosched),
 // again and again, until the queue is back under half or maxYield has
-// passed: the loggers are held to the pusher's pace, by at most maxYield a
-// line, rather than losing lines to a Loki that keeps up. It does not yield
-// when the time goes to Loki instead: a slow Loki (no push accepted within
-// quickPush for quickRecent), or one that is stuck or down (its pushes hang
-// or back off and take no new batch, and run, unable to hand on its batch,
-// takes no lines: no move for yieldRecent). There the lines are dropped when
-// the queue is full, as before; Handle never waits for the network.
+// passed: the loggers are held to the pusher's pace, by about maxYield a
+// line at most, rather than losing lines to a Loki that keeps up. When the
+// P has nothing else to run (the lines wait for the network, or in run's
+// batch for BatchWait), it sleeps in short steps rather than burn the CPU.
+// It does not yield when the time goes to Loki instead: a slow Loki (no
+// push accepted within quickPush for quickRecent), or one that is stuck or
+// down (its pushes hang or back off and take no new batch, and run, unable
+// to hand on its batch, takes no lines: no move for yieldRecent). There the
+// lines are dropped when the queue is full, as before; Handle never waits
+// for the network.
 func (c *lokiCore) yield() {
 	since := time.Since(c.epoch)
 	if since-time.Duration(c.moved.Load()) > yieldRecent || since-time.Duration(c.quickAt.Load()) > quickRecent {
 		return
 	}
 	c.yields.Add(1)
-	for start := time.Now(); ; {
-		runtime.Gosched()
-		if (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) || time.Since(start) >= maxYield {
+	start := time.Now()
+	for t, fast := start, 0; ; {
+		if fast < fastYields {
+			runtime.Gosched()
+		} else {
+			// Nothing else wanted this P lately: sleep rather than spin.
+			time.Sleep(min(yieldSleep, maxYield-t.Sub(start)))
+			fast = 0
+		}
+		now := time.Now()
+		if (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) || now.Sub(start) >= maxYield {
 			return
 		}
+		if now.Sub(t) < fastYield {
+			fast++
+		} else {
+			fast = 0
+		}
+		t = now
 	}
 }
 

@@ -106,9 +106,12 @@ type LokiConfig struct {
 	// Loki takes pushes quickly, the lines pile up because the process
 	// gives its pusher too little CPU (loggers that never wait); a Handle
 	// then yields its processor (runtime.Gosched) until the queue is back
-	// under half, for about 1 ms at most, so that a Loki that keeps up loses no
-	// lines (see Loki). Memory grows with use, not up front:
-	// at most QueueBytes of lines, about 90 bytes more for each, two 32 KiB
+	// under half, for about 1 ms at most, so that a Loki that keeps up
+	// loses no lines (see Loki). The lines of the batch being made count
+	// too; past half, that batch goes to a free push at once, full or not,
+	// so a queue smaller than a batch does not fill with it. Memory grows
+	// with use, not up front: at most QueueBytes of lines, about 90 bytes
+	// more for each, two 32 KiB
 	// slabs of lines per queue shard in use (the one being filled and the
 	// next), and MaxInFlight batches being pushed, each push goroutine
 	// keeping its encoding buffers (about twice BatchBytes) for the next.
@@ -913,6 +916,24 @@ func (c *lokiCore) run() {
 			c.handedOff(len(b.entries), int64(b.bytes))
 		}
 	}
+	// early hands the batch being made to a push goroutine that is free,
+	// without waiting for one, when the queue is past half: those lines
+	// count against the queue's bounds while they wait, and a queue under
+	// twice a batch would otherwise fill with them, up to BatchWait, and
+	// drop lines however quick Loki is. When every push is busy (a slow
+	// Loki), the batch goes on growing, so that a round trip still
+	// carries a full one.
+	early := func() {
+		if len(entries) == 0 || (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) {
+			return
+		}
+		select {
+		case c.batches <- pushBatch{entries: entries, bytes: batchBytes}:
+			timer.Stop()
+			entries, batchBytes, lastLen = nil, 0, len(entries)
+		default:
+		}
+	}
 	add := func(e lokiEntry) {
 		if len(entries) > 0 && batchBytes+len(e.line) > c.cfg.BatchBytes {
 			flush()
@@ -938,6 +959,7 @@ func (c *lokiCore) run() {
 			c.moved.Store(int64(time.Since(c.epoch)))
 		}
 		merge(got, add)
+		early()
 		done = got
 		if closing {
 			break
@@ -958,6 +980,7 @@ func (c *lokiCore) run() {
 				}
 			} else {
 				merge(got, add)
+				early()
 			}
 			done = got
 			c.idle.Store(false)

@@ -111,10 +111,10 @@ type LokiConfig struct {
 	// too; past half, that batch goes to a free push at once, full or not,
 	// so a queue smaller than a batch does not fill with it. Memory grows
 	// with use, not up front: at most QueueBytes of lines, about 90 bytes
-	// more for each, two 32 KiB
-	// slabs of lines per queue shard in use (the one being filled and the
-	// next), and MaxInFlight batches being pushed, each push goroutine
-	// keeping its encoding buffers (about twice BatchBytes) for the next.
+	// more for each, two 32 KiB slabs of lines per queue shard in use (the
+	// one being filled and the next), and MaxInFlight batches being
+	// pushed, each push goroutine keeping its encoding buffers (about
+	// twice BatchBytes) for the next.
 	QueueSize  int
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
@@ -240,10 +240,10 @@ func (c *LokiConfig) setDefaults() {
 // the last 100 ms), the lines pile up for want of CPU in this process, not
 // of Loki: goroutines that log without ever waiting take their whole time
 // slices while the pusher queues for a processor. A Handle then yields its
-// processor until the queue is back under half, for about 1 ms at most, holding
-// the loggers to the pusher's pace instead of dropping lines. A slow, stuck
-// or failing Loki gets no yields: its lines are dropped when the queue is
-// full.
+// processor until the queue is back under half, for about 1 ms at most,
+// holding the loggers to the pusher's pace instead of dropping lines. A
+// slow, stuck or failing Loki gets no yields: its lines are dropped when
+// the queue is full.
 //
 // *Loki is also a prometheus.Collector of its own metrics (see Describe). The
 // handlers returned by WithAttrs and WithGroup share the queue, the pusher and
@@ -458,7 +458,7 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 				// Off the queue's counts as soon as it is received, before
 				// anything of the push can be seen.
 				c.handedOff(len(b.entries), int64(b.bytes))
-				c.moved.Store(int64(time.Since(c.epoch)))
+				c.moved.Store(int64(c.clock()))
 				c.push(b.entries, &sc)
 			}
 		})
@@ -705,7 +705,7 @@ const (
 // lines are dropped when the queue is full, as before; Handle never waits
 // for the network.
 func (c *lokiCore) yield() {
-	since := time.Since(c.epoch)
+	since := c.clock()
 	if since-time.Duration(c.moved.Load()) > yieldRecent || since-time.Duration(c.quickAt.Load()) > quickRecent {
 		return
 	}
@@ -720,7 +720,7 @@ func (c *lokiCore) yield() {
 			fast = 0
 		}
 		now := time.Now()
-		if (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) || now.Sub(start) >= maxYield {
+		if !c.pastHalf() || now.Sub(start) >= maxYield {
 			return
 		}
 		if now.Sub(t) < fastYield {
@@ -731,6 +731,15 @@ func (c *lokiCore) yield() {
 		t = now
 	}
 }
+
+// pastHalf reports whether the queue holds more than half of either bound.
+func (c *lokiCore) pastHalf() bool {
+	return c.qlines.Load() > c.yieldLines || c.qbytes.Load() > c.yieldBytes
+}
+
+// clock is the time since NewLoki, on the monotonic clock: what moved and
+// quickAt hold.
+func (c *lokiCore) clock() time.Duration { return time.Since(c.epoch) }
 
 // take returns the entries queued in every shard, and how many, after
 // putting done (the chunks of the last take, which it reuses) up for reuse;
@@ -924,7 +933,7 @@ func (c *lokiCore) run() {
 	// Loki), the batch goes on growing, so that a round trip still
 	// carries a full one.
 	early := func() {
-		if len(entries) == 0 || (c.qlines.Load() <= c.yieldLines && c.qbytes.Load() <= c.yieldBytes) {
+		if len(entries) == 0 || !c.pastHalf() {
 			return
 		}
 		select {
@@ -956,7 +965,7 @@ func (c *lokiCore) run() {
 		closing := c.isClosing()
 		got, n := c.take(done, closing)
 		if n > 0 {
-			c.moved.Store(int64(time.Since(c.epoch)))
+			c.moved.Store(int64(c.clock()))
 		}
 		merge(got, add)
 		early()
@@ -1020,15 +1029,15 @@ func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		posted := time.Now()
+		posted := c.clock()
 		status, retryAfter, hasRetryAfter, err := c.post(body, contentType)
 		closing := c.isClosing()
 		if err == nil && status/100 == 2 {
-			now := time.Now()
-			if now.Sub(posted) < quickPush {
-				c.quickAt.Store(int64(now.Sub(c.epoch)))
+			now := c.clock()
+			if now-posted < quickPush {
+				c.quickAt.Store(int64(now))
 			}
-			c.moved.Store(int64(now.Sub(c.epoch)))
+			c.moved.Store(int64(now))
 			c.sentLines.Add(float64(len(batch)))
 			return
 		}

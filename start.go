@@ -20,6 +20,7 @@ import (
 	"github.com/modeltel/modeltel/gpumon"
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/otelenv"
+	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
 	"github.com/modeltel/modeltel/tracing"
@@ -159,10 +160,13 @@ func Start(ctx context.Context, opts ...Option) (*Telemetry, error) {
 		middleware.WithLogger(t.logger),
 	}, cfg.middlewareOpts...)
 	t.mw = middleware.New(mopts...)
-	for _, c := range []prometheus.Collector{t.inf, t.mw} {
-		if err := t.reg.Register(c); err != nil {
-			return fail(fmt.Errorf("modeltel: register: %w", err))
-		}
+	// One collector, the middleware first: it lowers its active gauges
+	// after the request's GenAI series are recorded and collects those
+	// gauges first, so a scrape that finds a request no longer active
+	// finds it in the GenAI series too. Registered apart, the two would be
+	// collected concurrently, in any order.
+	if err := t.reg.Register(promlist.Collectors{t.mw, t.inf}); err != nil {
+		return fail(fmt.Errorf("modeltel: register: %w", err))
 	}
 
 	// GPU.

@@ -178,7 +178,10 @@ func NewMetrics(opts ...Option) *Metrics {
 		models:      make(map[string]struct{}),
 		ops:         make(map[string]struct{}),
 	}
-	m.all = promlist.Collectors{m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.active, m.requests,
+	// The active gauge first: End lowers it after recording the rest, so
+	// a scrape that reads it after a request's end sees all the request
+	// recorded (never a request neither active nor done).
+	m.all = promlist.Collectors{m.active, m.duration, m.ttft, m.tpot, m.tps, m.tokens, m.requests,
 		m.queue, m.prefill, m.decode, m.promptLen, m.genLen,
 		m.waiting, m.running, m.kvUsage, m.pcQueries, m.pcHits, m.preemptions}
 	return m

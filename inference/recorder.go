@@ -179,7 +179,6 @@ func (r *Recorder) End(err error) {
 	}
 	r.outShard.flushTo(r.s.outTokens) // the request's tokens are in the counter once it ended
 	s := r.s
-	s.active.Dec()
 	now := r.m.cfg.now()
 	d := now.Sub(r.start)
 	in, out, first := r.in.Load(), r.out.Load(), time.Duration(r.first.Load())
@@ -208,6 +207,9 @@ func (r *Recorder) End(err error) {
 		s.errorDuration(r.m, errType).Observe(d.Seconds(), r.tid, now)
 	}
 	s.requestsFor(r.m, r.finishReason(err)).Inc()
+	// Last: a scrape that sees the request no longer active sees it done
+	// (Collect reads the gauge first).
+	s.active.Dec()
 	if r.span != nil {
 		r.endSpan(in, out, r.cached.Load(), errType)
 	}

@@ -109,6 +109,20 @@
 // grpc_server_handling_seconds, grpc_server_msg_received_total and
 // grpc_server_msg_sent_total, labelled grpc_type, grpc_service, grpc_method.
 //
+// # Consistent scrapes
+//
+// A scrape taken while requests come and go never loses one: each request
+// that began before it is in http_server_active_requests or in the request
+// histograms (or in both, never neither), and grpc_server_handled_total is
+// never above grpc_server_started_total. A request lowers the gauge after it
+// has recorded everything else, and Collect reads the gauge first and the
+// started counter last (a Prometheus registry reads a collector's metrics in
+// the order they are sent). The inference metrics keep the same rule for
+// inference_requests_active. Two collectors registered apart are read in
+// whatever order the registry picks: modeltel.Start registers the
+// middleware and its inference metrics as one collector, the middleware
+// first, so that a request no longer active is in the GenAI series too.
+//
 // # Logs
 //
 // With [WithLogger], one line per request ("http request": method, route,

@@ -43,8 +43,8 @@ type Middleware struct {
 
 	grpc *grpcMetrics
 
-	// all is every metric above, HTTP then gRPC: what Describe and Collect
-	// send.
+	// all is every metric above: what Describe and Collect send, in an
+	// order that keeps each scrape consistent (see New).
 	all promlist.Collectors
 
 	tracers atomic.Pointer[tracerEntry]
@@ -96,8 +96,14 @@ func New(opts ...Option) *Middleware {
 	}
 	m.grpc = newGRPCMetrics(c)
 	g := m.grpc
-	m.all = promlist.Collectors{m.duration, m.reqSize, m.respSize, m.active,
-		g.started, g.handled, g.handling, g.received, g.sent}
+	// A request raises the gauge and the started counter first, records
+	// the rest, then lowers the gauge; the registry reads the metrics in
+	// the order they are sent. So the gauge goes first (read after a
+	// request's end, the reads that follow see all it recorded: no scrape
+	// has a request neither active nor done) and the started counter last
+	// (no scrape has more calls handled than started).
+	m.all = promlist.Collectors{m.active, m.duration, m.reqSize, m.respSize,
+		g.handled, g.handling, g.received, g.sent, g.started}
 	if c.tp != nil {
 		m.fixed = newTracerEntry(c.tp)
 	}

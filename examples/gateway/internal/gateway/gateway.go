@@ -358,7 +358,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 	up.active.Inc()
 	up.requests.Inc()
 	defer func() {
-		up.active.Dec()
 		if !c.sent.IsZero() {
 			upDur := c.upDur
 			if !c.upDone.Load() {
@@ -368,6 +367,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request) {
 				g.m.overhead.Observe(o.Seconds())
 			}
 		}
+		// Last: a scrape that finds the request no longer active finds
+		// all it recorded (Collect reads the gauge first).
+		up.active.Dec()
 	}()
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -53,8 +53,12 @@ func newMetrics() *metrics {
 			Help: "Tokens by tenant (see gateway_tenant_requests_total) and gen_ai_token_type (input, output)."},
 			[]string{"tenant", "gen_ai_token_type"}),
 	}
-	m.all = promlist.Collectors{m.up, m.models, m.active, m.requests, m.errors, m.duration, m.headers, m.overhead,
-		m.tenantRequests, m.tenantToken}
+	// The order keeps each scrape consistent: a request raises active and
+	// requests first and lowers active last, so active goes first (no
+	// request is neither active nor in the histograms) and requests last
+	// (never more timed than counted).
+	m.all = promlist.Collectors{m.active, m.up, m.models, m.errors, m.duration, m.headers, m.overhead,
+		m.tenantRequests, m.tenantToken, m.requests}
 	return m
 }
 

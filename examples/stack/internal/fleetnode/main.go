@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/middleware"
 )
 
@@ -67,7 +68,9 @@ func run(args []string) int {
 	reg := prometheus.NewRegistry()
 	inf := inference.NewMetrics(inference.WithModels(served...))
 	mw := middleware.New(middleware.WithInference(inf), middleware.WithModel(middleware.ModelFromJSONBody(64<<10)))
-	reg.MustRegister(inf, mw, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// One collector, the middleware first, as modeltel.Start registers
+	// them: a scrape then never has a request neither active nor done.
+	reg.MustRegister(promlist.Collectors{mw, inf}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := http.NewServeMux()
 	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio, engine: inf.Engine(served[0])}

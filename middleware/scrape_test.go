@@ -1,0 +1,130 @@
+package middleware
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
+
+	"github.com/modeltel/modeltel/inference"
+	"github.com/modeltel/modeltel/internal/promlist"
+)
+
+// scrapeTotal sums a family's counters, gauges and histogram counts.
+func scrapeTotal(mfs []*dto.MetricFamily, name string) float64 {
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				n += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				n += m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				n += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return n
+}
+
+// hammer runs work in 4 goroutines until the returned stop is called.
+func hammer(work func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					work()
+				}
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
+}
+
+// Every scrape taken while requests come and go counts each request that
+// began before it either as active or as done, never as neither: the
+// middleware lowers the active gauges after it has recorded the request
+// (its own series and the GenAI ones), and its Collect reads them first, so
+// a gauge read after a request's end is followed by reads that see all it
+// recorded. Read the other way round, a request ending between the two
+// reads vanished from that scrape; a dashboard's in-flight + completed then
+// dipped under the requests made.
+func TestScrapeSeesEveryRequest(t *testing.T) {
+	inf := inference.NewMetrics()
+	m := New(WithInference(inf), WithModel(func(*http.Request) string { return "m" }), WithTracerProvider(nil))
+	var begun atomic.Int64 // requests inside the handler: after the gauges went up
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		begun.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	// The middleware and the GenAI metrics as one collector, the
+	// middleware first, as modeltel.Start registers them.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(promlist.Collectors{m, inf})
+
+	stop := hammer(func() {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
+	})
+	defer stop()
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+		before := float64(begun.Load())
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		active := scrapeTotal(mfs, "http_server_active_requests")
+		if done := scrapeTotal(mfs, "http_server_request_duration_seconds"); active+done < before {
+			t.Fatalf("scrape: %v HTTP requests active + %v done < %v begun before it", active, done, before)
+		}
+		if done := scrapeTotal(mfs, "gen_ai_server_request_duration_seconds"); active+done < before {
+			t.Fatalf("scrape: %v HTTP requests active + %v GenAI requests done < %v begun before it", active, done, before)
+		}
+		if iactive, done := scrapeTotal(mfs, "inference_requests_active"), scrapeTotal(mfs, "inference_requests_total"); iactive+done < before {
+			t.Fatalf("scrape: %v inference requests active + %v done < %v begun before it", iactive, done, before)
+		}
+	}
+}
+
+// No scrape shows more gRPC calls handled than started: Collect reads
+// grpc_server_handled_total before grpc_server_started_total, so a call
+// counted handled was counted started too (started - handled, the calls in
+// flight, never goes negative).
+func TestScrapeGRPCHandledNotAboveStarted(t *testing.T) {
+	m := New(WithTracerProvider(nil))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	ic := m.UnaryServerInterceptor()
+	info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Svc/Do"}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	stop := hammer(func() { _, _ = ic(context.Background(), nil, info, handler) })
+	defer stop()
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, handled := scrapeTotal(mfs, "grpc_server_started_total"), scrapeTotal(mfs, "grpc_server_handled_total")
+		if handled > started {
+			t.Fatalf("scrape: %v calls handled > %v started", handled, started)
+		}
+		if n := scrapeTotal(mfs, "grpc_server_handling_seconds"); n > started {
+			t.Fatalf("scrape: %v calls timed > %v started", n, started)
+		}
+	}
+}

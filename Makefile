@@ -18,13 +18,16 @@ BENCH_TIME  ?= 200ms
 BENCH_NAME  ?= new
 OLD         ?= bench/main.txt
 NEW         ?= bench/new.txt
-# package@regexp@benchtime (empty: BENCH_TIME); the slow-backend rows run 2 s of offered load each.
+# package@regexp@benchtime (empty: BENCH_TIME); the slow-backend rows run 2-3 s of offered load each, the
+# small-queue row 2 s (issue 16's last rows: over capacity, and a queue smaller than a batch).
 BENCH_SET   := \
 	'./inference@^BenchmarkOutputTokens$$@' \
 	'./middleware@^BenchmarkGRPC(Unary|Stream)$$@' \
 	'./gpumon@^BenchmarkScrape$$@' \
 	'./logging@^Benchmark(LokiHandleParallel|LokiFastSink|Handler)$$@' \
-	'./logging@^BenchmarkLokiSlowBackend$$@1x'
+	'./logging@^BenchmarkLokiSlowBackend$$@1x' \
+	'./logging@^BenchmarkLokiSlowBackendOverCapacity$$@1x' \
+	'./logging@^BenchmarkLokiSmallQueue$$@1x'
 
 .PHONY: all test bench bench-all benchstat lint tools e2e e2e-fleet stack fmt
 

@@ -6,12 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // Start's registry gives scrapes in which every request that began before
@@ -36,40 +35,18 @@ func TestStartScrapeSeesEveryRequest(t *testing.T) {
 		// before a scrape end while it is being gathered.
 		time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
 	}))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
-				h.ServeHTTP(httptest.NewRecorder(), r)
-			}
-		})
-	}
-	defer func() { close(done); wg.Wait() }()
-	total := func(mfs []*dto.MetricFamily, name string) float64 {
-		var n float64
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				for _, m := range mf.GetMetric() {
-					n += m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-				}
-			}
-		}
-		return n
-	}
+	stop := testkit.Hammer(16, func() {
+		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	})
+	defer stop()
 	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
 		before := float64(begun.Load())
 		mfs, err := tel.Registry().Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		active, done := total(mfs, "http_server_active_requests"), total(mfs, "gen_ai_server_request_duration_seconds")
+		active, done := testkit.Total(mfs, "http_server_active_requests"), testkit.Total(mfs, "gen_ai_server_request_duration_seconds")
 		if active+done < before {
 			t.Fatalf("scrape: %v requests active + %v in the GenAI series < %v begun before it", active, done, before)
 		}

@@ -4,58 +4,17 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/promlist"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
-
-// scrapeTotal sums a family's counters, gauges and histogram counts.
-func scrapeTotal(mfs []*dto.MetricFamily, name string) float64 {
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				n += m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				n += m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				n += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return n
-}
-
-// hammer runs work in 4 goroutines until the returned stop is called.
-func hammer(work func()) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-					work()
-				}
-			}
-		})
-	}
-	return func() { close(done); wg.Wait() }
-}
 
 // Every scrape taken while requests come and go counts each request that
 // began before it either as active or as done, never as neither: the
@@ -78,7 +37,7 @@ func TestScrapeSeesEveryRequest(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promlist.Collectors{m, inf})
 
-	stop := hammer(func() {
+	stop := testkit.Hammer(4, func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
 	})
 	defer stop()
@@ -88,14 +47,14 @@ func TestScrapeSeesEveryRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		active := scrapeTotal(mfs, "http_server_active_requests")
-		if done := scrapeTotal(mfs, "http_server_request_duration_seconds"); active+done < before {
+		active := testkit.Total(mfs, "http_server_active_requests")
+		if done := testkit.Total(mfs, "http_server_request_duration_seconds"); active+done < before {
 			t.Fatalf("scrape: %v HTTP requests active + %v done < %v begun before it", active, done, before)
 		}
-		if done := scrapeTotal(mfs, "gen_ai_server_request_duration_seconds"); active+done < before {
+		if done := testkit.Total(mfs, "gen_ai_server_request_duration_seconds"); active+done < before {
 			t.Fatalf("scrape: %v HTTP requests active + %v GenAI requests done < %v begun before it", active, done, before)
 		}
-		if iactive, done := scrapeTotal(mfs, "inference_requests_active"), scrapeTotal(mfs, "inference_requests_total"); iactive+done < before {
+		if iactive, done := testkit.Total(mfs, "inference_requests_active"), testkit.Total(mfs, "inference_requests_total"); iactive+done < before {
 			t.Fatalf("scrape: %v inference requests active + %v done < %v begun before it", iactive, done, before)
 		}
 	}
@@ -112,18 +71,18 @@ func TestScrapeGRPCHandledNotAboveStarted(t *testing.T) {
 	ic := m.UnaryServerInterceptor()
 	info := &grpc.UnaryServerInfo{FullMethod: "/pkg.Svc/Do"}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
-	stop := hammer(func() { _, _ = ic(context.Background(), nil, info, handler) })
+	stop := testkit.Hammer(4, func() { _, _ = ic(context.Background(), nil, info, handler) })
 	defer stop()
 	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
-		started, handled := scrapeTotal(mfs, "grpc_server_started_total"), scrapeTotal(mfs, "grpc_server_handled_total")
+		started, handled := testkit.Total(mfs, "grpc_server_started_total"), testkit.Total(mfs, "grpc_server_handled_total")
 		if handled > started {
 			t.Fatalf("scrape: %v calls handled > %v started", handled, started)
 		}
-		if n := scrapeTotal(mfs, "grpc_server_handling_seconds"); n > started {
+		if n := testkit.Total(mfs, "grpc_server_handling_seconds"); n > started {
 			t.Fatalf("scrape: %v calls timed > %v started", n, started)
 		}
 	}

@@ -1,14 +1,17 @@
 // Package testkit holds what several packages' tests do the same way: lint
-// a collector, and serve a gRPC server in memory.
+// a collector, serve a gRPC server in memory, sum a gathered family, and
+// call a func from many goroutines at once.
 package testkit
 
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -41,4 +44,39 @@ func ServeBufconn(t testing.TB, s *grpc.Server) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// Total sums the series of the family name in mfs: counter and gauge values
+// and histogram sample counts.
+func Total(mfs []*dto.MetricFamily, name string) float64 {
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			n += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return n
+}
+
+// Hammer calls work in a loop in n goroutines until the returned stop is
+// called; stop returns once they all have.
+func Hammer(n int, work func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					work()
+				}
+			}
+		})
+	}
+	return func() { close(done); wg.Wait() }
 }

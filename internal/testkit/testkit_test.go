@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,4 +24,43 @@ func TestServeBufconn(t *testing.T) {
 
 func TestLintClean(t *testing.T) {
 	Lint(t, prometheus.NewCounter(prometheus.CounterOpts{Name: "ok_total", Help: "fine"}))
+}
+
+func TestTotal(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total", Help: "c"}, []string{"l"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g", Help: "g"})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "h", Help: "h"}, []string{"l"})
+	reg.MustRegister(c, g, h)
+	c.WithLabelValues("a").Add(2)
+	c.WithLabelValues("b").Add(3)
+	g.Set(-1.5)
+	h.WithLabelValues("a").Observe(10)
+	h.WithLabelValues("b").Observe(20)
+	h.WithLabelValues("b").Observe(30)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{{"c_total", 5}, {"g", -1.5}, {"h", 3}, {"absent", 0}} {
+		if got := Total(mfs, tc.name); got != tc.want {
+			t.Errorf("Total(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestHammer(t *testing.T) {
+	var calls atomic.Int64
+	stop := Hammer(3, func() { calls.Add(1) })
+	for calls.Load() < 100 {
+		runtime.Gosched()
+	}
+	stop()
+	n := calls.Load()
+	if calls.Load() != n {
+		t.Error("work still called after stop returned")
+	}
 }

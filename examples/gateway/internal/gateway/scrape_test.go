@@ -5,14 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/modeltel/modeltel/examples/gateway/internal/gateway"
+	"github.com/modeltel/modeltel/internal/testkit"
 )
 
 // Every scrape taken while requests go through the gateway counts each
@@ -38,38 +36,17 @@ func TestScrapeConsistent(t *testing.T) {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	defer c.CloseIdleConnections()
 
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				resp, err := c.Post(e.srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[]}`))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		})
-	}
-	defer func() { close(done); wg.Wait() }()
-	total := func(mfs []*dto.MetricFamily, name string) float64 {
-		var n float64
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				for _, m := range mf.GetMetric() {
-					n += m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
-				}
-			}
+	var errs atomic.Int64
+	stop := testkit.Hammer(8, func() {
+		resp, err := c.Post(e.srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"m","messages":[]}`))
+		if err != nil {
+			errs.Add(1)
+			return
 		}
-		return n
-	}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	})
+	defer stop()
 	scrapes := 0
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && !t.Failed(); scrapes++ {
 		before := float64(begun.Load())
@@ -77,15 +54,15 @@ func TestScrapeConsistent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		active, requests := total(mfs, "gateway_upstream_active_requests"), total(mfs, "gateway_upstream_requests_total")
-		if timed := total(mfs, "gateway_overhead_seconds"); active+timed < before {
+		active, requests := testkit.Total(mfs, "gateway_upstream_active_requests"), testkit.Total(mfs, "gateway_upstream_requests_total")
+		if timed := testkit.Total(mfs, "gateway_overhead_seconds"); active+timed < before {
 			t.Fatalf("scrape %d: %v requests active + %v done < %v that reached the upstream before it", scrapes, active, timed, before)
 		}
-		if timed := total(mfs, "gateway_upstream_duration_seconds"); timed > requests {
+		if timed := testkit.Total(mfs, "gateway_upstream_duration_seconds"); timed > requests {
 			t.Fatalf("scrape %d: %v upstream requests timed > %v counted", scrapes, timed, requests)
 		}
 	}
-	if begun.Load() == 0 {
-		t.Fatal("no request reached the upstream")
+	if begun.Load() == 0 || errs.Load() > 0 {
+		t.Fatalf("%d requests reached the upstream, %d failed", begun.Load(), errs.Load())
 	}
 }

@@ -54,13 +54,24 @@ func TestTotal(t *testing.T) {
 
 func TestHammer(t *testing.T) {
 	var calls atomic.Int64
-	stop := Hammer(3, func() { calls.Add(1) })
+	var stopped, late atomic.Bool
+	stop := Hammer(3, func() {
+		calls.Add(1)
+		runtime.Gosched() // a call in progress when stop is called
+		if stopped.Load() {
+			late.Store(true)
+		}
+	})
 	for calls.Load() < 100 {
 		runtime.Gosched()
 	}
 	stop()
+	stopped.Store(true)
 	n := calls.Load()
-	if calls.Load() != n {
-		t.Error("work still called after stop returned")
+	for range 100 { // give a goroutine stop failed to wait for its turns
+		runtime.Gosched()
+	}
+	if late.Load() || calls.Load() != n {
+		t.Errorf("work called after stop returned (%d calls, %d when it returned)", calls.Load(), n)
 	}
 }

@@ -180,6 +180,9 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 
 	// Open groups: rebuild the record with the ids first and the groups as
 	// nested attributes, so that next sees the ids at the top level.
+	if h.std {
+		return h.handleGroups(ctx, r, sc)
+	}
 	attrs := make([]slog.Attr, 0, r.NumAttrs())
 	r.Attrs(func(a slog.Attr) bool {
 		attrs = append(attrs, a)
@@ -200,4 +203,49 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	nr.AddAttrs(attrs...)
 	return h.next.Handle(ctx, nr)
+}
+
+// handleGroups is Handle's rebuild of a record under open groups for slog's
+// JSON and text handlers, without allocating: the levels are laid out one
+// after another in a pooled array, innermost (r's attributes) first, each
+// group an attribute whose value is the level before it, and the ids and
+// the outermost level are handed on as one group with an empty key, which
+// those handlers inline (as in handleInline). The array goes back to the
+// pool once next.Handle returns.
+func (h *traceHandler) handleGroups(ctx context.Context, r slog.Record, sc trace.SpanContext) error {
+	b := attrBufs.Get().(*attrBuf)
+	as := b.as[:0]
+	r.Attrs(func(a slog.Attr) bool {
+		as = append(as, a)
+		return true
+	})
+	lo := 0 // as[lo:] is the level built so far
+	for i := len(h.goas) - 1; i >= 0; i-- {
+		g := h.goas[i]
+		n := len(as)
+		if g.group != "" {
+			// An append that grows as leaves the earlier levels in the
+			// old array, where the groups built from them still point.
+			as = append(as, slog.Attr{Key: g.group, Value: slog.GroupValue(as[lo:n]...)})
+		} else {
+			as = append(as, g.attrs...)
+			as = append(as, as[lo:n]...)
+		}
+		lo = n
+	}
+	n := len(as)
+	if sc.IsValid() {
+		tid, sid := h.ids.get(sc)
+		as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	}
+	as = append(as, as[lo:n]...)
+	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	nr.AddAttrs(slog.Attr{Value: slog.GroupValue(as[n:]...)})
+	err := h.next.Handle(ctx, nr)
+	clear(as) // let go of what the attributes point to
+	if cap(as) <= maxPooledAttrs {
+		b.as = as[:0]
+		attrBufs.Put(b)
+	}
+	return err
 }

@@ -253,47 +253,81 @@ func TestNewHandlerInlineSameOutput(t *testing.T) {
 			return slog.NewTextHandler(w, o).WithGroup("pg")
 		}},
 	}
+	// wraps are what a logger adds to NewHandler's handler before the
+	// record: with a group open, the record is rebuilt (handleGroups).
+	type wrap struct {
+		name string
+		make func(slog.Handler) slog.Handler
+	}
+	wraps := []wrap{
+		{"", func(h slog.Handler) slog.Handler { return h }},
+		{"WithGroup", func(h slog.Handler) slog.Handler { return h.WithGroup("tg") }},
+		{"WithAttrs, WithGroup, WithAttrs", func(h slog.Handler) slog.Handler {
+			return h.WithAttrs([]slog.Attr{slog.Int("w0", 0)}).WithGroup("tg").WithAttrs([]slog.Attr{slog.String("drop", "x"), slog.Int("w1", 1)})
+		}},
+		{"nested groups", func(h slog.Handler) slog.Handler {
+			return h.WithGroup("tg").WithAttrs([]slog.Attr{slog.Group("wg", slog.Int("w", 1))}).WithGroup("tg2").WithGroup("tg3").WithAttrs([]slog.Attr{slog.Bool("w3", true)})
+		}},
+	}
 	for _, v := range variants {
-		for n := 0; n <= len(attrs); n++ {
-			for _, source := range []bool{false, true} {
-				// out logs one record with n attributes through NewHandler
-				// over h (or over h hidden) and returns the line and the
-				// ReplaceAttr calls.
-				out := func(hide bool) (string, []string) {
-					var buf bytes.Buffer
-					var calls []string
-					o := &slog.HandlerOptions{AddSource: source, ReplaceAttr: func(gs []string, a slog.Attr) slog.Attr {
-						calls = append(calls, strings.Join(gs, ".")+"/"+a.Key)
-						if a.Key == slog.TimeKey || a.Key == "drop" {
-							return slog.Attr{}
-						}
-						return a
-					}}
-					h := v.make(&buf, o)
-					if hide {
-						h = hiddenHandler{h}
-					}
-					r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
-					if source {
-						r = slog.NewRecord(time.Now(), slog.LevelInfo, "m", callerPC())
-					}
-					r.AddAttrs(attrs[:n]...)
-					if err := NewHandler(h).Handle(spanCtx(), r); err != nil {
-						t.Fatal(err)
-					}
-					return buf.String(), calls
-				}
-				got, gotCalls := out(false)
-				want, wantCalls := out(true)
-				if got != want {
-					t.Errorf("%s, %d attrs, source %v:\ngot  %s\nwant %s", v.name, n, source, got, want)
-				}
-				if strings.Join(gotCalls, " ") != strings.Join(wantCalls, " ") {
-					t.Errorf("%s, %d attrs: ReplaceAttr saw %v, want %v", v.name, n, gotCalls, wantCalls)
-				}
-				if !strings.Contains(got, testTraceID) {
-					t.Errorf("%s, %d attrs: no trace id in %s", v.name, n, got)
-				}
+		for _, w := range wraps {
+			for _, traced := range []bool{true, false} {
+				testInlineSameOutput(t, v.name+"/"+w.name, attrs, v.make, w.make, traced)
+			}
+		}
+	}
+}
+
+// testInlineSameOutput is one case of TestNewHandlerInlineSameOutput: for
+// 0 to all of attrs, with and without AddSource, one record through
+// wrap(NewHandler(mk(...))) against the same over a handler NewHandler does
+// not recognise (which takes the path that clones or rebuilds the record).
+func testInlineSameOutput(t *testing.T, name string, attrs []slog.Attr, mk func(io.Writer, *slog.HandlerOptions) slog.Handler,
+	wrap func(slog.Handler) slog.Handler, traced bool) {
+	t.Helper()
+	ctx := context.Background()
+	if traced {
+		ctx = spanCtx()
+	}
+	// out logs one record with n attributes through NewHandler over the
+	// handler (or over it hidden) and returns the line and the ReplaceAttr
+	// calls.
+	out := func(n int, source, hide bool) (string, []string) {
+		var buf bytes.Buffer
+		var calls []string
+		o := &slog.HandlerOptions{AddSource: source, ReplaceAttr: func(gs []string, a slog.Attr) slog.Attr {
+			calls = append(calls, strings.Join(gs, ".")+"/"+a.Key)
+			if a.Key == slog.TimeKey || a.Key == "drop" {
+				return slog.Attr{}
+			}
+			return a
+		}}
+		h := mk(&buf, o)
+		if hide {
+			h = hiddenHandler{h}
+		}
+		r := slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)
+		if source {
+			r = slog.NewRecord(time.Now(), slog.LevelInfo, "m", callerPC())
+		}
+		r.AddAttrs(attrs[:n]...)
+		if err := wrap(NewHandler(h)).Handle(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String(), calls
+	}
+	for n := 0; n <= len(attrs); n++ {
+		for _, source := range []bool{false, true} {
+			got, gotCalls := out(n, source, false)
+			want, wantCalls := out(n, source, true)
+			if got != want {
+				t.Errorf("%s, %d attrs, source %v, traced %v:\ngot  %s\nwant %s", name, n, source, traced, got, want)
+			}
+			if strings.Join(gotCalls, " ") != strings.Join(wantCalls, " ") {
+				t.Errorf("%s, %d attrs, traced %v: ReplaceAttr saw %v, want %v", name, n, traced, gotCalls, wantCalls)
+			}
+			if strings.Contains(got, testTraceID) != traced {
+				t.Errorf("%s, %d attrs, traced %v: trace id in %s", name, n, traced, got)
 			}
 		}
 	}
@@ -317,6 +351,17 @@ func TestNewHandlerRequestLineAllocs(t *testing.T) {
 	want := testing.AllocsPerRun(200, func() { logRequestLine(ctx, base) })
 	if got := testing.AllocsPerRun(200, func() { logRequestLine(ctx, withIDs) }); got > want {
 		t.Errorf("request line through NewHandler: %v allocs, JSON handler alone %v", got, want)
+	}
+	// With a group open NewHandler rebuilds the record (the ids stay at the
+	// top level), in a pooled array for slog's handlers.
+	grouped := func(h slog.Handler) *slog.Logger {
+		return slog.New(h.WithAttrs([]slog.Attr{slog.Int("pre", 1)}).WithGroup("g").WithAttrs([]slog.Attr{slog.Int("x", 1)}).WithGroup("h"))
+	}
+	base = grouped(slog.NewJSONHandler(io.Discard, nil))
+	withIDs = grouped(NewHandler(slog.NewJSONHandler(io.Discard, nil)))
+	want = testing.AllocsPerRun(200, func() { logRequestLine(ctx, base) })
+	if got := testing.AllocsPerRun(200, func() { logRequestLine(ctx, withIDs) }); got > want {
+		t.Errorf("request line under two groups through NewHandler: %v allocs, JSON handler alone %v", got, want)
 	}
 }
 

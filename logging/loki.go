@@ -394,7 +394,15 @@ type lokiCore struct {
 	dropped    *prometheus.CounterVec
 	drops      map[string]prometheus.Counter
 	queueLen   prometheus.GaugeFunc
-	all        promlist.Collectors // the four above: what Describe and Collect send
+	pushingLen prometheus.GaugeFunc
+	all        promlist.Collectors // the five above: what Describe and Collect send
+
+	// pushing counts the lines handed to a push goroutine and not yet
+	// sent or dropped (encoded, posted, waiting to retry). It is raised
+	// before a batch leaves the queue's counts and lowered after the batch
+	// is counted sent or dropped, so that a line is always in at least
+	// one of the queue, pushing and the counters.
+	pushing atomic.Int64
 }
 
 // lokiEntry is one queued line: 64 bytes, one cache line.
@@ -457,9 +465,11 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 			for b := range c.batches {
 				// Off the queue's counts as soon as it is received, before
 				// anything of the push can be seen.
+				c.pushing.Add(int64(len(b.entries)))
 				c.handedOff(len(b.entries), int64(b.bytes))
 				c.moved.Store(int64(c.clock()))
 				c.push(b.entries, &sc)
+				c.pushing.Add(-int64(len(b.entries)))
 			}
 		})
 	}

@@ -62,7 +62,8 @@ func Total(mfs []*dto.MetricFamily, name string) float64 {
 }
 
 // Hammer calls work in a loop in n goroutines until the returned stop is
-// called; stop returns once they all have.
+// called; stop returns once they all have. Calling stop again does nothing
+// (so a test can defer it and also stop early).
 func Hammer(n int, work func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -78,5 +79,5 @@ func Hammer(n int, work func()) (stop func()) {
 			}
 		})
 	}
-	return func() { close(done); wg.Wait() }
+	return sync.OnceFunc(func() { close(done); wg.Wait() })
 }

@@ -5,8 +5,9 @@
 //
 //   - prometheus.yml: scrapes the inference server (127.0.0.1:8080), the training launcher (127.0.0.1:8082),
 //     the gateway (127.0.0.1:8090) and the GPU exporter (127.0.0.1:9400) every second and loads the alert rules.
-//   - rules/gateway.yml, rules/gpu.yml, rules/serving.yml, rules/training.yml: alert rules, each with a promtool
-//     unit test file (rules/*_test.yml) holding a firing and a non-firing case for every alert.
+//   - rules/gateway.yml, rules/gpu.yml, rules/serving.yml, rules/training.yml, rules/telemetry.yml (the SDK's
+//     own log and span delivery): alert rules, each with a promtool unit test file (rules/*_test.yml) holding a
+//     firing and a non-firing case for every alert.
 //   - rules/energy.yml: recording rules for joules per output token and GPU-seconds per request and per
 //     million output tokens, per model and node; rules/slo.yml: SLO good ratios, burn rates and burn-rate
 //     alerts, generated from slo.yml by `go generate` (internal/genslo). docs/slo.md explains both.

@@ -18,6 +18,7 @@ import (
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
+	"github.com/modeltel/modeltel/tracing"
 	"github.com/modeltel/modeltel/training"
 )
 
@@ -83,7 +84,8 @@ func sdkMetricNames(t *testing.T) sdkMetrics {
 	)
 	tm := training.NewMetrics(training.WithFLOPs(6*8e9, 989e12), training.WithClock(stepClock()))
 	loki := newLoki(t)
-	reg.MustRegister(inf, mw, tm, loki)
+	spans := tracing.NewMetrics()
+	reg.MustRegister(inf, mw, tm, loki, spans)
 
 	driveHTTP(t, mw)
 	driveGRPC(t, mw)

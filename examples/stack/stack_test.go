@@ -29,7 +29,7 @@ var prometheusSeriesNames = map[string]bool{"up": true}
 var dashboardFiles = []string{"dashboards/gateway.json", "dashboards/gpu.json", "dashboards/serving.json", "dashboards/training.json"}
 
 // ruleFiles are the rule files Prometheus loads (prometheus.yml); rules/slo.yml is generated from slo.yml.
-var ruleFiles = []string{"rules/energy.yml", "rules/gateway.yml", "rules/gpu.yml", "rules/serving.yml", "rules/slo.yml", "rules/training.yml"}
+var ruleFiles = []string{"rules/energy.yml", "rules/gateway.yml", "rules/gpu.yml", "rules/serving.yml", "rules/slo.yml", "rules/telemetry.yml", "rules/training.yml"}
 
 // dashboard is the part of a Grafana dashboard the tests look at.
 type dashboard struct {
@@ -582,5 +582,34 @@ func TestRuleFilesLoaded(t *testing.T) {
 	}
 	if strings.Join(cfg.RuleFiles, " ") != strings.Join(ruleFiles, " ") {
 		t.Errorf("prometheus.yml rule_files = %q, want %q", cfg.RuleFiles, ruleFiles)
+	}
+}
+
+// TestAlertsDocumented checks that docs/stack.md's alert table has a row for every alert of ruleFiles,
+// naming its file, and that the README's count of alerts is the number in the files.
+func TestAlertsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "stack.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, path := range ruleFiles {
+		for _, r := range readRules(t, path) {
+			if r.alert == "" {
+				continue
+			}
+			n++
+			row := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(r.alert) + ` \| ` + regexp.QuoteMeta(filepath.Base(path)) + `\b`)
+			if !row.Match(doc) {
+				t.Errorf("docs/stack.md: no row for alert %s of %s", r.alert, path)
+			}
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("The alert rules (%d in `rules/*.yml`", n); !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not say %q", want)
 	}
 }

@@ -123,7 +123,10 @@ type LokiConfig struct {
 	// retry comes sooner than MinBackoff. A Retry-After header (seconds or
 	// an HTTP-date) on a retried answer lengthens the wait to what it says,
 	// up to MaxBackoff, but never shortens it: "Retry-After: 0" is retried
-	// after the backoff.
+	// after the backoff. A push that succeeds lets one push waiting out its
+	// backoff retry at once (though not before MinBackoff or its
+	// Retry-After), which, if it succeeds, lets the next go: after an
+	// outage the batches waiting go as soon as Loki takes them again.
 	MinBackoff, MaxBackoff time.Duration
 	MaxRetries             int
 	// Timeout bounds one HTTP request (default 10s). Client, when set,
@@ -365,6 +368,9 @@ type lokiCore struct {
 	moved      atomic.Int64
 	quickAt    atomic.Int64
 	yields     atomic.Int64 // the Handles that yielded (for the tests)
+	// retryNow (unbuffered) hands a push that succeeded's go-ahead to one
+	// push waiting to retry (see waitRetry).
+	retryNow chan struct{}
 
 	// hints holds, per P in practice, a pointer into hintIdx: the shard
 	// lockFormatter tries first. hintIdx[i] == i, never written after
@@ -429,14 +435,15 @@ func NewLoki(cfg LokiConfig) (*Loki, error) {
 	cfg.Headers = maps.Clone(cfg.Headers)
 	cfg.setDefaults()
 	c := &lokiCore{
-		cfg:     cfg,
-		pushURL: u.String(),
-		jsonOpt: &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource},
-		wake:    make(chan struct{}, 1),
-		batches: make(chan pushBatch),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
-		shards:  make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
+		cfg:      cfg,
+		pushURL:  u.String(),
+		jsonOpt:  &slog.HandlerOptions{Level: slog.LevelDebug - 100, AddSource: cfg.AddSource},
+		wake:     make(chan struct{}, 1),
+		batches:  make(chan pushBatch),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		retryNow: make(chan struct{}),
+		shards:   make([]qshard, min(max(runtime.GOMAXPROCS(0), 4), 64)),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.yieldLines, c.yieldBytes = int64(cfg.QueueSize/2), int64(cfg.QueueBytes/2)
@@ -1049,6 +1056,7 @@ func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
 			}
 			c.moved.Store(int64(now))
 			c.sentLines.Add(float64(len(batch)))
+			c.pushed()
 			return
 		}
 		c.pushErrors.Inc()
@@ -1085,16 +1093,64 @@ func (c *lokiCore) push(batch []lokiEntry, sc *encodeScratch) {
 			wait = min(wait, c.cfg.MinBackoff)
 			closingCh = nil
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-closingCh: // Close was called during a long backoff: retry now
-			t.Stop()
-		case <-c.ctx.Done():
-			t.Stop()
+		// Another push succeeding may end the wait, though not before
+		// MinBackoff, nor before what Retry-After asked.
+		floor := c.cfg.MinBackoff
+		if hasRetryAfter {
+			floor = max(floor, min(retryAfter, c.cfg.MaxBackoff))
+		}
+		if !c.waitRetry(wait, floor, posted, closingCh) {
 			c.drop(DropClosed, len(batch))
 			return
 		}
+	}
+}
+
+// waitRetry waits wait before a retry of an attempt posted at posted (on
+// c.clock). A push that succeeds meanwhile may end the wait early, once
+// floor has passed since the attempt: each success lets one waiting push
+// go (see pushed), which, if it succeeds in turn, lets the next go. After
+// an outage the batches waiting out backoffs of up to MaxBackoff are sent
+// one after another as soon as Loki takes pushes again, instead of each in
+// its own time while the queue waits for a free push; while Loki fails
+// some pushes and takes others, the retries go no faster than it takes
+// them. closing (nil once closing) ends the wait at once. It returns false
+// when Close gave up (c.ctx ended).
+func (c *lokiCore) waitRetry(wait, floor, posted time.Duration, closing <-chan struct{}) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var wake <-chan struct{}
+	if floor < wait {
+		wake = c.retryNow
+	}
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-wake:
+			wake = nil
+			if d := floor - (c.clock() - posted); d > 0 {
+				t.Reset(d)
+				continue
+			}
+			return true
+		case <-closing: // Close was called during a long backoff: retry now
+			return true
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// pushed lets one push waiting to retry (in waitRetry) go now, if one is
+// waiting, after a push succeeded, and reports whether one was. When none
+// waits it costs one failed non-blocking send.
+func (c *lokiCore) pushed() bool {
+	select {
+	case c.retryNow <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 

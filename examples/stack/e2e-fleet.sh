@@ -263,10 +263,13 @@ poll 60 "SLO good ratios recorded by Thanos rule" prom_at_least "count(gen_ai_sl
 # Some panels may be empty here, for reasons the test knows: XIDs (none yet; the alerting step injects one and
 # checks the panel then), fans (the simulated models are passively cooled, as the real boards are) and the
 # per-process and per-pod panels (opt-in, --process-metrics, which the fleet's exporters leave off as
-# dcgm-exporter's defaults do; e2e.d/20-gpu-sim.sh checks those panels with it on).
-dashboard_check 'gpu_xid_errors_total|gpu_fan_speed_ratio|gpu_process_' "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json
+# dcgm-exporter's defaults do; e2e.d/20-gpu-sim.sh checks those panels with it on), and the telemetry
+# delivery row (the fleet's serving nodes push no logs to Loki and export no spans; e2e.d/91-chaos-logs.sh
+# checks that row).
+dashboard_check 'gpu_xid_errors_total|gpu_fan_speed_ratio|gpu_process_|logging_loki_|modeltel_tracing_' \
+  "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json
 for q in "${dq_empty[@]}"; do info "no data, as expected here: $q"; done
-ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_total - ${#dq_empty[@]} )) return data, the rest are XIDs, fans and the opt-in per-process panels"
+ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_total - ${#dq_empty[@]} )) return data, the rest are XIDs, fans, the opt-in per-process panels and telemetry delivery"
 
 # ---------------------------------------------------------------------------------------------------------
 notifications() { curl -fsS --max-time 5 http://127.0.0.1:9197/notifications; }

@@ -104,3 +104,7 @@ poll 20 "VictoriaLogs has request lines stamped inside the outage ($t_mark..$t_e
 poll 30 "LogsNotDelivered's expression finds nothing again" logs_alert_quiet ||
   fail "LogsNotDelivered's expression still finds the inference server: $(prom_query "$logs_expr" | head -c 1000)"
 ok "lines logged during the outage stored with their own time; the alert's condition cleared"
+# The serving dashboard's telemetry row has data for all this (its "> 0" queries, drops and failures, may
+# rightly be empty).
+dashboard_check '> 0$' <(dashboard_row "$stack/dashboards/serving.json" "Telemetry delivery (the SDK's own logs and spans)")
+ok "the serving dashboard's telemetry delivery row: $(( dq_total - ${#dq_empty[@]} )) of $dq_total queries with data"

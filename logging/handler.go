@@ -120,8 +120,15 @@ func (h *traceHandler) handleInline(ctx context.Context, r slog.Record, tid, sid
 		return true
 	})
 	as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	return h.handOn(ctx, r, b, as, 0)
+}
+
+// handOn hands next a record with r's time, level, message and PC whose one
+// attribute is a group with an empty key holding as[from:], then clears as
+// (b's array, perhaps grown) and puts b back in the pool.
+func (h *traceHandler) handOn(ctx context.Context, r slog.Record, b *attrBuf, as []slog.Attr, from int) error {
 	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-	nr.AddAttrs(slog.Attr{Value: slog.GroupValue(as...)})
+	nr.AddAttrs(slog.Attr{Value: slog.GroupValue(as[from:]...)})
 	err := h.next.Handle(ctx, nr)
 	clear(as) // let go of what the attributes point to
 	if cap(as) <= maxPooledAttrs {
@@ -239,13 +246,5 @@ func (h *traceHandler) handleGroups(ctx context.Context, r slog.Record, sc trace
 		as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 	}
 	as = append(as, as[lo:n]...)
-	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
-	nr.AddAttrs(slog.Attr{Value: slog.GroupValue(as[n:]...)})
-	err := h.next.Handle(ctx, nr)
-	clear(as) // let go of what the attributes point to
-	if cap(as) <= maxPooledAttrs {
-		b.as = as[:0]
-		attrBufs.Put(b)
-	}
-	return err
+	return h.handOn(ctx, r, b, as, n)
 }

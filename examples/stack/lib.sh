@@ -179,6 +179,24 @@ vlogs_count() {
 
 vlogs_has() { local n; n=$(vlogs_count "$1" 2>/dev/null) && [ "${n:-0}" -gt 0 ]; }
 
+# chat_load NAME URL MODEL SECS: starts NAME, about 10 chat completions a second of MODEL against URL (a
+# request line and a trace each), for at most SECS seconds; stop_group NAME ends it sooner.
+chat_load() {
+  start "$1" timeout "$4" bash -c '
+    while :; do
+      curl -s -o /dev/null --max-time 5 -H "Content-Type: application/json" \
+        -d "{\"model\":\"'"$3"'\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}" \
+        '"$2"'/v1/chat/completions || true
+      sleep 0.1
+    done'
+}
+
+# metric_sum URL NAME: the sum of NAME's samples on URL's /metrics (0 when absent).
+metric_sum() {
+  curl -fsS --max-time 5 "$1/metrics" |
+    awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }'
+}
+
 jaeger_traces() {
   curl -fsS --max-time 5 -G "http://127.0.0.1:16686/api/traces" --data-urlencode "service=$1" \
     --data-urlencode "limit=${2:-100}" --data-urlencode "lookback=1h"

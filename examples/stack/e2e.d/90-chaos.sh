@@ -9,10 +9,7 @@ chaos_url=http://127.0.0.1:8080
 chaos_outage=${E2E_CHAOS_OUTAGE:-12} # s; longer than the exporter's 10 s timeout, so a batch fails for good
 
 # chaos_metric NAME: the sum of NAME's samples on the inference server's /metrics (0 when absent).
-chaos_metric() {
-  curl -fsS --max-time 5 "$chaos_url/metrics" |
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }'
-}
+chaos_metric() { metric_sum "$chaos_url" "$1"; }
 chaos_lost() {
   echo $(( $(chaos_metric modeltel_tracing_spans_export_failed_total) + $(chaos_metric modeltel_tracing_spans_dropped_total) ))
 }
@@ -30,13 +27,7 @@ lost0=$(chaos_lost)
 info "before: exported $exported0, failed + dropped $lost0"
 
 # About 10 chat requests a second, for at most 90 s (stopped below).
-start chaos-load timeout 90 bash -c '
-  while :; do
-    curl -s -o /dev/null --max-time 5 -H "Content-Type: application/json" \
-      -d "{\"model\":\"'"$model"'\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}" \
-      '"$chaos_url"'/v1/chat/completions || true
-    sleep 0.1
-  done'
+chat_load chaos-load "$chaos_url" "$model" 90
 
 jaeger_pid=$(pid_of jaeger)
 kill -KILL "$jaeger_pid" 2>/dev/null || fail "could not kill jaeger (pid $jaeger_pid)"

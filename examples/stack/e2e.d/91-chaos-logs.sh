@@ -11,10 +11,7 @@ logs_url=http://127.0.0.1:8080
 logs_outage=${E2E_LOGS_OUTAGE:-15} # s; the handler retries for over a minute (10 retries, backoff up to 30 s)
 
 # logs_metric NAME: the sum of NAME's samples on the inference server's /metrics (0 when absent).
-logs_metric() {
-  curl -fsS --max-time 5 "$logs_url/metrics" |
-    awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%d\n", s }'
-}
+logs_metric() { metric_sum "$logs_url" "$1"; }
 logs_waiting() { echo $(( $(logs_metric logging_loki_queue_length) + $(logs_metric logging_loki_pushing_lines) )); }
 logs_port_closed() { ! listening 9428; }
 logs_held() { [ "$(logs_waiting)" -gt 0 ] && [ "$(logs_metric logging_loki_push_errors_total)" -gt "$errors0" ]; }
@@ -41,13 +38,7 @@ logs_alert_quiet || fail "LogsNotDelivered's expression already finds the infere
 info "before: sent $sent0, dropped $dropped0, push errors $errors0, waiting $(logs_waiting)"
 
 # About 10 chat requests a second (one request line each), for at most 90 s (stopped below).
-start logs-load timeout 90 bash -c '
-  while :; do
-    curl -s -o /dev/null --max-time 5 -H "Content-Type: application/json" \
-      -d "{\"model\":\"'"$model"'\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4}" \
-      '"$logs_url"'/v1/chat/completions || true
-    sleep 0.1
-  done'
+chat_load logs-load "$logs_url" "$model" 90
 
 vl_pid=$(pid_of victoria-logs)
 kill -KILL "$vl_pid" 2>/dev/null || fail "could not kill victoria-logs (pid $vl_pid)"

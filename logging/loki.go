@@ -628,9 +628,11 @@ func (l *Loki) Handle(ctx context.Context, r slog.Record) error {
 func (c *lokiCore) enqueue(q *qshard, e lokiEntry) {
 	n := int64(len(e.line))
 	lines, bytes := c.qlines.Add(1), c.qbytes.Add(n) // both, always: handedOff takes both back
+	// A line dropped is counted dropped before it leaves the queue's
+	// counts, as everywhere, so that a scrape never misses it.
 	if lines > int64(c.cfg.QueueSize) || bytes > int64(c.cfg.QueueBytes) {
-		c.handedOff(1, n)
 		c.drop(DropQueueFull, 1)
+		c.handedOff(1, n)
 		c.warn("logging: loki queue full, dropping lines", "queue_size", c.cfg.QueueSize, "queue_bytes", c.cfg.QueueBytes)
 		c.yield() // the next lines may then find room
 		return
@@ -640,8 +642,8 @@ again:
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		c.handedOff(1, n)
 		c.drop(DropClosed, 1)
+		c.handedOff(1, n)
 		return
 	}
 	last := len(q.chunks) - 1

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -14,10 +15,19 @@ import (
 
 // Every line logged before a scrape is in it: in the queue, being pushed
 // (a slow Loki that answers some pushes 503, so batches wait to retry),
-// sent or dropped (a small queue, so some are). A scrape reads them in the
-// order a line moves, and a line is counted in the next place before it
-// leaves the last; after Close every line is sent or dropped, none pending.
+// sent or dropped (a small queue, so some are; one so small that most
+// are). A scrape reads them in the order a line moves, and a line is
+// counted in the next place before it leaves the last; after Close every
+// line is sent or dropped, none pending.
 func TestLokiScrapeSeesEveryLine(t *testing.T) {
+	// A queue that holds the lines while Loki is slow, and one so small
+	// that most lines are dropped.
+	for _, size := range []int{256, 8} {
+		t.Run(fmt.Sprintf("queue=%d", size), func(t *testing.T) { testScrapeSeesEveryLine(t, size) })
+	}
+}
+
+func testScrapeSeesEveryLine(t *testing.T, queueSize int) {
 	f := newFakeLoki(t, func(w http.ResponseWriter, _ *http.Request, n int) bool {
 		time.Sleep(time.Millisecond)
 		if n%3 == 2 {
@@ -29,7 +39,7 @@ func TestLokiScrapeSeesEveryLine(t *testing.T) {
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 16
 	cfg.BatchWait = time.Millisecond
-	cfg.QueueSize = 256
+	cfg.QueueSize = queueSize
 	cfg.MaxInFlight = 2
 	l := mustLoki(t, cfg)
 	reg := prometheus.NewRegistry()

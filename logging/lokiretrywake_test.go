@@ -15,7 +15,8 @@ type waitResult struct {
 // startWait runs waitRetry(wait, floor) on c from now in a goroutine.
 func startWait(c *lokiCore, wait, floor time.Duration) <-chan waitResult {
 	done := make(chan waitResult, 1)
-	posted, start := c.clock(), time.Now()
+	start := time.Now()
+	posted := c.clock() // after start: took is never under what waitRetry waited from posted
 	go func() {
 		ok := c.waitRetry(wait, floor, posted, nil)
 		done <- waitResult{ok, time.Since(start)}

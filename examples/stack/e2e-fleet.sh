@@ -126,7 +126,8 @@ start_node() {
     --simulate-load "sine:0.2:0.9:$((60 + i))s" --hostname "$name" --nvlink-per-link=false
   start "serve-$name" "$ebin/fleetnode" --listen "127.0.0.1:$(serve_port "$i")" \
     --grpc-listen "127.0.0.1:$(grpc_port "$i")" --seed "$i" --rps 1 \
-    --models "fake-llama-3-8b,fake-mistral-7b"
+    --models "fake-llama-3-8b,fake-mistral-7b" \
+    --loki-url http://127.0.0.1:9428/insert --team "$(node_team "$i")" --account "$(( i % 3 + 1 ))" --node "$name"
 }
 
 start_agent() {
@@ -263,13 +264,13 @@ poll 60 "SLO good ratios recorded by Thanos rule" prom_at_least "count(gen_ai_sl
 # Some panels may be empty here, for reasons the test knows: XIDs (none yet; the alerting step injects one and
 # checks the panel then), fans (the simulated models are passively cooled, as the real boards are) and the
 # per-process and per-pod panels (opt-in, --process-metrics, which the fleet's exporters leave off as
-# dcgm-exporter's defaults do; e2e.d/20-gpu-sim.sh checks those panels with it on), and the telemetry
-# delivery row (the fleet's serving nodes push no logs to Loki and export no spans; e2e.d/91-chaos-logs.sh
-# checks that row).
-dashboard_check 'gpu_xid_errors_total|gpu_fan_speed_ratio|gpu_process_|logging_loki_|modeltel_tracing_' \
+# dcgm-exporter's defaults do; e2e.d/20-gpu-sim.sh checks those panels with it on), log lines dropped (none
+# should be) and the span panels (the fleet's serving nodes export no spans; e2e.d/91-chaos-logs.sh checks
+# them).
+dashboard_check 'gpu_xid_errors_total|gpu_fan_speed_ratio|gpu_process_|logging_loki_dropped_lines_total|modeltel_tracing_' \
   "$stack"/dashboards/gpu.json "$stack"/dashboards/serving.json
 for q in "${dq_empty[@]}"; do info "no data, as expected here: $q"; done
-ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_total - ${#dq_empty[@]} )) return data, the rest are XIDs, fans, the opt-in per-process panels and telemetry delivery"
+ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_total - ${#dq_empty[@]} )) return data, the rest are XIDs, fans, the opt-in per-process panels, log drops and spans"
 
 # ---------------------------------------------------------------------------------------------------------
 notifications() { curl -fsS --max-time 5 http://127.0.0.1:9197/notifications; }
@@ -400,6 +401,23 @@ for t in "${!teams[@]}"; do
 done
 [ "$(tenant_count 0 '{service_name=~"fleet-.*"}')" = 0 ] || fail "the default tenant (0) can read the teams' lines"
 ok "each team reads its own lines and none of the others'"
+# The serving nodes' own request lines (the middleware's, through the SDK's Loki handler): every node's in
+# its team's tenant.
+tenant_nodes() {
+  curl -fsS --max-time 5 "http://127.0.0.1:9428/select/logsql/query" -H "AccountID: $1" -H "ProjectID: 0" \
+    --data-urlencode 'query={service_name="fleet-serving"} "http request" | stats count_uniq(node) as nodes' \
+    --data-urlencode "start=1h" | jq -r '.nodes // 0'
+}
+for t in "${!teams[@]}"; do
+  want=0
+  for i in $(seq 0 $((nodes - 1))); do [ $(( i % 3 )) = "$t" ] && want=$((want + 1)); done
+  got=$(tenant_nodes "$((t + 1))")
+  [ "$got" = "$want" ] || fail "tenant $((t + 1)) (${teams[$t]}) holds request lines of $got nodes, want $want"
+done
+sent=$(prom_value 'sum(logging_loki_sent_lines_total{job="inference-server"})')
+dropped=$(prom_value 'sum(logging_loki_dropped_lines_total{job="inference-server"})')
+[ "${dropped:-x}" = 0 ] || fail "the serving nodes dropped ${dropped:-?} log lines"
+ok "every serving node's request lines are in its team's tenant; $sent lines sent, 0 dropped, at the global tier"
 
 step "e2e-fleet passed in $(( $(date +%s) - t_start ))s"
 remove_data

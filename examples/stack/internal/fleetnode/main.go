@@ -12,6 +12,10 @@
 // built-in client also calls, so the serving dashboard's gRPC panels have data. It is not the
 // inference-server example on purpose: 50 of those plus 50 load generators would spend the two CPU
 // cores of a test machine on the fake model's tokenizer instead of on the fleet under test (docs/fleet.md).
+//
+// With --loki-url it logs each request's line (the middleware's) through the SDK's Loki handler into its
+// team's tenant (--team, --account: X-Scope-OrgID and VictoriaLogs' AccountID, as tenantpush does), with
+// the stream labels service_name="fleet-serving", team and node (--node), and serves the handler's metrics.
 package main
 
 import (
@@ -27,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +48,7 @@ import (
 
 	"github.com/modeltel/modeltel/inference"
 	"github.com/modeltel/modeltel/internal/promlist"
+	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
 )
 
@@ -56,7 +62,15 @@ func run(args []string) int {
 	rps := fs.Float64("rps", 2, "requests per second the built-in client sends (0: none)")
 	seed := fs.Uint64("seed", 1, "seed of the simulated latencies")
 	errRatio := fs.Float64("error-ratio", 0.01, "share of requests that fail with 500")
+	lokiURL := fs.String("loki-url", "", "push the request log lines to this Loki push API (e.g. http://127.0.0.1:9428/insert)")
+	team := fs.String("team", "", "with --loki-url: the team, tenant and stream label team")
+	account := fs.Int("account", 0, "with --loki-url: the team's VictoriaLogs AccountID")
+	node := fs.String("node", "", "with --loki-url: the stream label node")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *lokiURL != "" && (*team == "" || *account <= 0 || *node == "") {
+		fmt.Fprintln(os.Stderr, "fleetnode: --loki-url needs --team, a positive --account and --node")
 		return 2
 	}
 	served := strings.Split(*models, ",")
@@ -67,7 +81,28 @@ func run(args []string) int {
 
 	reg := prometheus.NewRegistry()
 	inf := inference.NewMetrics(inference.WithModels(served...))
-	mw := middleware.New(middleware.WithInference(inf), middleware.WithModel(middleware.ModelFromJSONBody(64<<10)))
+	mwOpts := []middleware.Option{middleware.WithInference(inf), middleware.WithModel(middleware.ModelFromJSONBody(64 << 10))}
+	if *lokiURL != "" {
+		loki, err := logging.NewLoki(logging.LokiConfig{
+			URL:      *lokiURL,
+			Labels:   map[string]string{"service_name": "fleet-serving", "team": *team, "node": *node},
+			TenantID: *team,
+			Headers:  map[string]string{"AccountID": strconv.Itoa(*account), "ProjectID": "0"},
+			Fallback: slog.NewTextHandler(os.Stderr, nil),
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fleetnode: %v\n", err)
+			return 2
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = loki.Close(cctx)
+		}()
+		reg.MustRegister(loki)
+		mwOpts = append(mwOpts, middleware.WithLogger(slog.New(loki)))
+	}
+	mw := middleware.New(mwOpts...)
 	// One collector, the middleware first, as modeltel.Start registers
 	// them: a scrape then never has a request neither active nor done.
 	reg.MustRegister(promlist.Collectors{mw, inf}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -114,13 +114,41 @@ var attrBufs = sync.Pool{New: func() any { return new(attrBuf) }}
 // record.
 func (h *traceHandler) handleInline(ctx context.Context, r slog.Record, tid, sid string) error {
 	b := attrBufs.Get().(*attrBuf)
-	as := b.as[:0]
+	as := appendAttrs(b.as[:0], r)
+	as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	return h.handOn(ctx, r, b, as, 0)
+}
+
+// appendAttrs appends r's attributes to as.
+func appendAttrs(as []slog.Attr, r slog.Record) []slog.Attr {
 	r.Attrs(func(a slog.Attr) bool {
 		as = append(as, a)
 		return true
 	})
-	as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
-	return h.handOn(ctx, r, b, as, 0)
+	return as
+}
+
+// nest lays out the levels of h's open groups after the record's
+// attributes, which as holds: innermost first, each group an attribute
+// whose value is the level before it, each WithAttrs level its attributes
+// followed by the level before it. It returns as and the start of the
+// outermost level, the attributes to hand on. The earlier levels are never
+// written again (an append that grows as leaves them in the old array,
+// where the groups built from them still point).
+func (h *traceHandler) nest(as []slog.Attr) ([]slog.Attr, int) {
+	lo := 0 // as[lo:] is the level built so far
+	for i := len(h.goas) - 1; i >= 0; i-- {
+		g := h.goas[i]
+		n := len(as)
+		if g.group != "" {
+			as = append(as, slog.Attr{Key: g.group, Value: slog.GroupValue(as[lo:n]...)})
+		} else {
+			as = append(as, g.attrs...)
+			as = append(as, as[lo:n]...)
+		}
+		lo = n
+	}
+	return as, lo
 }
 
 // handOn hands next a record with r's time, level, message and PC whose one
@@ -190,56 +218,26 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	if h.std {
 		return h.handleGroups(ctx, r, sc)
 	}
-	attrs := make([]slog.Attr, 0, r.NumAttrs())
-	r.Attrs(func(a slog.Attr) bool {
-		attrs = append(attrs, a)
-		return true
-	})
-	for i := len(h.goas) - 1; i >= 0; i-- {
-		g := h.goas[i]
-		if g.group != "" {
-			attrs = []slog.Attr{{Key: g.group, Value: slog.GroupValue(attrs...)}}
-		} else {
-			attrs = append(slices.Clip(g.attrs), attrs...)
-		}
-	}
+	// Any other handler may keep the record: the levels lie in an array
+	// of their own.
+	attrs, lo := h.nest(appendAttrs(make([]slog.Attr, 0, r.NumAttrs()), r))
 	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	if sc.IsValid() {
 		tid, sid := h.ids.get(sc)
 		nr.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
 	}
-	nr.AddAttrs(attrs...)
+	nr.AddAttrs(attrs[lo:]...)
 	return h.next.Handle(ctx, nr)
 }
 
 // handleGroups is Handle's rebuild of a record under open groups for slog's
-// JSON and text handlers, without allocating: the levels are laid out one
-// after another in a pooled array, innermost (r's attributes) first, each
-// group an attribute whose value is the level before it, and the ids and
-// the outermost level are handed on as one group with an empty key, which
-// those handlers inline (as in handleInline). The array goes back to the
-// pool once next.Handle returns.
+// JSON and text handlers, without allocating: the levels (see nest) lie in
+// a pooled array, and the ids and the outermost level are handed on as one
+// group with an empty key, which those handlers inline (as in
+// handleInline). The array goes back to the pool once next.Handle returns.
 func (h *traceHandler) handleGroups(ctx context.Context, r slog.Record, sc trace.SpanContext) error {
 	b := attrBufs.Get().(*attrBuf)
-	as := b.as[:0]
-	r.Attrs(func(a slog.Attr) bool {
-		as = append(as, a)
-		return true
-	})
-	lo := 0 // as[lo:] is the level built so far
-	for i := len(h.goas) - 1; i >= 0; i-- {
-		g := h.goas[i]
-		n := len(as)
-		if g.group != "" {
-			// An append that grows as leaves the earlier levels in the
-			// old array, where the groups built from them still point.
-			as = append(as, slog.Attr{Key: g.group, Value: slog.GroupValue(as[lo:n]...)})
-		} else {
-			as = append(as, g.attrs...)
-			as = append(as, as[lo:n]...)
-		}
-		lo = n
-	}
+	as, lo := h.nest(appendAttrs(b.as[:0], r))
 	n := len(as)
 	if sc.IsValid() {
 		tid, sid := h.ids.get(sc)

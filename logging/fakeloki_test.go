@@ -200,6 +200,20 @@ func holdFirst(arrived, release chan struct{}) func(w http.ResponseWriter, r *ht
 	}
 }
 
+// slowFlaky answers every push after a millisecond: 503 to the attempts
+// whose number is rem modulo every, accepted otherwise (a slow Loki that
+// fails some pushes, so batches wait to retry).
+func slowFlaky(every, rem int) func(w http.ResponseWriter, r *http.Request, n int) bool {
+	return func(w http.ResponseWriter, _ *http.Request, n int) bool {
+		time.Sleep(time.Millisecond)
+		if n%every == rem {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}
+}
+
 // holdAll holds the answer to every push until release is closed (or the
 // client gives up), then answers 200 without recording it: a stuck
 // backend, behind which every line stays queued.

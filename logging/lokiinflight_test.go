@@ -127,14 +127,7 @@ func TestLokiCloseAbandonsPushesInFlight(t *testing.T) {
 // every line is either sent or dropped, each counted once, and none is
 // left queued.
 func TestLokiCountsExactUnderLoad(t *testing.T) {
-	f := newFakeLoki(t, func(w http.ResponseWriter, _ *http.Request, n int) bool {
-		time.Sleep(time.Millisecond)
-		if n%5 == 1 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	f := newFakeLoki(t, slowFlaky(5, 1))
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 50
 	cfg.BatchWait = time.Millisecond

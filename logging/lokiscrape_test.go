@@ -3,7 +3,6 @@ package logging
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,14 +27,7 @@ func TestLokiScrapeSeesEveryLine(t *testing.T) {
 }
 
 func testScrapeSeesEveryLine(t *testing.T, queueSize int) {
-	f := newFakeLoki(t, func(w http.ResponseWriter, _ *http.Request, n int) bool {
-		time.Sleep(time.Millisecond)
-		if n%3 == 2 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
+	f := newFakeLoki(t, slowFlaky(3, 2))
 	cfg := testLokiConfig(f.srv.URL)
 	cfg.BatchLines = 16
 	cfg.BatchWait = time.Millisecond

@@ -382,11 +382,16 @@ for t in "${!teams[@]}"; do
   "$ebin/tenantpush" --url http://127.0.0.1:9428/insert --team "${teams[$t]}" --account "$((t + 1))" \
     >>"$logs/tenantpush.log" 2>&1 || fail "tenantpush ${teams[$t]}"
 done
-# tenant_count ACCOUNT LOGSQL: the lines LOGSQL finds in tenant ACCOUNT (VictoriaLogs' AccountID header).
+# tenant_query ACCOUNT LOGSQL: LOGSQL's answer (JSON lines) over the last hour in tenant ACCOUNT
+# (VictoriaLogs' AccountID header).
+tenant_query() {
+  curl -fsS --max-time 5 "http://127.0.0.1:9428/select/logsql/query" -H "AccountID: $1" -H "ProjectID: 0" \
+    --data-urlencode "query=$2" --data-urlencode "start=1h"
+}
+# tenant_count ACCOUNT LOGSQL: the lines LOGSQL finds in tenant ACCOUNT.
 tenant_count() {
   local out
-  out=$(curl -fsS --max-time 5 "http://127.0.0.1:9428/select/logsql/query" -H "AccountID: $1" -H "ProjectID: 0" \
-    --data-urlencode "query=$2" --data-urlencode "start=1h") || return 1
+  out=$(tenant_query "$1" "$2") || return 1
   printf '%s' "$out" | grep -c . || true
 }
 tenant_sees() { [ "$(tenant_count "$1" "$2")" -gt 0 ]; }
@@ -404,9 +409,7 @@ ok "each team reads its own lines and none of the others'"
 # The serving nodes' own request lines (the middleware's, through the SDK's Loki handler): every node's in
 # its team's tenant.
 tenant_nodes() {
-  curl -fsS --max-time 5 "http://127.0.0.1:9428/select/logsql/query" -H "AccountID: $1" -H "ProjectID: 0" \
-    --data-urlencode 'query={service_name="fleet-serving"} "http request" | stats count_uniq(node) as nodes' \
-    --data-urlencode "start=1h" | jq -r '.nodes // 0'
+  tenant_query "$1" '{service_name="fleet-serving"} "http request" | stats count_uniq(node) as nodes' | jq -r '.nodes // 0'
 }
 for t in "${!teams[@]}"; do
   want=0

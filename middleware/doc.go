@@ -5,7 +5,9 @@
 //
 // # Usage
 //
-// A [Middleware] is a [prometheus.Collector]; register it once and wrap the
+// A [Middleware] is a [prometheus.Collector]. Register [Middleware.Collector]
+// (the middleware and the inference metrics it records into, as one
+// collector, so that every scrape is consistent across the two) and wrap the
 // mux (outside it, so the route is the pattern the mux matched):
 //
 //	inf := inference.NewMetrics()
@@ -14,7 +16,7 @@
 //		middleware.WithModel(middleware.ModelFromJSONBody(1<<20)),
 //		middleware.WithLogger(logger),
 //	)
-//	reg.MustRegister(inf, mw)
+//	reg.MustRegister(mw.Collector()) // mw and inf
 //
 //	mux := http.NewServeMux()
 //	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {

@@ -21,7 +21,7 @@ func ExampleMiddleware_Handler() {
 		middleware.WithModel(middleware.ModelFromJSONBody(1<<20)),
 	)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(inf, mw)
+	reg.MustRegister(mw.Collector()) // mw and inf, as one collector
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {

@@ -116,6 +116,23 @@ func (m *Middleware) Describe(ch chan<- *prometheus.Desc) { m.all.Describe(ch) }
 // Collect implements prometheus.Collector.
 func (m *Middleware) Collect(ch chan<- prometheus.Metric) { m.all.Collect(ch) }
 
+// Collector returns what to register for m: with WithInference, one
+// prometheus.Collector of m and those inference metrics, collected in that
+// order; without, m itself. Registered apart, the two are collected
+// concurrently and in any order, so a request that ends during a scrape can
+// be missing from it: no longer counted active by the middleware, not yet
+// done in the GenAI and inference series. Collected as one, the middleware
+// first, a scrape sees every request active or done in both (as
+// modeltel.Start registers them). Register it instead of m and the
+// inference metrics, not as well: the same metrics registered twice fail
+// to register.
+func (m *Middleware) Collector() prometheus.Collector {
+	if m.cfg.inference == nil {
+		return m
+	}
+	return promlist.Collectors{m, m.cfg.inference}
+}
+
 // Methods of the HTTP conventions; any other is recorded as _OTHER.
 const numMethods = 10
 

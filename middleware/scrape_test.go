@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/modeltel/modeltel/inference"
-	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/internal/testkit"
 )
 
@@ -35,7 +34,7 @@ func TestScrapeSeesEveryRequest(t *testing.T) {
 	// The middleware and the GenAI metrics as one collector, the
 	// middleware first, as modeltel.Start registers them.
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(promlist.Collectors{m, inf})
+	reg.MustRegister(m.Collector())
 
 	stop := testkit.Hammer(4, func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
@@ -57,6 +56,66 @@ func TestScrapeSeesEveryRequest(t *testing.T) {
 		if iactive, done := testkit.Total(mfs, "inference_requests_active"), testkit.Total(mfs, "inference_requests_total"); iactive+done < before {
 			t.Fatalf("scrape: %v inference requests active + %v done < %v begun before it", iactive, done, before)
 		}
+	}
+}
+
+// Collector is what to register: the middleware alone without
+// WithInference, else the middleware and its inference metrics, which
+// then cannot be registered again.
+func TestCollector(t *testing.T) {
+	inf := inference.NewMetrics()
+	tests := []struct {
+		name      string
+		opts      []Option
+		want      []string // metric families gathered after one request
+		wantNot   string
+		infLeft   bool // inf can still be registered apart
+		sameAsMid bool // Collector() is the middleware itself
+	}{
+		{
+			name:      "without inference",
+			opts:      []Option{WithTracerProvider(nil)},
+			want:      []string{"http_server_request_duration_seconds"},
+			wantNot:   "inference_requests_total",
+			infLeft:   true,
+			sameAsMid: true,
+		},
+		{
+			name: "with inference",
+			opts: []Option{WithInference(inf), WithModel(func(*http.Request) string { return "m" }), WithTracerProvider(nil)},
+			want: []string{"http_server_request_duration_seconds", "inference_requests_total", "gen_ai_server_request_duration_seconds"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(tt.opts...)
+			c := m.Collector()
+			if got := c == prometheus.Collector(m); got != tt.sameAsMid {
+				t.Errorf("Collector() is the middleware: %v, want %v", got, tt.sameAsMid)
+			}
+			reg := prometheus.NewRegistry()
+			if err := reg.Register(c); err != nil {
+				t.Fatalf("Register(Collector()): %v", err)
+			}
+			m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})).
+				ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range tt.want {
+				if testkit.Total(mfs, name) != 1 {
+					t.Errorf("%s: %v, want 1 request", name, testkit.Total(mfs, name))
+				}
+			}
+			if tt.wantNot != "" && testkit.Total(mfs, tt.wantNot) != 0 {
+				t.Errorf("%s gathered from a middleware without inference", tt.wantNot)
+			}
+			err = reg.Register(inf)
+			if tt.infLeft != (err == nil) {
+				t.Errorf("registering the inference metrics after Collector(): %v", err)
+			}
+		})
 	}
 }
 

@@ -47,7 +47,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modeltel/modeltel/inference"
-	"github.com/modeltel/modeltel/internal/promlist"
 	"github.com/modeltel/modeltel/logging"
 	"github.com/modeltel/modeltel/middleware"
 )
@@ -103,9 +102,10 @@ func run(args []string) int {
 		mwOpts = append(mwOpts, middleware.WithLogger(slog.New(loki)))
 	}
 	mw := middleware.New(mwOpts...)
-	// One collector, the middleware first, as modeltel.Start registers
-	// them: a scrape then never has a request neither active nor done.
-	reg.MustRegister(promlist.Collectors{mw, inf}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The middleware and inf as one collector, the middleware first, as
+	// modeltel.Start registers them: a scrape then never has a request
+	// neither active nor done.
+	reg.MustRegister(mw.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := http.NewServeMux()
 	m := &model{rng: rand.New(rand.NewPCG(*seed, *seed^0x9e3779b97f4a7c15)), errRatio: *errRatio, engine: inf.Engine(served[0])}

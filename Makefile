@@ -24,7 +24,7 @@ BENCH_SET   := \
 	'./inference@^BenchmarkOutputTokens$$@' \
 	'./middleware@^BenchmarkGRPC(Unary|Stream)$$@' \
 	'./gpumon@^BenchmarkScrape$$@' \
-	'./logging@^Benchmark(LokiHandleParallel|LokiFastSink|Handler)$$@' \
+	'./logging@^Benchmark(LokiHandleParallel|LokiHandleParallelKept|LokiFastSink|Handler)$$@' \
 	'./logging@^BenchmarkLokiSlowBackend$$@1x' \
 	'./logging@^BenchmarkLokiSlowBackendOverCapacity$$@1x' \
 	'./logging@^BenchmarkLokiSmallQueue$$@1x'

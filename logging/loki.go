@@ -119,7 +119,10 @@ type LokiConfig struct {
 	QueueBytes int
 	// MinBackoff and MaxBackoff bound the exponential backoff, with jitter,
 	// between attempts (default 250ms and 30s); MaxRetries is the number of
-	// retries after the first attempt (default 10; negative: none). No
+	// retries after the first attempt (default 20, which with the default
+	// backoffs rides out a Loki outage of 3.5 to 7 minutes: the lines wait,
+	// within the queue's bounds, rather than be dropped while there is room;
+	// negative: none). No
 	// retry comes sooner than MinBackoff. A Retry-After header (seconds or
 	// an HTTP-date) on a retried answer lengthens the wait to what it says,
 	// up to MaxBackoff, but never shortens it: "Retry-After: 0" is retried
@@ -215,7 +218,7 @@ func (c *LokiConfig) setDefaults() {
 	}
 	switch {
 	case c.MaxRetries == 0:
-		c.MaxRetries = 10
+		c.MaxRetries = 20
 	case c.MaxRetries < 0:
 		c.MaxRetries = 0
 	}

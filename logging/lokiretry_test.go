@@ -2,6 +2,7 @@ package logging
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -170,5 +171,29 @@ func TestParseRetryAfter(t *testing.T) {
 				t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// With the default MinBackoff, MaxBackoff and MaxRetries, a batch is kept
+// through a Loki outage of at least 3.5 minutes (the shortest its jittered
+// backoffs can add up to) and given up on within 7.5, so that a Loki
+// restart or rollout of a few minutes loses no line while the queue has
+// room.
+func TestLokiDefaultRetriesRideOutOutage(t *testing.T) {
+	cfg := LokiConfig{URL: "http://loki.invalid"}
+	cfg.setDefaults()
+	c := &lokiCore{cfg: cfg}
+	var shortest, longest time.Duration
+	for attempt := range cfg.MaxRetries {
+		lo, hi := time.Duration(math.MaxInt64), time.Duration(0)
+		for range 2000 {
+			d := c.backoff(attempt)
+			lo, hi = min(lo, d), max(hi, d)
+		}
+		shortest += lo
+		longest += hi
+	}
+	if shortest < 210*time.Second || longest > 450*time.Second {
+		t.Errorf("the default retries span %v to %v of outage, want at least 3.5 minutes and at most 7.5", shortest, longest)
 	}
 }

@@ -8,7 +8,7 @@
 # back every waiting line is delivered with the time it was logged, none dropped. Sourced by e2e.sh.
 
 logs_url=http://127.0.0.1:8080
-logs_outage=${E2E_LOGS_OUTAGE:-15} # s; the handler retries for over a minute (10 retries, backoff up to 30 s)
+logs_outage=${E2E_LOGS_OUTAGE:-15} # s; the handler retries for 3.5 minutes at least (20 retries, backoff up to 30 s)
 
 # logs_metric NAME: the sum of NAME's samples on the inference server's /metrics (0 when absent).
 logs_metric() { metric_sum "$logs_url" "$1"; }

@@ -17,7 +17,8 @@
 # one simulated XID yields one notification routed to the node's team (with one Alertmanager killed), a node
 # taken down yields NodeDown and none of its own alerts, resolved notifications arrive, an agent killed and
 # restarted catches up from its WAL, the receiver killed for FLEET_RECEIVER_OUTAGE seconds (default 30)
-# loses no samples, and one team's logs cannot be read as another team. It prints the figures that
+# loses no samples, one team's logs cannot be read as another team, and VictoriaLogs stopped under the whole
+# fleet yields one LogsNotDelivered per node to its team and, once back, every line delivered. It prints the figures that
 # docs/fleet.md records (series per node, scrape time, remote-write rate, query time at 10/25/50 nodes,
 # memory of each tier).
 #
@@ -93,6 +94,8 @@ for f in "$stack"/rules/*.yml; do
   case "$f" in *_test.yml) continue ;; esac
   sed -E -e 's/for: [0-9]+[smh]/for: 10s/' -e 's/\[10m\]/[1m]/g' -e 's/offset 10m/offset 1m/g' "$f" >"$cfg/rules/${f##*/}"
 done
+# LogsNotDelivered's 5m window (no line sent) at 15s, three of the agents' 5 s scrapes, for the logs outage below.
+sed -i -E 's/\[5m\]/[15s]/g' "$cfg/rules/telemetry.yml"
 sed -E -e 's/for: [0-9]+[smh]/for: 5s/' "$stack/fleet/fleet-rules.yml" >"$cfg/rules/fleet-rules.yml"
 "$bin/promtool" check rules "$cfg"/rules/*.yml >/dev/null || fail "promtool check rules (rendered)"
 for i in $(seq 0 $((agents - 1))); do
@@ -158,8 +161,11 @@ start_receive() {
 
 # ---------------------------------------------------------------------------------------------------------
 step "start the global tier, alerting and logs"
-start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
-  -loggerLevel=WARN
+start_logs() {
+  start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
+    -loggerLevel=WARN
+}
+start_logs
 start amwebhook "$ebin/amwebhook" --listen 127.0.0.1:9197
 start_am 0
 start_am 1
@@ -421,6 +427,64 @@ sent=$(prom_value 'sum(logging_loki_sent_lines_total{job="inference-server"})')
 dropped=$(prom_value 'sum(logging_loki_dropped_lines_total{job="inference-server"})')
 [ "${dropped:-x}" = 0 ] || fail "the serving nodes dropped ${dropped:-?} log lines"
 ok "every serving node's request lines are in its team's tenant; $sent lines sent, 0 dropped, at the global tier"
+
+step "logs: VictoriaLogs down under the whole fleet, LogsNotDelivered to each node's team, every line delivered after"
+# routes ALERTNAME STATUS: "node receiver team" once for each node whose ALERTNAME notification (STATUS) reached
+# a receiver.
+routes() {
+  notifications | jq -r --arg a "$1" --arg s "$2" '
+    [.[] | .receiver_path as $r | .payload | select(.status == $s)
+     | .alerts[] | select(.labels.alertname == $a and .status == $s) | "\(.labels.node) \($r) \(.labels.team)"]
+    | unique | .[]'
+}
+routed_nodes() { routes "$@" | awk '{ print $1 }' | sort -u | grep -c . || true; }
+all_routed() { [ "$(routed_nodes "$@")" -ge "$nodes" ]; }
+waiting() { prom_value 'sum(logging_loki_queue_length{job="inference-server"}) + sum(logging_loki_pushing_lines{job="inference-server"})'; }
+# drained: no node has a push in flight or retrying, and none more queued than the few lines (about 2 a second)
+# that wait for the next batch.
+drained() {
+  local p q
+  p=$(prom_value 'max(logging_loki_pushing_lines{job="inference-server"})')
+  q=$(prom_value 'max(logging_loki_queue_length{job="inference-server"})')
+  [ -n "$p" ] && [ -n "$q" ] && awk -v p="$p" -v q="$q" 'BEGIN { exit !(p == 0 && q <= 20) }'
+}
+[ "$(routed_nodes LogsNotDelivered firing)" = 0 ] || fail "LogsNotDelivered notified before the outage: $(routes LogsNotDelivered firing | head -5)"
+errors0=$(prom_value 'sum(logging_loki_push_errors_total{job="inference-server"})')
+stop_group victoria-logs
+t_down=$(date +%s)
+# Down until every node's alert has been notified, at most 60 s: the handlers' 20 retries wait out 3.5 minutes
+# at least, so nothing may be dropped.
+poll 60 "LogsNotDelivered notified for all $nodes nodes" all_routed LogsNotDelivered firing || true
+t_up=$(date +%s)
+info "VictoriaLogs down $(( t_up - t_down ))s; lines waiting $(waiting), push errors $(( $(prom_value 'sum(logging_loki_push_errors_total{job="inference-server"})') - ${errors0:-0} )) more"
+start_logs
+wait_http victoria-logs http://127.0.0.1:9428/health 60
+got=$(routed_nodes LogsNotDelivered firing)
+[ "$got" -ge "$nodes" ] || fail "LogsNotDelivered notified for $got of $nodes nodes within 60 s of the outage: $(routes LogsNotDelivered firing | head -5)"
+misrouted=$(routes LogsNotDelivered firing | awk '$2 != $3 "-tickets"')
+[ -z "$misrouted" ] || fail "LogsNotDelivered not routed to the node's team tickets (node receiver team): $misrouted"
+ok "LogsNotDelivered for every node, each to its team's tickets (severity warning), one notification per node"
+poll 90 "every node's waiting lines sent (no push left retrying, at the global tier)" drained ||
+  fail "lines still waiting 90 s after VictoriaLogs came back: $(waiting) (most on a node: $(prom_value 'max(logging_loki_pushing_lines{job="inference-server"})') in pushes, $(prom_value 'max(logging_loki_queue_length{job="inference-server"})') queued)"
+info "lines waiting now, all nodes: $(waiting)"
+dropped=$(prom_value 'sum(logging_loki_dropped_lines_total{job="inference-server"})')
+[ "${dropped:-x}" = 0 ] || fail "the serving nodes dropped ${dropped:-?} log lines in the outage"
+# Every node's lines logged while VictoriaLogs was down are in its team's tenant, with the time they were
+# logged (a few seconds inside the outage's edges).
+window="_time:[$(date -u -d "@$(( t_down + 3 ))" +%Y-%m-%dT%H:%M:%SZ), $(date -u -d "@$(( t_up - 3 ))" +%Y-%m-%dT%H:%M:%SZ))"
+outage_nodes() {
+  tenant_query "$1" "{service_name=\"fleet-serving\"} $window \"http request\" | stats count_uniq(node) as nodes" | jq -r '.nodes // 0'
+}
+outage_all() { [ "$(outage_nodes "$1")" = "$2" ]; }
+for t in "${!teams[@]}"; do
+  want=0
+  for i in $(seq 0 $((nodes - 1))); do [ $(( i % 3 )) = "$t" ] && want=$((want + 1)); done
+  poll 15 "tenant $((t + 1)) (${teams[$t]}): the lines its $want nodes logged in the outage" outage_all "$((t + 1))" "$want" ||
+    fail "tenant $((t + 1)) (${teams[$t]}) holds outage lines of $(outage_nodes "$((t + 1))") nodes, want $want"
+done
+poll 90 "LogsNotDelivered resolved for all $nodes nodes" all_routed LogsNotDelivered resolved ||
+  fail "LogsNotDelivered resolved for $(routed_nodes LogsNotDelivered resolved) of $nodes nodes"
+ok "outage of $(( t_up - t_down ))s: every line delivered with its time, 0 dropped, every node's alert resolved"
 
 step "e2e-fleet passed in $(( $(date +%s) - t_start ))s"
 remove_data

@@ -11,6 +11,7 @@ skip() { printf '    SKIP: %s\n' "$*"; }
 
 names=()
 pids=()
+cmds=() # each started command, quoted (printf %q), for restart
 
 show_logs() {
   local f
@@ -72,6 +73,7 @@ stop_all() {
   stop_group "${srv[@]}"
   pids=()
   names=()
+  cmds=()
 }
 
 on_exit() {
@@ -96,8 +98,25 @@ start() {
   "$@" >"$logs/$name.log" 2>&1 &
   pids+=("$!")
   names+=("$name")
+  cmds+=("$(printf '%q ' "$@")")
   echo "$!" >"$e2e/$name.pid"
   info "started $name (pid $!): $*"
+}
+
+# restart NAME: runs the command NAME was last started with again, its output appended to $logs/NAME.log,
+# in the place of NAME's process (which the caller has stopped or killed), so that pid_of, alive and the
+# stop functions see the new one.
+restart() {
+  local i at="" argv
+  for i in "${!names[@]}"; do
+    if [ "${names[$i]}" = "$1" ]; then at=$i; fi
+  done
+  [ -n "$at" ] || fail "restart $1: it was never started"
+  eval "argv=(${cmds[$at]})"
+  "${argv[@]}" >>"$logs/$1.log" 2>&1 &
+  pids[at]=$!
+  echo "$!" >"$e2e/$1.pid"
+  info "restarted $1 (pid $!)"
 }
 
 # pid_of NAME: the PID of the latest process started as NAME (a restarted server keeps its name).

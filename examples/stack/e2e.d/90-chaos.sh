@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The variables and arrays it uses (model, bin, stack, logs, e2e, names, pids) are e2e.sh's.
+# The variables it uses (model) are e2e.sh's.
 # shellcheck disable=SC2154,SC2034
 # e2e fragment (issue 15): kill Jaeger under light load, restart it, and check that the inference server's spans
 # reach it again promptly and that its span counters account for the outage: export failures (or drops) counted
@@ -45,13 +45,7 @@ info "during the outage: exported $exported_down, failed + dropped $(chaos_lost)
 
 step "chaos: Jaeger restarted"
 listening 4317 && fail "port 4317 taken before Jaeger's restart"
-"$bin/jaeger" --config="$stack/jaeger.yaml" >>"$logs/jaeger.log" 2>&1 &
-new_pid=$!
-for i in "${!names[@]}"; do
-  if [ "${names[$i]}" = jaeger ]; then pids[i]=$new_pid; fi
-done
-echo "$new_pid" >"$e2e/jaeger.pid"
-info "restarted jaeger (pid $new_pid)"
+restart jaeger
 wait_http jaeger http://127.0.0.1:13133/status 60
 t_back=$(date +%s)
 

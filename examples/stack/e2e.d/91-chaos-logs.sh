@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The variables and arrays it uses (model, bin, stack, logs, data, e2e, vlogs, names, pids) are e2e.sh's.
+# The variables it uses (model, stack, vlogs, and dq_total and dq_empty from dashboard_check) are e2e.sh's.
 # shellcheck disable=SC2154,SC2034
 # e2e fragment: kill VictoriaLogs (the log backend) under light load, restart it, and check what the
 # inference server's Loki handler says and does: the lines wait (logging_loki_queue_length and
@@ -61,14 +61,7 @@ info "during the outage: sent $sent_down, waiting $waiting_down, push errors $(l
 
 step "chaos: VictoriaLogs restarted"
 listening 9428 && fail "port 9428 taken before VictoriaLogs' restart"
-"$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" -loggerLevel=WARN \
-  >>"$logs/victoria-logs.log" 2>&1 &
-new_pid=$!
-for i in "${!names[@]}"; do
-  if [ "${names[$i]}" = victoria-logs ]; then pids[i]=$new_pid; fi
-done
-echo "$new_pid" >"$e2e/victoria-logs.pid"
-info "restarted victoria-logs (pid $new_pid)"
+restart victoria-logs
 wait_http victoria-logs "$vlogs/health" 60
 t_back=$(date +%s)
 

@@ -161,11 +161,8 @@ start_receive() {
 
 # ---------------------------------------------------------------------------------------------------------
 step "start the global tier, alerting and logs"
-start_logs() {
-  start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
-    -loggerLevel=WARN
-}
-start_logs
+start victoria-logs "$bin/victoria-logs" -httpListenAddr=127.0.0.1:9428 -storageDataPath="$data/victorialogs" \
+  -loggerLevel=WARN
 start amwebhook "$ebin/amwebhook" --listen 127.0.0.1:9197
 start_am 0
 start_am 1
@@ -280,12 +277,16 @@ ok "$dq_total GPU and serving dashboard queries run at the global tier; $(( dq_t
 
 # ---------------------------------------------------------------------------------------------------------
 notifications() { curl -fsS --max-time 5 http://127.0.0.1:9197/notifications; }
+# notified ALERTNAME STATUS: prints "node receiver team" for each alert of that name in each notification of
+# that status a receiver got.
+notified() {
+  notifications | jq -r --arg a "$1" --arg s "$2" '
+    .[] | .receiver_path as $r | .payload | select(.status == $s)
+    | .alerts[] | select(.labels.alertname == $a and .status == $s) | "\(.labels.node) \($r) \(.labels.team)"'
+}
 # notes ALERTNAME NODE STATUS: prints "receiver count" lines for the notifications of that alert on that node.
 notes() {
-  notifications | jq -r --arg a "$1" --arg n "$2" --arg s "$3" '
-    [.[] | .receiver_path as $r | .payload | select(.status == $s)
-     | .alerts[] | select(.labels.alertname == $a and .labels.node == $n and .status == $s) | $r]
-    | group_by(.) | map("\(.[0]) \(length)") | .[]'
+  notified "$1" "$3" | awk -v n="$2" '$1 == n { c[$2]++ } END { for (r in c) print r, c[r] }' | sort
 }
 notes_count() { notes "$@" | awk '{ n += $2 } END { print n + 0 }'; }
 sim() { curl -fsS --max-time 5 -X POST "http://127.0.0.1:$(gpu_port "$1")/simulate/$2" >/dev/null; }
@@ -414,12 +415,19 @@ done
 ok "each team reads its own lines and none of the others'"
 # The serving nodes' own request lines (the middleware's, through the SDK's Loki handler): every node's in
 # its team's tenant.
+# tenant_nodes ACCOUNT [FILTER]: the nodes with request lines in tenant ACCOUNT (those FILTER, a LogsQL filter,
+# keeps).
 tenant_nodes() {
-  tenant_query "$1" '{service_name="fleet-serving"} "http request" | stats count_uniq(node) as nodes' | jq -r '.nodes // 0'
+  tenant_query "$1" "{service_name=\"fleet-serving\"} ${2:-} \"http request\" | stats count_uniq(node) as nodes" | jq -r '.nodes // 0'
+}
+# team_nodes T: the number of nodes of team T (node i is team i % 3's: node_team).
+team_nodes() {
+  local i n=0
+  for i in $(seq 0 $((nodes - 1))); do [ $(( i % 3 )) = "$1" ] && n=$((n + 1)); done
+  echo "$n"
 }
 for t in "${!teams[@]}"; do
-  want=0
-  for i in $(seq 0 $((nodes - 1))); do [ $(( i % 3 )) = "$t" ] && want=$((want + 1)); done
+  want=$(team_nodes "$t")
   got=$(tenant_nodes "$((t + 1))")
   [ "$got" = "$want" ] || fail "tenant $((t + 1)) (${teams[$t]}) holds request lines of $got nodes, want $want"
 done
@@ -431,12 +439,7 @@ ok "every serving node's request lines are in its team's tenant; $sent lines sen
 step "logs: VictoriaLogs down under the whole fleet, LogsNotDelivered to each node's team, every line delivered after"
 # routes ALERTNAME STATUS: "node receiver team" once for each node whose ALERTNAME notification (STATUS) reached
 # a receiver.
-routes() {
-  notifications | jq -r --arg a "$1" --arg s "$2" '
-    [.[] | .receiver_path as $r | .payload | select(.status == $s)
-     | .alerts[] | select(.labels.alertname == $a and .status == $s) | "\(.labels.node) \($r) \(.labels.team)"]
-    | unique | .[]'
-}
+routes() { notified "$@" | sort -u; }
 routed_nodes() { routes "$@" | awk '{ print $1 }' | sort -u | grep -c . || true; }
 all_routed() { [ "$(routed_nodes "$@")" -ge "$nodes" ]; }
 waiting() { prom_value 'sum(logging_loki_queue_length{job="inference-server"}) + sum(logging_loki_pushing_lines{job="inference-server"})'; }
@@ -457,7 +460,7 @@ t_down=$(date +%s)
 poll 60 "LogsNotDelivered notified for all $nodes nodes" all_routed LogsNotDelivered firing || true
 t_up=$(date +%s)
 info "VictoriaLogs down $(( t_up - t_down ))s; lines waiting $(waiting), push errors $(( $(prom_value 'sum(logging_loki_push_errors_total{job="inference-server"})') - ${errors0:-0} )) more"
-start_logs
+restart victoria-logs
 wait_http victoria-logs http://127.0.0.1:9428/health 60
 got=$(routed_nodes LogsNotDelivered firing)
 [ "$got" -ge "$nodes" ] || fail "LogsNotDelivered notified for $got of $nodes nodes within 60 s of the outage: $(routes LogsNotDelivered firing | head -5)"
@@ -472,15 +475,11 @@ dropped=$(prom_value 'sum(logging_loki_dropped_lines_total{job="inference-server
 # Every node's lines logged while VictoriaLogs was down are in its team's tenant, with the time they were
 # logged (a few seconds inside the outage's edges).
 window="_time:[$(date -u -d "@$(( t_down + 3 ))" +%Y-%m-%dT%H:%M:%SZ), $(date -u -d "@$(( t_up - 3 ))" +%Y-%m-%dT%H:%M:%SZ))"
-outage_nodes() {
-  tenant_query "$1" "{service_name=\"fleet-serving\"} $window \"http request\" | stats count_uniq(node) as nodes" | jq -r '.nodes // 0'
-}
-outage_all() { [ "$(outage_nodes "$1")" = "$2" ]; }
+outage_all() { [ "$(tenant_nodes "$1" "$window")" = "$2" ]; }
 for t in "${!teams[@]}"; do
-  want=0
-  for i in $(seq 0 $((nodes - 1))); do [ $(( i % 3 )) = "$t" ] && want=$((want + 1)); done
+  want=$(team_nodes "$t")
   poll 15 "tenant $((t + 1)) (${teams[$t]}): the lines its $want nodes logged in the outage" outage_all "$((t + 1))" "$want" ||
-    fail "tenant $((t + 1)) (${teams[$t]}) holds outage lines of $(outage_nodes "$((t + 1))") nodes, want $want"
+    fail "tenant $((t + 1)) (${teams[$t]}) holds outage lines of $(tenant_nodes "$((t + 1))" "$window") nodes, want $want"
 done
 poll 90 "LogsNotDelivered resolved for all $nodes nodes" all_routed LogsNotDelivered resolved ||
   fail "LogsNotDelivered resolved for $(routed_nodes LogsNotDelivered resolved) of $nodes nodes"

@@ -77,19 +77,21 @@ type hexIDs struct {
 	sid     string   // buf[32:]
 }
 
-func (c *idCache) get(sc trace.SpanContext) (traceID, spanID string) {
+// attrs returns the trace_id and span_id attributes of sc, their hex from
+// the cache.
+func (c *idCache) attrs(sc trace.SpanContext) [2]slog.Attr {
 	tid, sid := sc.TraceID(), sc.SpanID()
 	slot := &c.slots[binary.LittleEndian.Uint64(sid[:])&(idCacheSlots-1)]
-	if e := slot.Load(); e != nil && e.traceID == tid && e.spanID == sid {
-		return e.tid, e.sid
+	e := slot.Load()
+	if e == nil || e.traceID != tid || e.spanID != sid {
+		e = &hexIDs{traceID: tid, spanID: sid}
+		hex.Encode(e.buf[:32], tid[:])
+		hex.Encode(e.buf[32:], sid[:])
+		s := unsafe.String(&e.buf[0], len(e.buf))
+		e.tid, e.sid = s[:32], s[32:]
+		slot.Store(e)
 	}
-	e := &hexIDs{traceID: tid, spanID: sid}
-	hex.Encode(e.buf[:32], tid[:])
-	hex.Encode(e.buf[32:], sid[:])
-	s := unsafe.String(&e.buf[0], len(e.buf))
-	e.tid, e.sid = s[:32], s[32:]
-	slot.Store(e)
-	return e.tid, e.sid
+	return [2]slog.Attr{slog.String(TraceIDKey, e.tid), slog.String(SpanIDKey, e.sid)}
 }
 
 // inlineAttrs is the number of attributes a slog.Record holds without
@@ -112,10 +114,9 @@ var attrBufs = sync.Pool{New: func() any { return new(attrBuf) }}
 // for the rest is exactly as long as those attributes. The array goes back
 // to the pool once next.Handle returns: those handlers keep no part of the
 // record.
-func (h *traceHandler) handleInline(ctx context.Context, r slog.Record, tid, sid string) error {
+func (h *traceHandler) handleInline(ctx context.Context, r slog.Record, ids [2]slog.Attr) error {
 	b := attrBufs.Get().(*attrBuf)
-	as := appendAttrs(b.as[:0], r)
-	as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+	as := append(appendAttrs(b.as[:0], r), ids[:]...)
 	return h.handOn(ctx, r, b, as, 0)
 }
 
@@ -202,14 +203,14 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 		if !sc.IsValid() {
 			return h.next.Handle(ctx, r)
 		}
-		tid, sid := h.ids.get(sc)
+		ids := h.ids.attrs(sc)
 		if h.std && r.NumAttrs() > inlineAttrs-2 {
-			return h.handleInline(ctx, r, tid, sid)
+			return h.handleInline(ctx, r, ids)
 		}
 		// Clone so that adding to a record that shares its attribute
 		// array with other copies (a fan-out) cannot overwrite theirs.
 		r = r.Clone()
-		r.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+		r.AddAttrs(ids[:]...)
 		return h.next.Handle(ctx, r)
 	}
 
@@ -223,8 +224,8 @@ func (h *traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	attrs, lo := h.nest(appendAttrs(make([]slog.Attr, 0, r.NumAttrs()), r))
 	nr := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	if sc.IsValid() {
-		tid, sid := h.ids.get(sc)
-		nr.AddAttrs(slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+		ids := h.ids.attrs(sc)
+		nr.AddAttrs(ids[:]...)
 	}
 	nr.AddAttrs(attrs[lo:]...)
 	return h.next.Handle(ctx, nr)
@@ -240,8 +241,8 @@ func (h *traceHandler) handleGroups(ctx context.Context, r slog.Record, sc trace
 	as, lo := h.nest(appendAttrs(b.as[:0], r))
 	n := len(as)
 	if sc.IsValid() {
-		tid, sid := h.ids.get(sc)
-		as = append(as, slog.String(TraceIDKey, tid), slog.String(SpanIDKey, sid))
+		ids := h.ids.attrs(sc)
+		as = append(as, ids[:]...)
 	}
 	as = append(as, as[lo:n]...)
 	return h.handOn(ctx, r, b, as, n)
